@@ -1,0 +1,36 @@
+"""vposer_data: AMASS to VPoser training data, prepared once and handed to PyTorch Lightning."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public names and the module each lives in. Imported on first use, so that preparing data
+# (the CLI, prepare_vposer_datasets) does not pay for importing Lightning.
+_EXPORTS = {
+    "AMASS_SPLITS": "vposer_data.splits",
+    "AmassFormatError": "vposer_data.amass",
+    "AmassSequence": "vposer_data.amass",
+    "NotAMotionError": "vposer_data.amass",
+    "load_sequence": "vposer_data.amass",
+    "SplitError": "vposer_data.splits",
+    "resolve_split_files": "vposer_data.splits",
+    "write_amass_tree": "vposer_data.synthetic",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
+    from vposer_data.splits import AMASS_SPLITS, SplitError, resolve_split_files
+    from vposer_data.synthetic import write_amass_tree
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vposer_data' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,300 @@
+"""Read one AMASS motion file into a normalized sequence.
+
+AMASS ships three families of file (SMPL, SMPL+H, SMPL-X), told apart here by their keys and
+the width of ``poses``, never by file name. Files are opened with ``allow_pickle=False`` and only
+the keys we need are read, so SMPL-X files whose marker metadata are object arrays still load,
+and a file that is really a pickle is refused without being unpickled.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "AmassFormatError",
+    "AmassSequence",
+    "NotAMotionError",
+    "load_sequence",
+]
+
+#: Width of ``poses`` per family, and the slices of each body part within it.
+FAMILY_BY_POSE_WIDTH = {72: "smpl", 156: "smplh", 165: "smplx"}
+POSE_SLICES: dict[str, dict[str, slice]] = {
+    "smpl": {"root_orient": slice(0, 3), "pose_body": slice(3, 66)},
+    "smplh": {
+        "root_orient": slice(0, 3),
+        "pose_body": slice(3, 66),
+        "pose_hand": slice(66, 156),
+    },
+    "smplx": {
+        "root_orient": slice(0, 3),
+        "pose_body": slice(3, 66),
+        "pose_jaw": slice(66, 69),
+        "pose_eye": slice(69, 75),
+        "pose_hand": slice(75, 165),
+    },
+}
+#: Widths of the SMPL-X split keys, used when a file has them instead of ``poses``.
+SPLIT_KEY_WIDTHS = {
+    "root_orient": 3,
+    "pose_body": 63,
+    "pose_hand": 90,
+    "pose_jaw": 3,
+    "pose_eye": 6,
+}
+FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")
+GENDERS = ("male", "female", "neutral")
+#: File names AMASS uses for per-subject shape files, which hold no motion.
+NON_MOTION_NAMES = ("shape.npz",)
+NON_MOTION_SUFFIXES = ("_stagei.npz",)
+
+
+class AmassFormatError(ValueError):
+    """An AMASS file that cannot be used; the message names the file and what was expected."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class NotAMotionError(AmassFormatError):
+    """A well-formed file that is not a motion (``shape.npz``, ``*_stagei.npz``, no pose key)."""
+
+
+@dataclass(frozen=True)
+class AmassSequence:
+    """One motion, split into body parts. Arrays keep the file's dtype; N is the frame count."""
+
+    path: str
+    family: str  # "smpl" | "smplh" | "smplx"
+    fps: float
+    gender: str  # "male" | "female" | "neutral"
+    root_orient: np.ndarray  # (N, 3) axis-angle
+    pose_body: np.ndarray  # (N, 63)
+    pose_hand: np.ndarray | None  # (N, 90), None for SMPL
+    pose_jaw: np.ndarray | None  # (N, 3), SMPL-X only
+    pose_eye: np.ndarray | None  # (N, 6), SMPL-X only
+    betas: np.ndarray  # (B,), the width the file has
+    trans: np.ndarray  # (N, 3)
+    dmpls: np.ndarray | None  # (N, 8), SMPL+H only
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.pose_body.shape[0])
+
+
+def is_non_motion_name(path: str | Path) -> bool:
+    """True for the names AMASS gives its per-subject shape files."""
+    name = Path(path).name
+    return name in NON_MOTION_NAMES or name.endswith(NON_MOTION_SUFFIXES)
+
+
+def load_sequence(path: str | Path, default_fps: float | None = None) -> AmassSequence:
+    """Read and validate one AMASS motion file.
+
+    Args:
+        path: the ``.npz`` file.
+        default_fps: frame rate to assume when the file has no frame-rate key (some SMPL
+            exports); by default such a file is an error.
+
+    Raises:
+        NotAMotionError: the file is a shape file or has no pose key.
+        AmassFormatError: anything else that makes the file unusable.
+    """
+    path = Path(path)
+    if is_non_motion_name(path):
+        raise NotAMotionError(path, "a subject shape file, not a motion")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise AmassFormatError(
+                path, "holds pickled data, which is never loaded (expected an .npz archive)"
+            ) from None
+        raise AmassFormatError(path, f"not a readable .npz archive ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise AmassFormatError(path, f"not a readable .npz archive ({exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise AmassFormatError(path, "holds a single array, expected an .npz archive of keys")
+    with archive:
+        return _read_archive(path, _KeyReader(path, archive), default_fps)
+
+
+class _KeyReader:
+    """Reads single keys from an open archive, turning every failure into AmassFormatError."""
+
+    def __init__(self, path: Path, archive: np.lib.npyio.NpzFile) -> None:
+        self.path = path
+        self.archive = archive
+        self.keys = set(archive.files)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def get(self, key: str) -> np.ndarray:
+        if key not in self.keys:
+            raise AmassFormatError(
+                self.path, f"missing key '{key}' (keys present: {sorted(self.keys)})"
+            )
+        try:
+            value = self.archive[key]
+        except ValueError as exc:
+            if "pickle" in str(exc) or "Object arrays" in str(exc):
+                raise AmassFormatError(
+                    self.path, f"key '{key}' is an object array, which is never unpickled"
+                ) from None
+            raise AmassFormatError(self.path, f"key '{key}' is unreadable ({exc})") from None
+        except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise AmassFormatError(
+                self.path, f"key '{key}' is unreadable, the archive looks truncated ({exc})"
+            ) from None
+        return np.asarray(value)
+
+    def numeric(self, key: str, ndim: int, width: int | None = None) -> np.ndarray:
+        value = self.get(key)
+        _require_real(self.path, key, value)
+        if value.ndim != ndim or (width is not None and value.shape[-1] != width):
+            expected = "(N,)" if ndim == 1 else f"(N, {width if width is not None else 'K'})"
+            raise AmassFormatError(
+                self.path, f"key '{key}' has shape {value.shape}, expected {expected}"
+            )
+        return value
+
+
+def _read_archive(path: Path, keys: _KeyReader, default_fps: float | None) -> AmassSequence:
+    if "poses" in keys:
+        parts, family = _parts_from_poses(path, keys)
+    elif "pose_body" in keys:
+        parts, family = _parts_from_split_keys(keys)
+    else:
+        raise NotAMotionError(path, f"no pose key ('poses' or 'pose_body') among {sorted(keys.keys)}")
+
+    num_frames = parts["pose_body"].shape[0]
+    if num_frames == 0:
+        raise AmassFormatError(path, "has 0 frames, expected at least 1")
+    trans = keys.numeric("trans", 2, 3)
+    betas = _read_betas(path, keys)
+    dmpls = keys.numeric("dmpls", 2) if "dmpls" in keys else None
+    frame_counts = {name: array.shape[0] for name, array in parts.items()}
+    frame_counts["trans"] = trans.shape[0]
+    if dmpls is not None:
+        frame_counts["dmpls"] = dmpls.shape[0]
+    if len(set(frame_counts.values())) != 1:
+        raise AmassFormatError(
+            path, f"keys disagree on the number of frames: {frame_counts}, expected one count"
+        )
+    checked = {**parts, "trans": trans, "betas": betas}
+    if dmpls is not None:
+        checked["dmpls"] = dmpls
+    for name, array in checked.items():
+        if not np.isfinite(array).all():
+            bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+            raise AmassFormatError(
+                path, f"key '{name}' has {bad} non-finite values (NaN or Inf), expected none"
+            )
+    return AmassSequence(
+        path=str(path),
+        family=family,
+        fps=_read_fps(path, keys, default_fps),
+        gender=_read_gender(path, keys),
+        root_orient=parts["root_orient"],
+        pose_body=parts["pose_body"],
+        pose_hand=parts.get("pose_hand"),
+        pose_jaw=parts.get("pose_jaw"),
+        pose_eye=parts.get("pose_eye"),
+        betas=betas,
+        trans=trans,
+        dmpls=dmpls,
+    )
+
+
+def _parts_from_poses(path: Path, keys: _KeyReader) -> tuple[dict[str, np.ndarray], str]:
+    poses = keys.numeric("poses", 2)
+    width = poses.shape[1]
+    family = FAMILY_BY_POSE_WIDTH.get(width)
+    if family is None:
+        known = ", ".join(f"{w} ({f})" for w, f in FAMILY_BY_POSE_WIDTH.items())
+        raise AmassFormatError(path, f"'poses' has width {width}, expected one of {known}")
+    return {name: poses[:, part] for name, part in POSE_SLICES[family].items()}, family
+
+
+def _parts_from_split_keys(keys: _KeyReader) -> tuple[dict[str, np.ndarray], str]:
+    parts = {
+        name: keys.numeric(name, 2, width)
+        for name, width in SPLIT_KEY_WIDTHS.items()
+        if name in keys or name in ("root_orient", "pose_body")
+    }
+    if "pose_jaw" in parts or "pose_eye" in parts:
+        family = "smplx"
+    elif "pose_hand" in parts:
+        family = "smplh"
+    else:
+        family = "smpl"
+    return parts, family
+
+
+def _read_betas(path: Path, keys: _KeyReader) -> np.ndarray:
+    betas = keys.get("betas")
+    if betas.ndim == 2 and betas.shape[0] == 1:
+        betas = betas[0]
+    if betas.ndim != 1:
+        raise AmassFormatError(path, f"key 'betas' has shape {betas.shape}, expected (B,)")
+    return _check_real(path, "betas", betas)
+
+
+def _require_real(path: Path, key: str, value: np.ndarray) -> None:
+    if value.dtype.kind not in "iuf":
+        raise AmassFormatError(path, f"key '{key}' has dtype {value.dtype}, expected real numbers")
+
+
+def _check_real(path: Path, key: str, value: np.ndarray) -> np.ndarray:
+    _require_real(path, key, value)
+    if value.shape[0] == 0:
+        raise AmassFormatError(path, f"key '{key}' is empty, expected at least one coefficient")
+    return value
+
+
+def _read_fps(path: Path, keys: _KeyReader, default_fps: float | None) -> float:
+    for key in FRAME_RATE_KEYS:
+        if key in keys:
+            value = keys.get(key)
+            if value.size != 1 or not np.issubdtype(value.dtype, np.number):
+                raise AmassFormatError(
+                    path, f"key '{key}' is {value!r}, expected one positive number"
+                )
+            fps = float(value.reshape(()))
+            if not np.isfinite(fps) or fps <= 0:
+                raise AmassFormatError(
+                    path, f"key '{key}' is {fps}, expected a positive frame rate in Hz"
+                )
+            return fps
+    if default_fps is not None:
+        return float(default_fps)
+    raise AmassFormatError(
+        path,
+        f"no frame rate (expected key {' or '.join(FRAME_RATE_KEYS)}); "
+        "pass default_fps to assume one",
+    )
+
+
+def _read_gender(path: Path, keys: _KeyReader) -> str:
+    value = keys.get("gender")
+    if value.size != 1 or value.dtype.kind not in "SU":
+        raise AmassFormatError(
+            path, f"key 'gender' is {value!r}, expected a string such as 'female'"
+        )
+    raw = value.reshape(()).item()
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    gender = str(raw).strip().lower()
+    if gender not in GENDERS:
+        raise AmassFormatError(
+            path, f"key 'gender' is {str(raw)!r}, expected one of {', '.join(GENDERS)}"
+        )
+    return gender
