@@ -23,9 +23,14 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
-    from vposer_data.splits import AMASS_SPLITS, SplitError, resolve_split_files
-    from vposer_data.synthetic import write_amass_tree
+    from vposer_data.amass import AmassFormatError as AmassFormatError
+    from vposer_data.amass import AmassSequence as AmassSequence
+    from vposer_data.amass import NotAMotionError as NotAMotionError
+    from vposer_data.amass import load_sequence as load_sequence
+    from vposer_data.splits import AMASS_SPLITS as AMASS_SPLITS
+    from vposer_data.splits import SplitError as SplitError
+    from vposer_data.splits import resolve_split_files as resolve_split_files
+    from vposer_data.synthetic import write_amass_tree as write_amass_tree
 
 
 def __getattr__(name: str) -> Any:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vposer_data.amass import AmassFormatError
+from vposer_data.errors import PrepareError
+from vposer_data.splits import SplitError
+
+if TYPE_CHECKING:
+    from vposer_data.config import PrepareConfig
 
 __all__ = ["main"]
 
@@ -29,6 +38,162 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_from_args(args: argparse.Namespace) -> PrepareConfig:
+    from vposer_data.config import PrepareConfig
+
+    augmentations = (
+        [json.loads(a) if a.lstrip().startswith("{") else a for a in args.augment]
+        if args.augment is not None
+        else None
+    )
+    return PrepareConfig(
+        keep_rate=args.keep_rate,
+        trim=args.trim,
+        sampling="fps" if args.target_fps else "random",
+        target_fps=args.target_fps,
+        seed=args.seed,
+        default_fps=args.default_fps,
+        augmentations=augmentations,  # type: ignore[arg-type]
+        augment_passes=args.augment_passes,
+        num_workers=args.num_workers,
+        batch_size=args.batch_size,
+        strict=args.strict,
+        hdf5_compression=args.compression,
+        progress=not args.no_progress,
+    )
+
+
+def _prepare(args: argparse.Namespace, amass_dir: Path, out: Path, splits: dict) -> int:
+    from vposer_data.prepare import prepare_vposer_datasets
+    from vposer_data.summary import summarize
+
+    result = prepare_vposer_datasets(
+        splits,
+        amass_dir,
+        out,
+        logger=None,
+        config=_config_from_args(args),
+        overwrite=args.overwrite,
+    )
+    if not result.ran:
+        print(f"{out} is already prepared with these settings; nothing to do.")
+    else:
+        timing = ", ".join(f"{stage} {sec:.1f}s" for stage, sec in result.seconds.items())
+        print(f"Prepared {out} ({timing}).")
+    print()
+    print(summarize(out))
+    return 0
+
+
+def _load_splits(value: str | None) -> dict:
+    from vposer_data.splits import AMASS_SPLITS
+
+    if value is None:
+        return AMASS_SPLITS
+    text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
+    splits = json.loads(text)
+    if not isinstance(splits, dict):
+        raise SystemExit(f"--splits {value!r}: expected a JSON object of split -> datasets")
+    return splits
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    return _prepare(args, args.amass_dir, args.out, _load_splits(args.splits))
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from vposer_data.summary import summarize, verify
+
+    print(summarize(args.data_dir))
+    if args.verify:
+        problems = verify(args.data_dir)
+        if problems:
+            print("\nVerification FAILED:")
+            for problem in problems:
+                print(f"  {problem}")
+            return 1
+        print("\nVerification passed: every file matches its recorded size and checksum.")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vposer_data.synthetic import write_amass_tree
+
+    amass_dir = args.dir / "amass"
+    if not (amass_dir / ".complete").exists():
+        summary = write_amass_tree(amass_dir, total_frames=args.frames, release=args.release)
+        (amass_dir / ".complete").write_text("synthetic tree written\n")
+        print(
+            f"Wrote a synthetic AMASS tree to {amass_dir}: {summary.motion_files} motion "
+            f"files, {summary.total_frames:,} frames ({summary.release} release names)."
+        )
+    else:
+        print(f"Reusing the synthetic AMASS tree in {amass_dir}.")
+    from vposer_data.splits import AMASS_SPLITS
+
+    return _prepare(args, amass_dir, args.dir / "vposer", AMASS_SPLITS)
+
+
+def _add_prepare_options(parser: argparse.ArgumentParser) -> None:
+    from vposer_data.config import PrepareConfig
+
+    d = PrepareConfig()
+    group = parser.add_argument_group("preparation settings")
+    group.add_argument(
+        "--keep-rate",
+        type=float,
+        default=d.keep_rate,
+        help="fraction of frames kept after trimming (default %(default)s)",
+    )
+    group.add_argument(
+        "--trim",
+        type=float,
+        default=d.trim,
+        help="fraction dropped at each end of a motion (default %(default)s)",
+    )
+    group.add_argument(
+        "--target-fps",
+        type=float,
+        default=None,
+        help="keep the frames nearest to a clock at this rate instead of a "
+        "random keep-rate fraction",
+    )
+    group.add_argument("--seed", type=int, default=d.seed)
+    group.add_argument(
+        "--default-fps",
+        type=float,
+        default=None,
+        help="frame rate assumed for files that have none",
+    )
+    group.add_argument(
+        "--augment",
+        action="append",
+        default=None,
+        metavar="NAME|JSON",
+        help="an augmentation, repeatable, in order: matrot, noise, remove_zrot, "
+        'random_zrot, mirror, or JSON like \'{"name": "noise", "sigma": 0.02}\' '
+        "(default: matrot)",
+    )
+    group.add_argument("--augment-passes", type=int, default=d.augment_passes)
+    group.add_argument("--num-workers", type=int, default=d.num_workers)
+    group.add_argument("--batch-size", type=int, default=d.batch_size)
+    group.add_argument(
+        "--compression",
+        choices=("gzip", "lzf", "none"),
+        default=d.hdf5_compression,
+        help="HDF5 compression (default %(default)s)",
+    )
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unusable motion file instead of skipping it",
+    )
+    group.add_argument(
+        "--overwrite", action="store_true", help="rebuild an output prepared with other settings"
+    )
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vposer-data",
@@ -40,11 +205,45 @@ def build_parser() -> argparse.ArgumentParser:
     synth = commands.add_parser("synth", help="write a synthetic AMASS-like tree")
     synth.add_argument("out_dir", type=Path)
     synth.add_argument("--frames", type=int, default=200_000, help="total motion frames")
-    synth.add_argument("--release", choices=("smplh", "smplx"), default="smplh",
-                       help="folder names and file family of this AMASS release")
+    synth.add_argument(
+        "--release",
+        choices=("smplh", "smplx"),
+        default="smplh",
+        help="folder names and file family of this AMASS release",
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--compress", action="store_true", help="deflate the archives")
     synth.set_defaults(func=_cmd_synth)
+
+    prepare = commands.add_parser("prepare", help="run the three stages over AMASS")
+    prepare.add_argument("--amass-dir", type=Path, required=True, help="the AMASS root folder")
+    prepare.add_argument("--out", type=Path, required=True, help="the output folder")
+    prepare.add_argument(
+        "--splits",
+        default=None,
+        help="a JSON object or a JSON file of split -> datasets "
+        "(default: the standard VPoser splits)",
+    )
+    _add_prepare_options(prepare)
+    prepare.set_defaults(func=_cmd_prepare)
+
+    info = commands.add_parser("info", help="summarise a prepared folder")
+    info.add_argument("data_dir", type=Path)
+    info.add_argument(
+        "--verify",
+        action="store_true",
+        help="recheck every final file against its recorded checksum",
+    )
+    info.set_defaults(func=_cmd_info)
+
+    demo = commands.add_parser(
+        "demo", help="generate a synthetic AMASS tree, prepare it and summarise the result"
+    )
+    demo.add_argument("dir", type=Path, nargs="?", default=Path("demo_data"))
+    demo.add_argument("--frames", type=int, default=200_000, help="synthetic motion frames")
+    demo.add_argument("--release", choices=("smplh", "smplx"), default="smplh")
+    _add_prepare_options(demo)
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
@@ -56,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
+    except (PrepareError, SplitError, AmassFormatError, ValueError, OSError) as exc:
+        print(f"vposer-data: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("Interrupted; completed stages are kept and the next run resumes.", file=sys.stderr)
         return 130

@@ -97,7 +97,10 @@ def _resolve_entry(
     if not parts or any(part in ("..", ".") for part in parts):
         raise SplitError(f"split entry {entry!r} is not a dataset name or dataset/subfolder")
     head, rest = parts[0], parts[1:]
-    found = [name for name in _candidate_names(head) if (amass_dir / name).is_dir()]
+    if (amass_dir / head).is_dir():
+        found = [head]  # a folder named exactly is taken as is, even if an alias exists too
+    else:
+        found = [name for name in _candidate_names(head) if (amass_dir / name).is_dir()]
     if not found:
         others = _candidate_names(head)[1:]
         also = f" (also tried {', '.join(others)})" if others else ""

@@ -104,7 +104,9 @@ def _smooth(rng: np.random.Generator, t: np.ndarray, dims: int, amplitude: float
     amp = rng.uniform(0.1, 0.35, (2, dims)) * amplitude
     freq = rng.uniform(0.05, 1.2, (2, dims))
     phase = rng.uniform(0, 2 * np.pi, (2, dims))
-    wave = amp[:, None, :] * np.sin(2 * np.pi * freq[:, None, :] * t[None, :, None] + phase[:, None])
+    wave = amp[:, None, :] * np.sin(
+        2 * np.pi * freq[:, None, :] * t[None, :, None] + phase[:, None]
+    )
     return offset + wave.sum(axis=0)
 
 
@@ -150,8 +152,13 @@ def write_motion_npz(
         poses = np.concatenate([root, body, _smooth(rng, t, 6, 0.3)], axis=1)
         write_npz(
             path,
-            {"poses": poses, "trans": trans, "betas": betas[:10], "gender": gender_array,
-             "mocap_framerate": np.array(fps)},
+            {
+                "poses": poses,
+                "trans": trans,
+                "betas": betas[:10],
+                "gender": gender_array,
+                "mocap_framerate": np.array(fps),
+            },
             compress,
         )
         return
@@ -257,7 +264,9 @@ def write_amass_tree(
         rng = _seeded(seed, release, name)
         fps = _FRAME_RATES[index % len(_FRAME_RATES)]
         (root / folder).mkdir(exist_ok=True)
-        (root / folder / "LICENSE.txt").write_text(f"Synthetic stand-in for {folder}; no license.\n")
+        (root / folder / "LICENSE.txt").write_text(
+            f"Synthetic stand-in for {folder}; no license.\n"
+        )
         lengths = _sequence_lengths(rng, budget)
         num_subjects = max(2, min(8, len(lengths) // 3))
         subjects = [f"{_SUBJECT_PREFIX.get(name, 's')}{i + 1:03d}" for i in range(num_subjects)]

@@ -1,0 +1,136 @@
+"""Writes that either complete or leave nothing that looks complete.
+
+Every output is written under a temporary name beside its target (``.<name>.tmp-<pid>``),
+flushed to disk, then renamed into place. A run killed half-way leaves only temp files, which
+the next run (holding the lock) deletes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+
+__all__ = [
+    "FileRecord",
+    "atomic_path",
+    "atomic_write_text",
+    "file_sha256",
+    "remove_temp_files",
+    "save_tensor",
+]
+
+TEMP_MARK = ".tmp-"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """Size and SHA-256 of a written file, as stored in the manifest."""
+
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bytes": self.bytes, "sha256": self.sha256}
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is renamed to ``path``, on failure
+    removed."""
+    path = Path(path)
+    tmp = _temp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class _HashingWriter:
+    """A write-only file wrapper that hashes what passes through it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.size += view.nbytes
+        return self.handle.write(view)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def save_tensor(path: str | Path, tensor: torch.Tensor) -> FileRecord:
+    """``torch.save`` one tensor atomically and return its size and checksum.
+
+    The tensor is first made to own exactly its storage, so a view never drags its base
+    array into the file. The file is written through a handle, so its bytes do not depend on
+    the (temporary) file name.
+    """
+    tensor = tensor.contiguous()
+    storage_bytes = tensor.untyped_storage().nbytes()
+    if tensor.storage_offset() != 0 or storage_bytes != tensor.numel() * tensor.element_size():
+        tensor = tensor.clone()
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer = _HashingWriter(handle)
+        torch.save(tensor, writer)  # type: ignore[arg-type]
+        handle.flush()
+        os.fsync(handle.fileno())
+    return FileRecord(bytes=writer.size, sha256=writer.digest.hexdigest())
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remove_temp_files(root: str | Path) -> list[Path]:
+    """Delete temp files left below ``root`` by killed runs (call only while holding the lock)."""
+    removed = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if name.startswith(".") and TEMP_MARK in name:
+                path = Path(dirpath) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

@@ -1,0 +1,323 @@
+"""``prepare_vposer_datasets``: run the three stages over a split mapping, once.
+
+Under an inter-process lock: check the folder's identity (settings differing from the
+manifest's is an error unless ``overwrite``), work out which (stage, split) pairs are missing,
+run only those, and record each in the manifest as it completes. A killed run resumes from
+the last recorded pair; a second caller waits on the lock and then finds the work done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vposer_data import __version__
+from vposer_data.atomic import remove_temp_files
+from vposer_data.config import PrepareConfig, describe_differences
+from vposer_data.errors import PrepareError, StaleOutputError
+from vposer_data.manifest import STAGES, Manifest, ManifestError, lock_for
+from vposer_data.runlog import LoggerLike, RunLog
+from vposer_data.splits import resolve_split_files
+from vposer_data.stages.stage1 import run_stage1
+from vposer_data.stages.stage2 import run_stage2
+from vposer_data.stages.stage3 import run_stage3
+
+__all__ = ["PrepareResult", "prepare_vposer_datasets", "split_dir"]
+
+LOG_NAME = "prepare.log"
+STATS_SPLIT = "train"
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """What a call found or made."""
+
+    data_dir: Path
+    split_dirs: dict[str, Path]
+    samples: dict[str, int]
+    skipped: dict[str, int]
+    ran: list[str] = field(default_factory=list)  # "stage_I/train", ...; empty: nothing to do
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def split_dir(data_dir: str | Path, split: str) -> Path:
+    """Where the final tensors of ``split`` live."""
+    return Path(data_dir) / "stage_III" / split
+
+
+def _stage_path(root: Path, stage: str, split: str) -> Path:
+    return root / stage / (f"{split}.h5" if stage == "stage_II" else split)
+
+
+def _files_intact(root: Path, stage: str, split: str, record: Mapping[str, Any]) -> bool:
+    """The recorded outputs exist with their recorded sizes (a cheap check, no hashing)."""
+    path = _stage_path(root, stage, split)
+    if stage == "stage_II":
+        return path.is_file() and path.stat().st_size == record.get("bytes")
+    return all(
+        (path / f"{name}.pt").is_file() and (path / f"{name}.pt").stat().st_size == meta["bytes"]
+        for name, meta in record.get("fields", {}).items()
+    )
+
+
+def _settings(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dict[str, Any]:
+    if not isinstance(splits, Mapping):
+        raise PrepareError(
+            f"amass_splits is a {type(splits).__name__}; expected a mapping such as "
+            "{'train': ['CMU', ...], 'vald': [...], 'test': [...]}"
+        )
+    normalized = {str(k): [v] if isinstance(v, str) else list(v) for k, v in splits.items()}
+    settings = {"splits": normalized, "config": config.output_settings()}
+    return json.loads(json.dumps(settings))  # the form it takes in the manifest
+
+
+def _flatten(settings: Mapping[str, Any]) -> dict[str, Any]:
+    flat = {f"splits.{k}": v for k, v in settings.get("splits", {}).items()}
+    flat.update(settings.get("config", {}))
+    return flat
+
+
+def _prepare_root(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise PrepareError(f"output folder {root} is a file; expected a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrepareError(f"cannot create output folder {root}: {exc}") from exc
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise PrepareError(f"output folder {root} is not writable")
+
+
+def _discard(root: Path) -> None:
+    """Remove what a previous preparation wrote (only our own folders and manifest)."""
+    for stage in STAGES:
+        shutil.rmtree(root / stage, ignore_errors=True)
+    (root / "manifest.json").unlink(missing_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    import h5py
+    import numpy
+    import torch
+
+    return {
+        "vposer_data": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "h5py": h5py.__version__,
+    }
+
+
+def _result(
+    root: Path, manifest: Manifest, ran: list[str], seconds: dict[str, float]
+) -> PrepareResult:
+    samples, skipped = {}, {}
+    for split in manifest.splits:
+        samples[split] = int((manifest.record("stage_III", split) or {}).get("samples", 0))
+        skipped[split] = len((manifest.record("stage_I", split) or {}).get("skipped", []))
+    return PrepareResult(
+        data_dir=root,
+        split_dirs={split: split_dir(root, split) for split in manifest.splits},
+        samples=samples,
+        skipped=skipped,
+        ran=ran,
+        seconds=seconds,
+    )
+
+
+def prepare_vposer_datasets(
+    amass_splits: Mapping[str, Sequence[str]],
+    amass_dir: str | Path | None,
+    vposer_datadir: str | Path,
+    logger: LoggerLike = None,
+    config: PrepareConfig | None = None,
+    overwrite: bool = False,
+) -> PrepareResult:
+    """Prepare VPoser train / validation / test data from AMASS, once.
+
+    Args:
+        amass_splits: split name -> dataset names (either AMASS release's folder names) or
+            ``dataset/subfolder`` entries, e.g. :data:`vposer_data.AMASS_SPLITS`.
+        amass_dir: the AMASS root; may be None when ``vposer_datadir`` is already prepared.
+        vposer_datadir: output folder; the final tensors land in ``stage_III/<split>/``.
+        logger: a ``logging.Logger`` or a callable taking a string (as in the original tools).
+        config: a :class:`PrepareConfig`; the defaults follow the original VPoser recipe.
+        overwrite: discard output prepared with other settings instead of refusing.
+
+    Raises:
+        StaleOutputError: the folder holds data prepared with other settings (names them).
+        SplitError: a dataset name matches no folder, is used twice, or a split is empty.
+        AmassFormatError: in strict mode, the first unusable motion file.
+        PrepareError: anything else that stops preparation, with the path or split concerned.
+    """
+    config = config or PrepareConfig()
+    root = Path(vposer_datadir)
+    settings = _settings(amass_splits, config)
+    _prepare_root(root)
+    log = RunLog(None, logger)
+    with lock_for(root):
+        try:
+            manifest = Manifest.load(root)
+        except ManifestError:
+            if not overwrite:
+                raise
+            manifest = Manifest(root)
+        if manifest.exists and manifest.settings != settings:
+            if not overwrite:
+                differences = describe_differences(_flatten(manifest.settings), _flatten(settings))
+                raise StaleOutputError(
+                    f"{root} holds data prepared with other settings:\n  "
+                    + "\n  ".join(differences)
+                    + "\nPass overwrite=True (vposer-data prepare --overwrite) to rebuild it, "
+                    "or choose another folder."
+                )
+            _discard(root)
+            manifest = Manifest(root)
+        elif overwrite and manifest.exists:
+            _discard(root)
+            manifest = Manifest(root)
+        if manifest.complete:
+            problems = manifest.verify()
+            if problems:
+                raise ManifestError(
+                    f"{root} was prepared, but its files no longer match the manifest:\n  "
+                    + "\n  ".join(problems)
+                    + "\nPass overwrite=True (vposer-data prepare --overwrite) to rebuild it."
+                )
+            return _result(root, manifest, [], {})
+        log.open(root / LOG_NAME)
+        try:
+            return _run(root, manifest, settings, amass_dir, config, log)
+        finally:
+            log.close()
+
+
+def _needed(root: Path, manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
+    """Which splits each stage must (re)build: those whose downstream needs them and whose
+    own recorded output is absent or damaged."""
+    need: dict[str, set[str]] = {stage: set() for stage in STAGES}
+    downstream: set[str] = set(splits)
+    for stage in reversed(STAGES):
+        for split in sorted(downstream):
+            record = manifest.record(stage, split)
+            if record is None or not _files_intact(root, stage, split, record):
+                need[stage].add(split)
+        downstream = need[stage]
+    return need
+
+
+def _run(
+    root: Path,
+    manifest: Manifest,
+    settings: dict[str, Any],
+    amass_dir: str | Path | None,
+    config: PrepareConfig,
+    log: RunLog,
+) -> PrepareResult:
+    splits = list(settings["splits"])
+    for stale in remove_temp_files(root):
+        log.info(f"removed temp file left by an interrupted run: {stale}")
+    if not manifest.exists:
+        manifest.start(
+            settings,
+            {
+                "amass_dir": str(Path(amass_dir).resolve()) if amass_dir else None,
+                "versions": _versions(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+    need = _needed(root, manifest, splits)
+    log.info(f"=== vposer_data {__version__}: preparing {root} ===")
+    log.info(f"versions: {_versions()}")
+    log.info(f"config: {json.dumps(config.to_dict(), sort_keys=True)}")
+    log.info(f"splits: {json.dumps(settings['splits'])}")
+    ran: list[str] = []
+    seconds: dict[str, float] = {}
+
+    if need["stage_I"]:
+        if amass_dir is None:
+            raise PrepareError(
+                f"nothing (or not all) is prepared at {root} and amass_dir is None; "
+                "pass amass_dir (the AMASS root folder) to prepare it"
+            )
+        log.info(f"AMASS: {Path(amass_dir).resolve()}")
+        started = time.perf_counter()
+        sources = resolve_split_files(settings["splits"], amass_dir, log.info)
+        for split in splits:
+            per_dataset = Counter(s.dataset for s in sources[split])
+            log.info(f"{split}: .npz files found per dataset: {dict(per_dataset)}")
+        for split in splits:
+            if split not in need["stage_I"]:
+                continue
+            record = run_stage1(
+                split,
+                sources[split],
+                Path(amass_dir),
+                root / "stage_I" / split,
+                config,
+                log.info,
+                log.warning,
+            )
+            manifest.set_record("stage_I", split, record)
+            ran.append(f"stage_I/{split}")
+            log.info(
+                f"stage I {split}: {record['samples']} samples from {len(record['files'])} "
+                f"motions ({len(record['skipped'])} skipped, "
+                f"{len(record['not_motions'])} non-motion files)"
+            )
+        seconds["stage_I"] = time.perf_counter() - started
+
+    if need["stage_II"]:
+        started = time.perf_counter()
+        for split in splits:
+            if split not in need["stage_II"]:
+                continue
+            record = run_stage2(
+                split,
+                root / "stage_I" / split,
+                manifest.record("stage_I", split) or {},
+                root / "stage_II" / f"{split}.h5",
+                config,
+                log.info,
+            )
+            manifest.set_record("stage_II", split, record)
+            ran.append(f"stage_II/{split}")
+        seconds["stage_II"] = time.perf_counter() - started
+
+    if need["stage_III"]:
+        started = time.perf_counter()
+        for split in splits:
+            if split not in need["stage_III"]:
+                continue
+            record = run_stage3(
+                split,
+                root / "stage_II" / f"{split}.h5",
+                split_dir(root, split),
+                config,
+                log.info,
+                with_stats=split == STATS_SPLIT,
+            )
+            manifest.set_record("stage_III", split, record)
+            ran.append(f"stage_III/{split}")
+        seconds["stage_III"] = time.perf_counter() - started
+
+    manifest.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    result = _result(root, manifest, ran, seconds)
+    log.info(
+        "done: samples per split "
+        + ", ".join(f"{s}={n}" for s, n in result.samples.items())
+        + "; skipped files "
+        + ", ".join(f"{s}={n}" for s, n in result.skipped.items())
+        + "; seconds per stage "
+        + ", ".join(f"{s}={t:.2f}" for s, t in seconds.items())
+    )
+    return result

@@ -1,0 +1,212 @@
+"""Stage I: AMASS ``.npz`` files of one split -> ``stage_I/<split>/<field>.pt``.
+
+Per motion file, in sorted order: read, trim both ends, subsample, and keep the frames as
+float32, with provenance (``seq_id``: index into the split's file list; ``frame_id``: frame in
+the source file). Files are read in parallel threads; the result does not depend on how many.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
+from vposer_data.atomic import save_tensor
+from vposer_data.config import PrepareConfig
+from vposer_data.errors import PrepareError
+from vposer_data.sampling import clock_frames, random_frames, sequence_rng
+from vposer_data.splits import SourceFile
+
+__all__ = ["GENDER_CODES", "run_stage1"]
+
+GENDER_CODES = {"male": -1, "neutral": 0, "female": 1}
+#: Per-frame pose fields, in output order; the optional ones are kept when every file has them.
+FRAME_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye", "trans", "dmpls")
+OPTIONAL_FIELDS = ("pose_hand", "pose_jaw", "pose_eye", "dmpls")
+
+
+@dataclass
+class _Motion:
+    """The kept frames of one file."""
+
+    source: SourceFile
+    family: str
+    fps: float
+    num_frames: int
+    frames: np.ndarray  # int64 indices into the file
+    arrays: dict[str, np.ndarray]  # field -> (k, width) float32
+    betas: np.ndarray  # (B,) float32
+    gender: int
+
+
+@dataclass
+class _Unusable:
+    source: SourceFile
+    reason: str
+    not_a_motion: bool
+
+
+def _select(sequence: AmassSequence, source: SourceFile, config: PrepareConfig) -> np.ndarray:
+    if config.sampling == "fps" and config.target_fps is not None:
+        return clock_frames(sequence.num_frames, config.trim, sequence.fps, config.target_fps)
+    rng = sequence_rng(config.seed, source.path)
+    return random_frames(sequence.num_frames, config.trim, config.keep_rate, rng)
+
+
+def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Motion | _Unusable:
+    path = amass_dir / source.path
+    try:
+        sequence = load_sequence(path, default_fps=config.default_fps)
+    except NotAMotionError as exc:
+        return _Unusable(source, exc.problem, not_a_motion=True)
+    except AmassFormatError as exc:
+        return _Unusable(source, exc.problem, not_a_motion=False)
+    except OSError as exc:  # permissions, vanished files, I/O errors
+        return _Unusable(source, f"unreadable ({exc})", not_a_motion=False)
+    frames = _select(sequence, source, config)
+    if frames.size == 0:
+        return _Unusable(
+            source,
+            f"too short: {sequence.num_frames} frames leave none after trimming {config.trim:g} "
+            "at each end and subsampling",
+            not_a_motion=False,
+        )
+    arrays = {
+        name: np.ascontiguousarray(value[frames], dtype=np.float32)
+        for name in FRAME_FIELDS
+        if (value := getattr(sequence, name)) is not None
+    }
+    return _Motion(
+        source=source,
+        family=sequence.family,
+        fps=sequence.fps,
+        num_frames=sequence.num_frames,
+        frames=frames,
+        arrays=arrays,
+        betas=sequence.betas.astype(np.float32),
+        gender=GENDER_CODES[sequence.gender],
+    )
+
+
+def _check_consistency(split: str, motions: Sequence[_Motion]) -> None:
+    """One family per dataset and one betas width per split, or an error naming files."""
+    families: dict[str, dict[str, str]] = {}
+    for motion in motions:
+        families.setdefault(motion.source.dataset, {}).setdefault(motion.family, motion.source.path)
+    for dataset, examples in families.items():
+        if len(examples) > 1:
+            listed = "; ".join(f"{family}: {path}" for family, path in examples.items())
+            raise PrepareError(
+                f"split {split!r}, dataset {dataset!r} mixes body-model families ({listed}); "
+                "a dataset must come from one AMASS release"
+            )
+    widths: dict[int, str] = {}
+    for motion in motions:
+        widths.setdefault(motion.betas.shape[0], motion.source.path)
+    if len(widths) > 1:
+        listed = "; ".join(f"{width} betas: {path}" for width, path in widths.items())
+        raise PrepareError(
+            f"split {split!r} mixes betas of different widths ({listed}); "
+            "prepare those datasets in separate splits"
+        )
+
+
+def run_stage1(
+    split: str,
+    sources: Sequence[SourceFile],
+    amass_dir: Path,
+    out_dir: Path,
+    config: PrepareConfig,
+    log: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> dict[str, Any]:
+    """Read, subsample and save one split; returns its manifest record.
+
+    Raises:
+        AmassFormatError: in strict mode, the first unusable motion file.
+        PrepareError: no usable motion in the split, or families/betas that cannot be mixed.
+    """
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # an unrecorded, possibly partial, earlier attempt
+    out_dir.mkdir(parents=True)
+    motions: list[_Motion] = []
+    unusable: list[_Unusable] = []
+    with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
+        results = pool.map(lambda s: _read_one(amass_dir, s, config), sources)
+        for result in tqdm(
+            results,
+            total=len(sources),
+            desc=f"Stage I  {split}",
+            unit="file",
+            disable=config.progress_disabled(),
+        ):
+            if isinstance(result, _Motion):
+                motions.append(result)
+                continue
+            if not result.not_a_motion:
+                if config.strict:
+                    raise AmassFormatError(amass_dir / result.source.path, result.reason)
+                warn(f"skipped {result.source.path}: {result.reason}")
+            unusable.append(result)
+    skipped = [u for u in unusable if not u.not_a_motion]
+    if not motions:
+        reasons = "; ".join(f"{u.source.path}: {u.reason}" for u in skipped[:3])
+        raise PrepareError(
+            f"split {split!r} has no usable motion among {len(sources)} .npz files"
+            + (f" ({len(skipped)} unusable, e.g. {reasons})" if skipped else "")
+        )
+    _check_consistency(split, motions)
+
+    present = [name for name in FRAME_FIELDS if all(name in m.arrays for m in motions)]
+    dropped = [
+        name
+        for name in OPTIONAL_FIELDS
+        if name not in present and any(name in m.arrays for m in motions)
+    ]
+    if dropped:
+        log(f"split {split!r}: fields {dropped} left out, not every file of the split has them")
+    counts = np.array([m.frames.size for m in motions])
+    fields: dict[str, dict[str, Any]] = {}
+
+    def write(name: str, array: np.ndarray) -> None:
+        tensor = torch.from_numpy(array)
+        record = save_tensor(out_dir / f"{name}.pt", tensor)
+        fields[name] = {"shape": list(array.shape), "dtype": str(array.dtype), **record.as_dict()}
+
+    for name in present:
+        write(name, np.concatenate([m.arrays[name] for m in motions]))
+    write("betas", np.repeat(np.stack([m.betas for m in motions]), counts, axis=0))
+    write("gender", np.repeat(np.array([m.gender for m in motions], dtype=np.int8), counts))
+    write("seq_id", np.repeat(np.arange(len(motions), dtype=np.int32), counts))
+    write("frame_id", np.concatenate([m.frames for m in motions]).astype(np.int32))
+
+    per_dataset: Counter[str] = Counter()
+    for motion in motions:
+        per_dataset[motion.source.dataset] += motion.frames.size
+    return {
+        "samples": int(counts.sum()),
+        "fields": fields,
+        "datasets": dict(per_dataset),
+        "files": [
+            {
+                "path": m.source.path,
+                "dataset": m.source.dataset,
+                "family": m.family,
+                "fps": m.fps,
+                "frames": m.num_frames,
+                "kept": int(m.frames.size),
+            }
+            for m in motions
+        ],
+        "skipped": [{"path": u.source.path, "reason": u.reason} for u in skipped],
+        "not_motions": [u.source.path for u in unusable if u.not_a_motion],
+    }

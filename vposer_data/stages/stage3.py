@@ -1,0 +1,78 @@
+"""Stage III: ``stage_II/<split>.h5`` -> ``stage_III/<split>/<field>.pt``, what training reads.
+
+Each HDF5 dataset is read whole (one column at a time, so memory holds one field) and saved as
+one contiguous tensor. Only tensors live in the split folder, one per field, all of one length,
+so the folder is also readable by the original VPoser loader, which globs ``*.pt``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vposer_data.atomic import save_tensor
+from vposer_data.config import PrepareConfig
+from vposer_data.errors import PrepareError
+
+__all__ = ["REQUIRED_FIELDS", "run_stage3"]
+
+REQUIRED_FIELDS = ("root_orient", "pose_body")
+
+
+def _column_stats(array: np.ndarray) -> dict[str, list[float]]:
+    flat = array.reshape(array.shape[0], -1)
+    return {
+        "mean": flat.mean(axis=0, dtype=np.float64).tolist(),
+        "std": flat.std(axis=0, dtype=np.float64).tolist(),
+    }
+
+
+def run_stage3(
+    split: str,
+    h5_path: Path,
+    out_dir: Path,
+    config: PrepareConfig,
+    log: Callable[[str], None],
+    with_stats: bool = False,
+) -> dict[str, Any]:
+    """Finalize one split; returns its manifest record (with per-field stats if asked)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)  # an unrecorded, possibly partial, earlier attempt
+    out_dir.mkdir(parents=True)
+    fields: dict[str, dict[str, Any]] = {}
+    stats: dict[str, dict[str, list[float]]] = {}
+    with h5py.File(h5_path, "r") as h5:
+        missing = [name for name in REQUIRED_FIELDS if name not in h5]
+        if missing:
+            raise PrepareError(f"{h5_path}: fields {missing} missing, expected {REQUIRED_FIELDS}")
+        lengths = {name: h5[name].shape[0] for name in h5}
+        if len(set(lengths.values())) != 1:
+            raise PrepareError(f"{h5_path}: fields of unequal length {lengths}")
+        for name in tqdm(
+            list(h5), desc=f"Stage III {split}", unit="field", disable=config.progress_disabled()
+        ):
+            array = h5[name][...]
+            if array.dtype.kind == "f":
+                array = array.astype(np.float32, copy=False)
+                if with_stats:
+                    stats[name] = _column_stats(array)
+            record = save_tensor(out_dir / f"{name}.pt", torch.from_numpy(array))
+            fields[name] = {
+                "shape": list(array.shape),
+                "dtype": str(array.dtype),
+                **record.as_dict(),
+            }
+            del array
+    samples = next(iter(lengths.values()))
+    log(f"stage III {split}: {samples} samples, {len(fields)} fields")
+    record_out: dict[str, Any] = {"samples": samples, "fields": fields}
+    if with_stats:
+        record_out["stats"] = stats
+    return record_out

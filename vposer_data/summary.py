@@ -1,0 +1,79 @@
+"""A readable summary of a prepared folder (``vposer-data info``), and checksum verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vposer_data.errors import PrepareError
+from vposer_data.manifest import Manifest
+
+__all__ = ["summarize", "verify"]
+
+
+def _load(data_dir: str | Path) -> Manifest:
+    manifest = Manifest.load(data_dir)
+    if not manifest.exists:
+        raise PrepareError(
+            f"{data_dir} holds no manifest.json: not a prepared folder "
+            "(run vposer-data prepare --amass-dir ... --out ...)"
+        )
+    return manifest
+
+
+def _samples_per_dataset(stage1: dict[str, Any], passes: int) -> dict[str, int]:
+    return {name: count * passes for name, count in stage1.get("datasets", {}).items()}
+
+
+def summarize(data_dir: str | Path) -> str:
+    """Per split: samples, samples per source dataset, fields with shapes and dtypes; then the
+    configuration and the skipped files with their reasons."""
+    manifest = _load(data_dir)
+    config = manifest.settings.get("config", {})
+    passes = int(config.get("augment_passes", 1))
+    lines = [
+        f"Prepared data in {Path(data_dir)}"
+        + ("" if manifest.complete else "  (INCOMPLETE: preparation has not finished)")
+    ]
+    versions = manifest.data.get("versions", {})
+    if versions:
+        lines.append(
+            f"  made by vposer_data {versions.get('vposer_data')} "
+            f"(torch {versions.get('torch')}, numpy {versions.get('numpy')}) "
+            f"from {manifest.data.get('amass_dir')}"
+        )
+    skipped_all: list[tuple[str, dict[str, str]]] = []
+    for split in manifest.splits:
+        final = manifest.record("stage_III", split)
+        stage1 = manifest.record("stage_I", split) or {}
+        skipped_all += [(split, s) for s in stage1.get("skipped", [])]
+        if final is None:
+            lines.append(f"\n[{split}] not finished")
+            continue
+        lines.append(
+            f"\n[{split}] {final['samples']:,} samples "
+            f"from {len(stage1.get('files', []))} motion files"
+        )
+        for dataset, count in _samples_per_dataset(stage1, passes).items():
+            lines.append(f"    {dataset:<22s} {count:>10,}")
+        lines.append("  fields:")
+        for name, meta in final["fields"].items():
+            shape = "x".join(str(d) for d in meta["shape"])
+            lines.append(f"    {name:<18s} {shape:<14s} {meta['dtype']:<8s} {meta['bytes']:>12,} B")
+    lines.append("\nconfiguration:")
+    for key, value in config.items():
+        lines.append(f"  {key} = {value}")
+    lines.append(f"\nskipped motion files: {len(skipped_all)}")
+    for split, item in skipped_all[:50]:
+        lines.append(f"  [{split}] {item['path']}: {item['reason']}")
+    if len(skipped_all) > 50:
+        lines.append(f"  ... and {len(skipped_all) - 50} more (see manifest.json)")
+    return "\n".join(lines)
+
+
+def verify(data_dir: str | Path) -> list[str]:
+    """Every recorded final file rechecked: size and SHA-256. Empty when all match."""
+    manifest = _load(data_dir)
+    if not manifest.complete:
+        return [f"{data_dir}: preparation has not finished"]
+    return manifest.verify(checksums=True)
