@@ -114,8 +114,13 @@ def load_sequence(path: str | Path, default_fps: float | None = None) -> AmassSe
         archive = np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc):
+            # numpy treats anything that is neither a zip nor a .npy as a pickle; say which
+            if _starts_like_a_pickle(path):
+                raise AmassFormatError(
+                    path, "holds pickled data, which is never loaded (expected an .npz archive)"
+                ) from None
             raise AmassFormatError(
-                path, "holds pickled data, which is never loaded (expected an .npz archive)"
+                path, "not a readable .npz archive (neither a zip archive nor a .npy file)"
             ) from None
         raise AmassFormatError(path, f"not a readable .npz archive ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -124,6 +129,15 @@ def load_sequence(path: str | Path, default_fps: float | None = None) -> AmassSe
         raise AmassFormatError(path, "holds a single array, expected an .npz archive of keys")
     with archive:
         return _read_archive(path, _KeyReader(path, archive), default_fps)
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    """True when the file opens with the PROTO opcode of pickle protocol 2 and later."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1) == b"\x80"
+    except OSError:
+        return False
 
 
 class _KeyReader:
@@ -173,7 +187,9 @@ def _read_archive(path: Path, keys: _KeyReader, default_fps: float | None) -> Am
     elif "pose_body" in keys:
         parts, family = _parts_from_split_keys(keys)
     else:
-        raise NotAMotionError(path, f"no pose key ('poses' or 'pose_body') among {sorted(keys.keys)}")
+        raise NotAMotionError(
+            path, f"no pose key ('poses' or 'pose_body') among {sorted(keys.keys)}"
+        )
 
     num_frames = parts["pose_body"].shape[0]
     if num_frames == 0:
@@ -264,7 +280,7 @@ def _read_fps(path: Path, keys: _KeyReader, default_fps: float | None) -> float:
     for key in FRAME_RATE_KEYS:
         if key in keys:
             value = keys.get(key)
-            if value.size != 1 or not np.issubdtype(value.dtype, np.number):
+            if value.size != 1 or value.dtype.kind not in "iuf":
                 raise AmassFormatError(
                     path, f"key '{key}' is {value!r}, expected one positive number"
                 )
