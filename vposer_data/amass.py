@@ -209,7 +209,7 @@ def _read_archive(path: Path, keys: _KeyReader, default_fps: float | None) -> Am
     if dmpls is not None:
         checked["dmpls"] = dmpls
     for name, array in checked.items():
-        if not np.isfinite(array).all():
+        if not _all_finite(array):
             bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
             raise AmassFormatError(
                 path, f"key '{name}' has {bad} non-finite values (NaN or Inf), expected none"
@@ -228,6 +228,18 @@ def _read_archive(path: Path, keys: _KeyReader, default_fps: float | None) -> Am
         trans=trans,
         dmpls=dmpls,
     )
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """True when no value is NaN or infinite. A sum is NaN or infinite whenever an element is,
+    so one pass without a temporary settles the usual case; only a non-finite sum (which huge
+    finite values can also give) needs the element-wise check."""
+    if array.dtype.kind != "f":
+        return True
+    with np.errstate(all="ignore"):
+        if np.isfinite(array.sum(dtype=np.float64)):
+            return True
+    return bool(np.isfinite(array).all())
 
 
 def _parts_from_poses(path: Path, keys: _KeyReader) -> tuple[dict[str, np.ndarray], str]:

@@ -7,6 +7,8 @@ the next run (holding the lock) deletes.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import os
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_text",
     "file_sha256",
+    "release_free_memory",
     "remove_temp_files",
     "save_tensor",
 ]
@@ -134,3 +137,10 @@ def remove_temp_files(root: str | Path) -> list[Path]:
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS. glibc keeps them after large frees (notably from
+    reader threads' arenas), which would make each stage's peak the floor of the next."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

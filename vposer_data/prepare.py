@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vposer_data import __version__
-from vposer_data.atomic import remove_temp_files
+from vposer_data.atomic import release_free_memory, remove_temp_files
 from vposer_data.config import PrepareConfig, describe_differences
 from vposer_data.errors import PrepareError, StaleOutputError
 from vposer_data.manifest import STAGES, Manifest, ManifestError, lock_for
@@ -269,6 +269,7 @@ def _run(
             )
             manifest.set_record("stage_I", split, record)
             ran.append(f"stage_I/{split}")
+            release_free_memory()
             log.info(
                 f"stage I {split}: {record['samples']} samples from {len(record['files'])} "
                 f"motions ({len(record['skipped'])} skipped, "
@@ -291,6 +292,7 @@ def _run(
             )
             manifest.set_record("stage_II", split, record)
             ran.append(f"stage_II/{split}")
+            release_free_memory()
         seconds["stage_II"] = time.perf_counter() - started
 
     if need["stage_III"]:
@@ -308,6 +310,7 @@ def _run(
             )
             manifest.set_record("stage_III", split, record)
             ran.append(f"stage_III/{split}")
+            release_free_memory()
         seconds["stage_III"] = time.perf_counter() - started
 
     manifest.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -2,8 +2,9 @@
 
 The split's rows are cut into batches; a torch ``DataLoader`` with ``num_workers`` processes
 augments them in parallel (each batch's random draws seeded from the seed, the pass and the
-batch index, so the result does not depend on the worker count), and this process, the only
-writer, puts each batch at its place in one chunked, compressed HDF5 dataset per field.
+batch index, so the result does not depend on the worker count) and, with gzip, also
+compresses the HDF5 chunks (see ``h5chunks``). This process, the only writer, puts each piece
+at its place in one chunked dataset per field.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,11 @@ from vposer_data import __version__
 from vposer_data.atomic import atomic_path
 from vposer_data.augment import AugmentSpec, apply_augmentations
 from vposer_data.config import PrepareConfig
+from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 
-__all__ = ["batch_seed", "run_stage2"]
+__all__ = ["AugmentedBatches", "batch_seed", "run_stage2"]
 
-_CHUNK_BYTES = 1 << 20
+_CHUNK_CACHE_BYTES = 16 << 20
 
 
 def batch_seed(seed: int, augment_pass: int, batch: int) -> int:
@@ -37,8 +40,30 @@ def batch_seed(seed: int, augment_pass: int, batch: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-class AugmentedBatches(Dataset[dict[str, torch.Tensor]]):
-    """Item ``i`` is batch ``i % num_batches`` of pass ``i // num_batches``, augmented.
+@dataclass(frozen=True)
+class FieldLayout:
+    """Shape of one row, dtype, and rows per chunk of an output dataset."""
+
+    row_shape: tuple[int, ...]
+    dtype: str
+    chunk_rows: int
+
+
+@dataclass
+class Pieces:
+    """What one batch contributes: encoded whole chunks and loose rows, per field."""
+
+    chunks: list[tuple[str, int, bytes]] = field(default_factory=list)
+    rows: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
+
+
+def _pass_through(item: Pieces) -> Pieces:
+    return item
+
+
+class AugmentedBatches(Dataset[Pieces]):
+    """Item ``i`` is batch ``i % num_batches`` of pass ``i // num_batches``, augmented (and,
+    when ``gzip_level`` is set, encoded into whole HDF5 chunks).
 
     Holds only paths until first used, so it pickles cheaply into worker processes, where the
     Stage I tensors are memory-mapped (the pages are shared, not copied).
@@ -53,6 +78,8 @@ class AugmentedBatches(Dataset[dict[str, torch.Tensor]]):
         passes: int,
         specs: tuple[AugmentSpec, ...],
         seed: int,
+        layouts: dict[str, FieldLayout] | None = None,
+        gzip_level: int | None = None,
     ) -> None:
         self.stage1_dir = stage1_dir
         self.fields = fields
@@ -62,10 +89,17 @@ class AugmentedBatches(Dataset[dict[str, torch.Tensor]]):
         self.passes = passes
         self.specs = specs
         self.seed = seed
+        self.layouts = layouts or {}
+        self.gzip_level = gzip_level
         self._tensors: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return self.passes * self.num_batches
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_tensors"] = None  # each process maps the files itself
+        return state
 
     def _load(self) -> dict[str, torch.Tensor]:
         if self._tensors is None:
@@ -75,40 +109,51 @@ class AugmentedBatches(Dataset[dict[str, torch.Tensor]]):
             }
         return self._tensors
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def augmented(self, augment_pass: int, batch: int, rows: slice) -> dict[str, torch.Tensor]:
+        """The augmented rows of one batch (``rows`` within the split)."""
+        source = {name: tensor[rows] for name, tensor in self._load().items()}
+        generator = torch.Generator().manual_seed(batch_seed(self.seed, augment_pass, batch))
+        return apply_augmentations(source, self.specs, generator)
+
+    def __getitem__(self, index: int) -> Pieces:
         augment_pass, batch = divmod(index, self.num_batches)
         start = batch * self.batch_size
         stop = min(start + self.batch_size, self.num_rows)
-        rows = {name: tensor[start:stop] for name, tensor in self._load().items()}
-        generator = torch.Generator().manual_seed(batch_seed(self.seed, augment_pass, batch))
-        out = apply_augmentations(rows, self.specs, generator)
-        # Own the memory: a view of a memory-mapped file must not cross the process boundary.
-        return {name: tensor.contiguous().clone() for name, tensor in out.items()}
+        out = self.augmented(augment_pass, batch, slice(start, stop))
+        offset = augment_pass * self.num_rows + start  # first output row of this batch
+        total = self.passes * self.num_rows
+        pieces = Pieces()
+        for name, tensor in out.items():
+            array = np.ascontiguousarray(tensor.numpy())
+            if self.gzip_level is None:
+                pieces.rows.append((name, offset, array))
+                continue
+            chunk_rows = self.layouts[name].chunk_rows
+            chunks, loose = plan_rows(offset, offset + array.shape[0], chunk_rows, total)
+            for chunk in chunks:
+                lo = chunk * chunk_rows - offset
+                block = array[lo : lo + chunk_rows]
+                pieces.chunks.append(
+                    (name, chunk, encode_chunk(block, chunk_rows, self.gzip_level))
+                )
+            for lo, hi in loose:
+                pieces.rows.append((name, lo, array[lo - offset : hi - offset]))
+        return pieces
 
 
-def _create_datasets(
-    h5: h5py.File, batch: dict[str, torch.Tensor], total: int, config: PrepareConfig
-) -> None:
-    options: dict[str, Any] = {}
-    if config.hdf5_compression == "gzip":
-        options = {
-            "compression": "gzip",
-            "compression_opts": config.hdf5_compression_level,
-            "shuffle": True,
-        }
-    elif config.hdf5_compression == "lzf":
-        options = {"compression": "lzf", "shuffle": True}
-    for name, tensor in batch.items():
+def _layouts(dataset: AugmentedBatches, total: int, batch_size: int) -> dict[str, FieldLayout]:
+    """Output fields, shapes and dtypes, found by augmenting the first row."""
+    probe = dataset.augmented(0, 0, slice(0, 1))
+    layouts = {}
+    for name, tensor in probe.items():
         row_shape = tuple(tensor.shape[1:])
         row_bytes = tensor.element_size() * int(np.prod(row_shape, dtype=np.int64))
-        chunk_rows = max(1, min(total, _CHUNK_BYTES // max(1, row_bytes)))
-        h5.create_dataset(
-            name,
-            shape=(total, *row_shape),
-            dtype=tensor.numpy().dtype,
-            chunks=(chunk_rows, *row_shape),
-            **options,
+        layouts[name] = FieldLayout(
+            row_shape=row_shape,
+            dtype=str(tensor.numpy().dtype),
+            chunk_rows=chunk_rows_for(row_bytes, batch_size, total),
         )
+    return layouts
 
 
 def run_stage2(
@@ -121,52 +166,74 @@ def run_stage2(
 ) -> dict[str, Any]:
     """Augment one split into one HDF5 file; returns its manifest record."""
     num_rows = int(stage1_record["samples"])
-    fields = list(stage1_record["fields"])
+    total = num_rows * config.augment_passes
+    gzip = config.hdf5_compression == "gzip"
     dataset = AugmentedBatches(
         stage1_dir,
-        fields,
+        list(stage1_record["fields"]),
         num_rows,
         config.batch_size,
         config.augment_passes,
         config.augmentations,
         config.seed,
+        gzip_level=config.hdf5_compression_level if gzip else None,
     )
+    dataset.layouts = _layouts(dataset, total, config.batch_size)
+    filters: dict[str, Any] = {}
+    if gzip:
+        filters = {
+            "compression": "gzip",
+            "compression_opts": config.hdf5_compression_level,
+            "shuffle": True,
+        }
+    elif config.hdf5_compression == "lzf":
+        filters = {"compression": "lzf", "shuffle": True}
     loader = DataLoader(
         dataset,
         batch_size=None,
         shuffle=False,
         num_workers=config.num_workers,
+        collate_fn=_pass_through,
         prefetch_factor=2 if config.num_workers else None,
     )
-    total = num_rows * config.augment_passes
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    shapes: dict[str, dict[str, Any]] = {}
     with atomic_path(out_path) as tmp:
-        with h5py.File(tmp, "w") as h5:
+        with h5py.File(tmp, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES) as h5:
             h5.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
             h5.attrs["package_version"] = __version__
             h5.attrs["split"] = split
             h5.attrs["augment_passes"] = config.augment_passes
             h5.attrs["source_rows"] = num_rows
-            for index, batch in enumerate(
-                tqdm(
-                    loader,
-                    total=len(dataset),
-                    desc=f"Stage II {split}",
-                    unit="batch",
-                    disable=config.progress_disabled(),
+            targets = {
+                name: h5.create_dataset(
+                    name,
+                    shape=(total, *layout.row_shape),
+                    dtype=layout.dtype,
+                    chunks=(layout.chunk_rows, *layout.row_shape),
+                    **filters,
                 )
+                for name, layout in dataset.layouts.items()
+            }
+            for pieces in tqdm(
+                loader,
+                total=len(dataset),
+                desc=f"Stage II {split}",
+                unit="batch",
+                disable=config.progress_disabled(),
             ):
-                if index == 0:
-                    _create_datasets(h5, batch, total, config)
-                augment_pass, batch_index = divmod(index, dataset.num_batches)
-                start = augment_pass * num_rows + batch_index * config.batch_size
-                for name, tensor in batch.items():
-                    h5[name][start : start + tensor.shape[0]] = tensor.numpy()
-            for name in h5:
-                shapes[name] = {"shape": list(h5[name].shape), "dtype": str(h5[name].dtype)}
+                for name, chunk, payload in pieces.chunks:
+                    origin = (chunk * dataset.layouts[name].chunk_rows,) + (0,) * len(
+                        dataset.layouts[name].row_shape
+                    )
+                    targets[name].id.write_direct_chunk(origin, payload)
+                for name, start, rows in pieces.rows:
+                    targets[name][start : start + rows.shape[0]] = rows
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+    shapes = {
+        name: {"shape": [total, *layout.row_shape], "dtype": layout.dtype}
+        for name, layout in dataset.layouts.items()
+    }
     log(f"stage II {split}: {total} rows ({config.augment_passes} pass(es)), fields {list(shapes)}")
     return {
         "samples": total,

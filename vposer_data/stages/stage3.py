@@ -26,12 +26,28 @@ __all__ = ["REQUIRED_FIELDS", "run_stage3"]
 REQUIRED_FIELDS = ("root_orient", "pose_body")
 
 
+_STATS_BLOCK_ROWS = 1 << 16
+
+
 def _column_stats(array: np.ndarray) -> dict[str, list[float]]:
+    """Per-column mean and (population) standard deviation, in float64, block by block so that
+    no full-size float64 copy is ever made (Chan et al.'s pairwise merge of mean and M2)."""
     flat = array.reshape(array.shape[0], -1)
-    return {
-        "mean": flat.mean(axis=0, dtype=np.float64).tolist(),
-        "std": flat.std(axis=0, dtype=np.float64).tolist(),
-    }
+    count = 0
+    mean = np.zeros(flat.shape[1])
+    m2 = np.zeros(flat.shape[1])
+    for start in range(0, flat.shape[0], _STATS_BLOCK_ROWS):
+        block = flat[start : start + _STATS_BLOCK_ROWS].astype(np.float64)
+        n = block.shape[0]
+        block_mean = block.mean(axis=0)
+        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        m2 = m2 + block_m2 + delta**2 * (count * n / total)
+        count = total
+    std = np.sqrt(m2 / max(count, 1))
+    return {"mean": mean.tolist(), "std": std.tolist()}
 
 
 def run_stage3(
