@@ -18,6 +18,10 @@ _EXPORTS = {
     "SplitError": "vposer_data.splits",
     "resolve_split_files": "vposer_data.splits",
     "write_amass_tree": "vposer_data.synthetic",
+    "PrepareConfig": "vposer_data.config",
+    "prepare_vposer_datasets": "vposer_data.prepare",
+    "VPoserDataset": "vposer_data.dataset",
+    "VPoserDataModule": "vposer_data.datamodule",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -27,6 +31,10 @@ if TYPE_CHECKING:
     from vposer_data.amass import AmassSequence as AmassSequence
     from vposer_data.amass import NotAMotionError as NotAMotionError
     from vposer_data.amass import load_sequence as load_sequence
+    from vposer_data.config import PrepareConfig as PrepareConfig
+    from vposer_data.datamodule import VPoserDataModule as VPoserDataModule
+    from vposer_data.dataset import VPoserDataset as VPoserDataset
+    from vposer_data.prepare import prepare_vposer_datasets as prepare_vposer_datasets
     from vposer_data.splits import AMASS_SPLITS as AMASS_SPLITS
     from vposer_data.splits import SplitError as SplitError
     from vposer_data.splits import resolve_split_files as resolve_split_files

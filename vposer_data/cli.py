@@ -116,6 +116,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(
+            "vposer-data: error: the report needs matplotlib: pip install 'vposer-data[report]'",
+            file=sys.stderr,
+        )
+        return 2
+    from vposer_data.report import write_report
+
+    path = write_report(args.data_dir, args.out, max_samples=args.max_samples or None)
+    print(f"Wrote {path}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from vposer_data.synthetic import write_amass_tree
 
@@ -235,6 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="recheck every final file against its recorded checksum",
     )
     info.set_defaults(func=_cmd_info)
+
+    report = commands.add_parser(
+        "report",
+        help="draw a prepared folder as one PNG: samples per split and source dataset, "
+        "joint rotation angles per split",
+    )
+    report.add_argument("data_dir", type=Path)
+    report.add_argument(
+        "--out", type=Path, default=None, help="the PNG to write (default DATA_DIR/report.png)"
+    )
+    report.add_argument(
+        "--max-samples",
+        type=int,
+        default=100_000,
+        help="angles from at most this many random samples per split; 0: all (default %(default)s)",
+    )
+    report.set_defaults(func=_cmd_report)
 
     demo = commands.add_parser(
         "demo", help="generate a synthetic AMASS tree, prepare it and summarise the result"

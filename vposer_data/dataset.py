@@ -1,0 +1,207 @@
+"""VPoserDataset: a map-style dataset over one split's Stage III tensors, memory-mapped.
+
+Each ``<field>.pt`` of a split folder is opened with ``torch.load(mmap=True,
+weights_only=True)``: nothing is read up front, the pages come from the operating system's
+page cache on demand, and DataLoader workers (and DDP ranks on one machine) share them instead
+of each holding a copy. A file that is not one plain tensor is refused. When the dataset is
+sent to a worker process it travels as its folder and field names and is mapped again there,
+so even ``spawn`` workers copy nothing.
+
+``__getitem__`` returns one sample; ``__getitems__`` returns a whole batch by one
+``index_select`` per field. PyTorch's DataLoader calls ``__getitems__`` with each batch's list
+of indices when the dataset has it; pair it with ``collate_fn=collate_batch``, which passes the
+batch through (the loaders of :class:`vposer_data.VPoserDataModule` do).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "POSE_FIELDS",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "VPoserBatch",
+    "VPoserDataset",
+    "collate_batch",
+]
+
+#: The fields a dataset loads by default, those of them a split holds (at least ``pose_body``):
+#: the pose parameters, axis-angle (``pose_body_matrot``: the body pose as flattened 3x3
+#: rotation matrices). Provenance and shape fields (``seq_id``, ``frame_id``, ``betas``,
+#: ``trans``, ``gender``, ``dmpls``) are loaded when asked for by name.
+POSE_FIELDS = ("root_orient", "pose_body", "pose_body_matrot", "pose_hand", "pose_jaw", "pose_eye")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A split folder, or a requested field in it, that does not exist."""
+
+
+class DatasetFormatError(ValueError):
+    """A split folder whose files cannot be used: not plain tensors, or of unequal lengths."""
+
+
+class VPoserBatch(dict):
+    """The dict ``__getitems__`` returns: field -> batched tensor.
+
+    It is already a batch: PyTorch's default collate, which expects a list of samples, fails on
+    it with a message saying to pass ``collate_fn=collate_batch``.
+    """
+
+    def __missing__(self, key: object) -> Any:
+        if isinstance(key, int):
+            raise TypeError(
+                "VPoserDataset.__getitems__ returns a whole batch (a dict of batched tensors), "
+                "not a list of samples: build the DataLoader with "
+                "collate_fn=vposer_data.dataset.collate_batch"
+            )
+        raise KeyError(key)
+
+
+def collate_batch(batch: Any) -> dict[str, torch.Tensor]:
+    """The DataLoader ``collate_fn`` for :meth:`VPoserDataset.__getitems__`: the batch as a plain
+    dict, already collated."""
+    return dict(batch)
+
+
+def field_names(split_dir: str | Path) -> list[str]:
+    """The fields a split folder holds (its ``*.pt`` files), sorted."""
+    return sorted(p.stem for p in Path(split_dir).glob("*.pt") if not p.name.startswith("."))
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The one line of torch's long ``weights_only`` message that names what was refused."""
+    for line in str(exc).splitlines():
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(". ")[0].strip()
+    return "torch.load(weights_only=True) failed"
+
+
+def _load_tensor(path: Path) -> torch.Tensor:
+    try:
+        value = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DatasetFormatError(
+            f"{path}: refused, it holds more than plain tensors ({_unpickler_reason(exc)}); "
+            "Stage III files are single tensors, re-create the folder with vposer-data prepare"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise DatasetFormatError(
+            f"{path}: not a readable torch.save file ({type(exc).__name__}: {exc}); "
+            "re-create the folder with vposer-data prepare"
+        ) from None
+    if not isinstance(value, torch.Tensor):
+        raise DatasetFormatError(
+            f"{path}: holds a {type(value).__name__}, expected one tensor (one field per file)"
+        )
+    if value.dim() == 0:
+        raise DatasetFormatError(
+            f"{path}: holds a 0-dimensional tensor, expected one row per sample"
+        )
+    return value
+
+
+class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
+    """The samples of one prepared split, ``stage_III/<split>/``, one tensor per field.
+
+    Args:
+        split_dir: the split's folder, e.g. ``vposer_data.prepare.split_dir(data_dir, "train")``.
+        fields: the fields to load, by name (the ``.pt`` file stems); default ``None``: the
+            :data:`POSE_FIELDS` the folder holds. Ask for ``seq_id`` and ``frame_id`` to trace
+            samples back to their source file and frame (see the manifest's ``files``).
+
+    Raises:
+        DatasetNotFoundError: the folder, or a requested field, does not exist (the message
+            lists the fields that do).
+        DatasetFormatError: a file is not one plain tensor, or fields differ in length.
+    """
+
+    def __init__(self, split_dir: str | Path, fields: Sequence[str] | None = None) -> None:
+        self.split_dir = Path(split_dir)
+        if isinstance(fields, str):
+            fields = [fields]
+        self.fields: tuple[str, ...] = self._choose_fields(fields)
+        self._open()
+
+    def _choose_fields(self, fields: Sequence[str] | None) -> tuple[str, ...]:
+        if not self.split_dir.is_dir():
+            raise DatasetNotFoundError(
+                f"{self.split_dir}: no such split folder"
+                + ("" if not self.split_dir.exists() else " (it is a file)")
+                + "; prepare the data first (VPoserDataModule(amass_dir=...).prepare_data() or "
+                "vposer-data prepare)"
+            )
+        available = field_names(self.split_dir)
+        if fields is None:
+            chosen = [name for name in POSE_FIELDS if name in available]
+            if "pose_body" not in chosen:
+                raise DatasetNotFoundError(
+                    f"{self.split_dir}: no pose_body.pt; fields present: {available or 'none'}"
+                )
+            return tuple(chosen)
+        chosen = list(fields)
+        if not chosen:
+            raise ValueError(f"fields={fields!r}: expected at least one field name, or None")
+        bad = [name for name in chosen if not isinstance(name, str)]
+        if bad:
+            raise ValueError(f"fields={fields!r}: expected field names (str), found {bad!r}")
+        if len(set(chosen)) != len(chosen):
+            raise ValueError(f"fields={fields!r}: a field is named twice")
+        missing = [name for name in chosen if name not in available]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{self.split_dir}: no field {', '.join(missing)}; "
+                f"fields present: {', '.join(available) or 'none'}"
+            )
+        return tuple(chosen)
+
+    def _open(self) -> None:
+        self.tensors: dict[str, torch.Tensor] = {
+            name: _load_tensor(self.split_dir / f"{name}.pt") for name in self.fields
+        }
+        lengths = {name: int(t.shape[0]) for name, t in self.tensors.items()}
+        if len(set(lengths.values())) > 1:
+            raise DatasetFormatError(
+                f"{self.split_dir}: fields of unequal length {lengths}; the folder is damaged, "
+                "re-create it with vposer-data prepare"
+            )
+        self._length = next(iter(lengths.values()))
+
+    # Workers get the folder and field names and map the files again (nothing is copied).
+    def __getstate__(self) -> dict[str, Any]:
+        return {"split_dir": self.split_dir, "fields": self.fields}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.split_dir = state["split_dir"]
+        self.fields = state["fields"]
+        self._open()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """One sample: field -> tensor (a copy, not a view into the mapped file)."""
+        return {name: t[index].clone() for name, t in self.tensors.items()}
+
+    def __getitems__(self, indices: Iterable[int] | torch.Tensor) -> VPoserBatch:
+        """A batch: field -> tensor of ``len(indices)`` rows, one ``index_select`` per field.
+
+        ``indices`` are in ``[0, len(self))`` (a list of ints, as the DataLoader passes, or a
+        1-D integer tensor).
+        """
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if index.dim() != 1:
+            raise ValueError(
+                f"indices: expected a 1-D sequence of ints, got shape {tuple(index.shape)}"
+            )
+        return VPoserBatch((name, t.index_select(0, index)) for name, t in self.tensors.items())
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{n}{tuple(t.shape[1:])}" for n, t in self.tensors.items())
+        return f"VPoserDataset({str(self.split_dir)!r}, {len(self)} samples: {shapes})"

@@ -1,0 +1,210 @@
+"""A one-page picture of a prepared folder (``vposer-data report``), and the numbers behind it.
+
+Samples per split and per source dataset are counted from the final ``seq_id`` tensors and the
+manifest's file list (what training reads, not what was planned); joint rotation angles are the
+norms of the ``pose_body`` axis-angle vectors, in degrees. matplotlib (the ``report`` extra) is
+imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vposer_data.dataset import VPoserDataset, field_names
+from vposer_data.errors import PrepareError
+from vposer_data.manifest import Manifest
+from vposer_data.prepare import split_dir
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "BODY_JOINTS",
+    "joint_angles",
+    "report_figure",
+    "samples_per_dataset",
+    "write_report",
+]
+
+#: The 21 SMPL body joints of ``pose_body``, in order.
+BODY_JOINTS = (
+    "L_Hip", "R_Hip", "Spine1", "L_Knee", "R_Knee", "Spine2", "L_Ankle", "R_Ankle", "Spine3",
+    "L_Foot", "R_Foot", "Neck", "L_Collar", "R_Collar", "Head", "L_Shoulder", "R_Shoulder",
+    "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist",
+)  # fmt: skip
+_SPLIT_COLORS = {"train": "#1f77b4", "vald": "#ff7f0e", "test": "#2ca02c"}
+_OTHER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def _manifest(data_dir: str | Path) -> Manifest:
+    manifest = Manifest.load(data_dir)
+    if not manifest.complete:
+        raise PrepareError(
+            f"{data_dir}: not a prepared folder (no complete manifest.json); "
+            "run vposer-data prepare --amass-dir ... --out ... first"
+        )
+    return manifest
+
+
+def _prepared_splits(manifest: Manifest) -> list[str]:
+    return [s for s in manifest.splits if manifest.record("stage_III", s) is not None]
+
+
+def samples_per_dataset(data_dir: str | Path) -> dict[str, dict[str, int]]:
+    """split -> source dataset -> samples in the final tensors (augmentation passes included)."""
+    manifest = _manifest(data_dir)
+    counts: dict[str, dict[str, int]] = {}
+    for split in _prepared_splits(manifest):
+        stage1 = manifest.record("stage_I", split) or {}
+        files = stage1.get("files", [])
+        folder = split_dir(data_dir, split)
+        if "seq_id" in field_names(folder) and files:
+            seq_id = VPoserDataset(folder, ["seq_id"]).tensors["seq_id"].numpy()
+            per_file = np.bincount(seq_id.astype(np.int64), minlength=len(files))
+            per_dataset: Counter[str] = Counter()
+            for meta, count in zip(files, per_file.tolist(), strict=False):
+                per_dataset[meta["dataset"]] += int(count)
+            counts[split] = {name: n for name, n in per_dataset.items() if n}
+        else:  # no provenance field: the manifest's plan, times the augmentation passes
+            passes = int(manifest.settings.get("config", {}).get("augment_passes", 1))
+            counts[split] = {k: int(v) * passes for k, v in stage1.get("datasets", {}).items()}
+    return counts
+
+
+def joint_angles(
+    folder: str | Path, max_samples: int | None = 100_000, seed: int = 0
+) -> np.ndarray:
+    """(n, 21) rotation angle of each body joint, in degrees, for up to ``max_samples`` rows of
+    a split (a seeded random subset, in file order, when the split is larger)."""
+    pose_body = VPoserDataset(folder, ["pose_body"]).tensors["pose_body"]
+    rows = pose_body.shape[0]
+    if max_samples is not None and rows > max_samples:
+        pick = np.sort(np.random.default_rng(seed).choice(rows, max_samples, replace=False))
+        array = pose_body.numpy()[pick]
+    else:
+        array = pose_body.numpy()
+    aa = array.reshape(array.shape[0], -1, 3).astype(np.float64)
+    return np.degrees(np.linalg.norm(aa, axis=-1))
+
+
+def _color(split: str, index: int) -> str:
+    return _SPLIT_COLORS.get(split, _OTHER_COLORS[index % len(_OTHER_COLORS)])
+
+
+def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Figure:
+    """The report as a matplotlib ``Figure`` (no pyplot, no backend change): samples per
+    source dataset by split; the distribution of body joint rotation angles per split; and
+    each joint's median angle with its interquartile range, per split."""
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import FuncFormatter
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("the report needs matplotlib: pip install 'vposer-data[report]'") from exc
+
+    manifest = _manifest(data_dir)
+    splits = _prepared_splits(manifest)
+    counts = samples_per_dataset(data_dir)
+    angles = {
+        s: joint_angles(split_dir(data_dir, s), max_samples=max_samples, seed=i)
+        for i, s in enumerate(splits)
+    }
+    totals = {s: int((manifest.record("stage_III", s) or {}).get("samples", 0)) for s in splits}
+
+    fig = Figure(figsize=(15, 9), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=(1, 1.35))
+    ax_counts = fig.add_subplot(grid[:, 0])
+    ax_hist = fig.add_subplot(grid[0, 1])
+    ax_joint = fig.add_subplot(grid[1, 1])
+    fig.suptitle(
+        f"VPoser data in {Path(data_dir).resolve()}\n"
+        + ",  ".join(f"{s}: {totals[s]:,} samples" for s in splits),
+        fontsize=13,
+    )
+
+    # samples per source dataset, grouped by split (largest first within a split)
+    labels, values, colors = [], [], []
+    for i, split in enumerate(splits):
+        for name, n in sorted(counts.get(split, {}).items(), key=lambda kv: -kv[1]):
+            labels.append(f"{name}  [{split}]")
+            values.append(n)
+            colors.append(_color(split, i))
+    y = np.arange(len(labels))
+    ax_counts.barh(y, values, color=colors)
+    ax_counts.set_yticks(y, labels, fontsize=9)
+    ax_counts.invert_yaxis()
+    ax_counts.set_xlabel("samples")
+    ax_counts.set_title("Samples per source dataset")
+    ax_counts.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    top = max(values, default=1)
+    for yi, v in zip(y, values, strict=True):
+        ax_counts.text(v + top * 0.01, float(yi), f"{v:,}", va="center", fontsize=8)
+    ax_counts.set_xlim(0, top * 1.18)
+    handles = [
+        Patch(color=_color(s, i), label=f"{s} ({totals[s]:,})") for i, s in enumerate(splits)
+    ]
+    ax_counts.legend(handles=handles, title="split (samples)", loc="lower right")
+
+    # distribution of all body joint angles per split
+    high = max((float(np.percentile(a, 99.9)) for a in angles.values() if a.size), default=180)
+    high = min(180.0, 10.0 * np.ceil(high / 10.0 + 0.5))
+    bins = np.linspace(0, high, 73)
+    for i, split in enumerate(splits):
+        ax_hist.hist(
+            angles[split].ravel(),
+            bins=bins.tolist(),
+            density=True,
+            histtype="step",
+            linewidth=1.8,
+            color=_color(split, i),
+            label=split,
+        )
+    ax_hist.set_xlim(0, high)
+    ax_hist.set_xlabel("body joint rotation angle (degrees, |axis-angle|)")
+    ax_hist.set_ylabel("density")
+    ax_hist.set_title("Joint rotation angles per split (all 21 body joints)")
+    ax_hist.legend()
+
+    # per joint: median and interquartile range per split
+    x = np.arange(len(BODY_JOINTS))
+    width = 0.8 / max(len(splits), 1)
+    for i, split in enumerate(splits):
+        q25, q50, q75 = np.percentile(angles[split], [25, 50, 75], axis=0)
+        offset = (i - (len(splits) - 1) / 2) * width
+        ax_joint.errorbar(
+            x + offset,
+            q50,
+            yerr=np.stack([q50 - q25, q75 - q50]),
+            fmt="o",
+            markersize=4,
+            capsize=2,
+            color=_color(split, i),
+            label=split,
+        )
+    ax_joint.set_xticks(x, list(BODY_JOINTS[: len(x)]), rotation=45, ha="right", fontsize=9)
+    ax_joint.set_ylabel("angle (degrees)")
+    ax_joint.set_title("Per joint: median and interquartile range")
+    ax_joint.grid(axis="y", alpha=0.3)
+    ax_joint.legend(ncols=len(splits))
+    if max_samples is not None and any(n > max_samples for n in totals.values()):
+        fig.text(
+            0.99, 0.005, f"angles from up to {max_samples:,} random samples per split",
+            ha="right", fontsize=8, color="gray",
+        )  # fmt: skip
+    return fig
+
+
+def write_report(
+    data_dir: str | Path, out: str | Path | None = None, max_samples: int | None = 100_000
+) -> Path:
+    """Draw :func:`report_figure` into a PNG (default ``<data_dir>/report.png``); returns its
+    path."""
+    path = Path(out) if out is not None else Path(data_dir) / "report.png"
+    figure = report_figure(data_dir, max_samples=max_samples)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path
