@@ -59,7 +59,7 @@ def _config_from_args(args: argparse.Namespace) -> PrepareConfig:
         batch_size=args.batch_size,
         strict=args.strict,
         hdf5_compression=args.compression,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,  # None: bars on a terminal only
     )
 
 
@@ -136,15 +136,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vposer_data.synthetic import write_amass_tree
 
     amass_dir = args.dir / "amass"
-    if not (amass_dir / ".complete").exists():
+    marker = amass_dir / ".synthetic.json"
+    wanted = {"frames": args.frames, "release": args.release, "seed": 0}
+    if marker.exists():
+        made = json.loads(marker.read_text(encoding="utf-8"))
+        if made != wanted:
+            raise PrepareError(
+                f"{amass_dir} holds a synthetic tree made with {made}, not {wanted}; "
+                "choose another demo folder or repeat those options"
+            )
+        print(f"Reusing the synthetic AMASS tree in {amass_dir}.")
+    else:
         summary = write_amass_tree(amass_dir, total_frames=args.frames, release=args.release)
-        (amass_dir / ".complete").write_text("synthetic tree written\n")
+        marker.write_text(json.dumps(wanted) + "\n", encoding="utf-8")  # written last
         print(
             f"Wrote a synthetic AMASS tree to {amass_dir}: {summary.motion_files} motion "
             f"files, {summary.total_frames:,} frames ({summary.release} release names)."
         )
-    else:
-        print(f"Reusing the synthetic AMASS tree in {amass_dir}.")
     from vposer_data.splits import AMASS_SPLITS
 
     return _prepare(args, amass_dir, args.dir / "vposer", AMASS_SPLITS)
@@ -215,7 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vposer-data",
         description="Turn AMASS into VPoser training data, once, reproducibly.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="echo every log line (prepare.log in the output folder always has them)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write a synthetic AMASS-like tree")
@@ -283,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
