@@ -23,7 +23,7 @@ from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, 
 from vposer_data.atomic import save_tensor
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
-from vposer_data.sampling import clock_frames, random_frames, sequence_rng
+from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
 from vposer_data.splits import SourceFile
 
 __all__ = ["GENDER_CODES", "run_stage1"]
@@ -72,6 +72,14 @@ def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Mo
         return _Unusable(source, exc.problem, not_a_motion=False)
     except OSError as exc:  # permissions, vanished files, I/O errors
         return _Unusable(source, f"unreadable ({exc})", not_a_motion=False)
+    if config.trim > 0 and trim_bounds(sequence.num_frames, config.trim)[0] == 0:
+        # trimming would drop nothing, so the initial T-pose it is meant to remove would stay
+        return _Unusable(
+            source,
+            f"too short: {sequence.num_frames} frames, too few for trimming {config.trim:g} "
+            "at each end to drop a frame",
+            not_a_motion=False,
+        )
     frames = _select(sequence, source, config)
     if frames.size == 0:
         return _Unusable(
