@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from vposer_data.config import PrepareConfig
+from vposer_data.dataset import VPoserDataset
 from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.synthetic import write_amass_tree
 
@@ -37,6 +38,12 @@ def prepare_small(
     config = PrepareConfig.from_mapping({"progress": False, "num_workers": 0, **settings})
     prepare_vposer_datasets(SMALL_SPLITS, amass, root / "vposer", config=config)
     return root / "vposer"
+
+
+def provenance(dataset: VPoserDataset) -> list[tuple[int, int]]:
+    """(seq_id, frame_id) of every sample of a dataset loaded with those fields, in order."""
+    seq_id, frame_id = dataset.tensors["seq_id"].tolist(), dataset.tensors["frame_id"].tolist()
+    return list(zip(seq_id, frame_id, strict=True))
 
 
 def import_examples() -> None:

@@ -1,0 +1,268 @@
+"""VPoserDataModule without a Trainer: preparation, setup per stage, loaders, checks, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from training_helpers import SMALL_SPLITS, prepare_small, provenance, write_tree
+
+from vposer_data import AMASS_SPLITS, VPoserDataModule
+from vposer_data.dataset import VPoserDataset
+from vposer_data.errors import PrepareError, StaleOutputError
+from vposer_data.manifest import ManifestError
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_small(tmp_path_factory.mktemp("datamodule"))
+
+
+def prepared(data_dir: Path, **kwargs: Any) -> VPoserDataModule:
+    """A DataModule over the module's prepared folder (settings as it was prepared with)."""
+    kwargs = {"splits": SMALL_SPLITS, "prepare_num_workers": 0, **kwargs}
+    return VPoserDataModule(data_dir=data_dir, **kwargs)
+
+
+def test_importing_the_package_does_not_import_lightning() -> None:
+    code = (
+        "import sys, vposer_data\n"
+        "assert vposer_data.VPoserDataset and vposer_data.PrepareConfig\n"
+        "assert vposer_data.prepare_vposer_datasets\n"
+        "assert 'pytorch_lightning' not in sys.modules and 'lightning' not in sys.modules\n"
+        "assert vposer_data.VPoserDataModule\n"
+        "assert 'pytorch_lightning' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_hyperparameters_are_plain_values(data_dir: Path) -> None:
+    dm = prepared(data_dir, augmentations=[{"name": "noise", "sigma": 0.01}, "matrot"])
+    assert dm.hparams["batch_size"] == 512 and dm.hparams["num_workers"] == 0
+    assert dm.hparams["splits"] == SMALL_SPLITS and dm.hparams["keep_rate"] == 0.3
+    assert dm.hparams["augmentations"][0] == {"name": "noise", "sigma": 0.01}
+    json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dm.hparams.items()})
+    assert [a.name for a in dm.prepare_config.augmentations] == ["noise", "matrot"]
+
+
+def test_defaults() -> None:
+    dm = VPoserDataModule(data_dir="somewhere")
+    assert dm.splits == AMASS_SPLITS and dm.amass_dir is None and dm.fields is None
+    assert dm.prepare_config.keep_rate == 0.3 and dm.prepare_data_per_node
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"num_workers": -1}, "num_workers=-1"),
+        ({"persistent_workers": True}, "persistent_workers=True: needs num_workers > 0"),
+        ({"splits": ["CMU"]}, "splits=\\['CMU'\\]"),
+        ({"fields": "pose_body"}, "fields='pose_body'"),
+        ({"keep_rate": 1.5}, "keep_rate=1.5"),
+        ({"augmentations": ["no_such_thing"]}, "no_such_thing"),
+    ],
+)
+def test_invalid_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        VPoserDataModule(data_dir="somewhere", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("stage", "splits"),
+    [
+        ("fit", {"train", "vald"}),
+        ("validate", {"vald"}),
+        ("test", {"test"}),
+        ("predict", {"test"}),
+        (None, {"train", "vald", "test"}),
+    ],
+)
+def test_setup_maps_only_what_the_stage_needs(
+    data_dir: Path, stage: str | None, splits: set[str]
+) -> None:
+    dm = prepared(data_dir)
+    dm.setup(stage)
+    assert set(dm.datasets) == splits
+    assert all(isinstance(d, VPoserDataset) for d in dm.datasets.values())
+
+
+def test_prepare_data_sets_no_state(data_dir: Path) -> None:
+    dm = prepared(data_dir)
+    before = dict(vars(dm))
+    dm.prepare_data()  # already prepared with these settings: nothing to do
+    assert vars(dm) == before and dm.datasets == {}
+
+
+def test_train_loader_is_seeded_shuffled_and_drops_the_last_batch(data_dir: Path) -> None:
+    def order(seed: int) -> list[tuple[int, int]]:
+        dm = prepared(data_dir, fields=["pose_body", "seq_id", "frame_id"], batch_size=64)
+        dm.seed = seed
+        dm.setup("fit")
+        batches = list(dm.train_dataloader())
+        assert all(b["pose_body"].shape == (64, 63) for b in batches)
+        assert len(batches) == len(dm.datasets["train"]) // 64
+        return [
+            (int(s), int(f))
+            for b in batches
+            for s, f in zip(b["seq_id"], b["frame_id"], strict=True)
+        ]
+
+    first, again, other = order(0), order(0), order(1)
+    assert first == again and first != other
+    train = VPoserDataset(data_dir / "stage_III" / "train", ["seq_id", "frame_id"])
+    in_file_order = provenance(train)
+    assert first != in_file_order[: len(first)]
+    assert len(set(first)) == len(first)  # no sample twice in an epoch
+
+
+def test_second_epoch_is_a_different_order(data_dir: Path) -> None:
+    dm = prepared(data_dir, fields=["frame_id"], batch_size=64)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    first = torch.cat([b["frame_id"] for b in loader])
+    second = torch.cat([b["frame_id"] for b in loader])
+    assert not torch.equal(first, second)
+
+
+@pytest.mark.parametrize("split", ["vald", "test"])
+def test_eval_loaders_keep_every_sample_in_order(data_dir: Path, split: str) -> None:
+    dm = prepared(data_dir, batch_size=50)
+    dm.setup(None)
+    loader = dm.val_dataloader() if split == "vald" else dm.test_dataloader()
+    got = torch.cat([b["pose_body"] for b in loader])
+    assert torch.equal(got, dm.datasets[split].tensors["pose_body"])
+    assert len(got) % 50 != 0  # the partial last batch is kept
+    assert torch.equal(torch.cat([b["pose_body"] for b in dm.predict_dataloader()]),
+                       dm.datasets["test"].tensors["pose_body"])  # fmt: skip
+
+
+def test_loader_settings(data_dir: Path) -> None:
+    dm = prepared(data_dir, num_workers=2)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.num_workers == 2 and loader.persistent_workers
+    assert loader.pin_memory == torch.cuda.is_available()
+    assert not prepared(data_dir).train_dataloader().persistent_workers
+    assert prepared(data_dir, pin_memory=True).val_dataloader().pin_memory
+
+
+def test_one_fancy_index_per_field_per_batch(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch is fetched by ``__getitems__``: one ``index_select`` per field, and never
+    ``__getitem__``."""
+    calls = {"getitem": 0, "getitems": 0, "index_select": 0, "rows": 0}
+    getitems, index_select = VPoserDataset.__getitems__, torch.Tensor.index_select
+
+    def counting_getitems(self: VPoserDataset, indices: list[int]) -> Any:
+        calls["getitems"] += 1
+        calls["rows"] += len(indices)
+        return getitems(self, indices)
+
+    def counting_getitem(self: VPoserDataset, index: int) -> Any:
+        calls["getitem"] += 1
+        raise AssertionError("a per-sample fetch")
+
+    def counting_index_select(self: torch.Tensor, *args: Any) -> torch.Tensor:
+        calls["index_select"] += 1
+        return index_select(self, *args)
+
+    monkeypatch.setattr(VPoserDataset, "__getitems__", counting_getitems)
+    monkeypatch.setattr(VPoserDataset, "__getitem__", counting_getitem)
+    monkeypatch.setattr(torch.Tensor, "index_select", counting_index_select)
+    dm = prepared(data_dir, fields=["pose_body", "root_orient", "seq_id"], batch_size=128)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    batches = sum(1 for _ in loader)
+    assert batches == len(loader) > 5
+    assert calls == {
+        "getitem": 0,
+        "getitems": batches,
+        "index_select": 3 * batches,
+        "rows": 128 * batches,
+    }
+
+
+def test_amass_dir_none_and_nothing_prepared_says_how_to_fix(tmp_path: Path) -> None:
+    target = tmp_path / "not_prepared"
+    dm = VPoserDataModule(data_dir=target)
+    with pytest.raises(PrepareError, match="Pass amass_dir=") as info:
+        dm.prepare_data()
+    assert str(target) in str(info.value) and "vposer-data prepare" in str(info.value)
+    assert not target.exists()  # nothing written for a mistyped path
+    with pytest.raises(PrepareError, match="amass_dir"):
+        dm.setup("fit")
+
+
+def test_prepare_data_from_raw_amass_then_reuse(tmp_path: Path) -> None:
+    amass = write_tree(tmp_path / "amass", frames=6000)
+    out = tmp_path / "vposer"
+    dm = VPoserDataModule(data_dir=out, amass_dir=amass, splits=SMALL_SPLITS, progress=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) > 0
+    log = (out / "prepare.log").read_text()
+    dm.prepare_data()  # done: nothing runs again
+    again = VPoserDataModule(data_dir=str(out), splits=SMALL_SPLITS)  # amass_dir=None
+    again.prepare_data()
+    again.setup("test")
+    assert (out / "prepare.log").read_text() == log
+    assert log.count("=== vposer_data") == 1
+
+
+def test_setup_before_preparation_finished(tmp_path: Path) -> None:
+    amass = write_tree(tmp_path / "amass", frames=6000)
+    dm = VPoserDataModule(data_dir=tmp_path / "vposer", amass_dir=amass, splits=SMALL_SPLITS)
+    with pytest.raises(PrepareError, match="call prepare_data\\(\\) before setup\\(\\)"):
+        dm.setup("fit")
+
+
+def test_other_settings_are_loud(data_dir: Path) -> None:
+    dm = prepared(data_dir, keep_rate=0.5)
+    with pytest.raises(StaleOutputError, match=re.escape("keep_rate: existing 0.3, requested 0.5")):
+        dm.setup("fit")
+    with pytest.raises(StaleOutputError, match="keep_rate"):
+        dm.prepare_data()
+    other_splits = {**SMALL_SPLITS, "test": ["SFU", "ACCAD"]}
+    with pytest.raises(StaleOutputError, match=re.escape("splits.test")):
+        prepared(data_dir, splits=other_splits).setup("test")
+
+
+def test_damaged_file_is_named(data_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(data_dir, tmp_path / "copy"))
+    victim = copy / "stage_III" / "vald" / "pose_body.pt"
+    with open(victim, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ManifestError, match=re.escape("no longer match manifest.json")) as info:
+        prepared(copy).setup("validate")
+    assert str(victim) in str(info.value)
+    victim.unlink()
+    with pytest.raises(ManifestError, match="missing"):
+        prepared(copy).setup("fit")
+
+
+def test_incomplete_manifest(data_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(data_dir, tmp_path / "copy"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["complete"] = False
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PrepareError, match=r"preparation has not finished.*Pass amass_dir="):
+        prepared(copy).setup("fit")
+
+
+def test_a_stage_whose_split_is_absent(data_dir: Path) -> None:
+    dm = VPoserDataModule(data_dir=data_dir, splits={"train": ["CMU"]})
+    with pytest.raises(ValueError, match="setup\\('test'\\) needs a 'test' split"):
+        dm.setup("test")
+    with pytest.raises(ValueError, match="stage='train'"):
+        dm.setup("train")
+    with pytest.raises(ValueError, match="not among this VPoserDataModule's splits"):
+        prepared(data_dir).dataset("holdout")

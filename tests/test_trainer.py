@@ -1,0 +1,238 @@
+"""Proof with a real Lightning Trainer on CPU: fit / validate / test from raw synthetic AMASS,
+DDP over two processes, and LightningCLI from the example YAML config."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import yaml
+from pytorch_lightning.callbacks import Callback
+from torch.utils.data import DistributedSampler
+from training_helpers import EXAMPLES, SMALL_SPLITS, import_examples, provenance, write_tree
+
+from vposer_data import VPoserDataModule
+from vposer_data.dataset import VPoserDataset
+from vposer_data.manifest import Manifest
+from vposer_data.prepare import split_dir
+
+import_examples()
+from vposer_model import VPoserVAE  # noqa: E402
+
+QUIET = {
+    "accelerator": "cpu",
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+}
+
+
+class LossRecorder(Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: Any, outputs: Any, *args: Any
+    ) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_fit_validate_test_from_raw_amass(tmp_path: Path) -> None:
+    amass = write_tree(tmp_path / "amass", frames=15_000)
+    dm = VPoserDataModule(
+        data_dir=tmp_path / "vposer",
+        amass_dir=amass,
+        splits=SMALL_SPLITS,
+        fields=["pose_body"],
+        batch_size=64,
+        progress=False,
+    )
+    pl.seed_everything(0, verbose=False)
+    model = VPoserVAE(hidden_dim=128, lr=2e-3)
+    recorder = LossRecorder()
+    trainer = pl.Trainer(max_steps=60, callbacks=[recorder], num_sanity_val_steps=0, **QUIET)
+    trainer.fit(model, datamodule=dm)
+
+    losses = recorder.losses
+    assert len(losses) == 60 and all(math.isfinite(x) for x in losses)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    print(f"loss: first 5 steps {first:.3f}, last 5 steps {last:.3f}")
+    assert last < 0.7 * first, (first, last)
+    assert Manifest.load(tmp_path / "vposer").complete  # prepare_data ran the stages
+
+    validated = trainer.validate(model, datamodule=dm, verbose=False)
+    tested = trainer.test(model, datamodule=dm, verbose=False)
+    assert math.isfinite(validated[0]["val_loss"]) and math.isfinite(tested[0]["test_loss"])
+    assert set(dm.datasets) == {"train", "vald", "test"}
+
+
+class SeenSamples(Callback):
+    """Writes, per rank, the (seq_id, frame_id) of every training sample the rank saw."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.seen: list[list[int]] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, i: int) -> None:
+        pairs = torch.stack([batch["seq_id"], batch["frame_id"]], 1).tolist()
+        self.seen.extend(pairs)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: Any) -> None:
+        sampler = trainer.train_dataloader.sampler
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "sampler": type(sampler).__name__,
+            "seen": self.seen,
+        }
+        path = self.out_dir / f"rank{trainer.global_rank}.json"
+        path.write_text(json.dumps(record))
+
+
+def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> None:
+    amass = write_tree(tmp_path / "amass", frames=12_000)
+    data_dir = tmp_path / "vposer"
+    batch_size = 32
+    dm = VPoserDataModule(
+        data_dir=data_dir,
+        amass_dir=amass,
+        splits=SMALL_SPLITS,
+        fields=["pose_body", "seq_id", "frame_id"],
+        batch_size=batch_size,
+        seed=3,
+        progress=False,
+        prepare_num_workers=0,
+    )
+    out = tmp_path / "seen"
+    out.mkdir()
+    trainer = pl.Trainer(
+        strategy="ddp_spawn",
+        devices=2,
+        max_epochs=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[SeenSamples(out)],
+        **QUIET,
+    )
+    trainer.fit(VPoserVAE(hidden_dim=32), datamodule=dm)
+
+    # the three stages ran once, in one process
+    log = (data_dir / "prepare.log").read_text()
+    assert log.count("=== vposer_data") == 1
+    for stage in ("stage I train", "stage II train", "stage III train"):
+        assert log.count(stage) == 1, stage
+    assert Manifest.load(data_dir).complete
+
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["rank"] for r in ranks] == [0, 1] and ranks[0]["world_size"] == 2
+    assert {r["sampler"] for r in ranks} == {DistributedSampler.__name__}
+    seen = [{tuple(p) for p in r["seen"]} for r in ranks]
+    assert all(len(s) == len(r["seen"]) for s, r in zip(seen, ranks, strict=True))
+    assert not seen[0] & seen[1], "the ranks' shares overlap"
+
+    train = VPoserDataset(split_dir(data_dir, "train"), ["seq_id", "frame_id"])
+    split = set(provenance(train))
+    assert len(split) == len(train)  # (seq_id, frame_id) names each sample once
+    union = seen[0] | seen[1]
+    assert union <= split
+    # what is not seen is exactly what must be dropped: len % 2 samples to split evenly, then
+    # each rank's last partial batch (drop_last)
+    per_rank = len(train) // 2
+    assert len(split) - len(union) == len(train) % 2 + 2 * (per_rank % batch_size)
+    assert len(seen[0]) == len(seen[1]) == per_rank - per_rank % batch_size
+
+
+def test_ddp_shares_cover_the_split_when_it_divides(tmp_path: Path) -> None:
+    """Without DDP processes: the sampler the DataModule builds for each rank of a 2-process
+    job; their shares are disjoint and, with nothing to drop, their union is the split."""
+    from training_helpers import prepare_small
+
+    data_dir = prepare_small(tmp_path, frames=6000)
+    length = len(VPoserDataset(split_dir(data_dir, "train")))
+    batch = next(b for b in range(40, 1, -1) if (length // 2) % b == 0)
+    shares = []
+    for rank in (0, 1):
+        dm = VPoserDataModule(
+            data_dir=data_dir, splits=SMALL_SPLITS, fields=["frame_id"], batch_size=batch
+        )
+        dm.trainer = _FakeDistributedTrainer(rank)  # type: ignore[assignment]
+        loader = dm.train_dataloader()
+        assert isinstance(loader.sampler, DistributedSampler)
+        shares.append([i for indices in loader.batch_sampler for i in indices])  # type: ignore[union-attr]
+    assert not set(shares[0]) & set(shares[1])
+    assert sorted(shares[0] + shares[1]) == list(range(length - length % 2))
+
+
+class _FakeDistributedTrainer:
+    """What the DataModule reads from a Trainer under 2-process DDP on CPU."""
+
+    def __init__(self, rank: int) -> None:
+        self.distributed_sampler_kwargs = {"num_replicas": 2, "rank": rank}
+
+        class _Device:
+            type = "cpu"
+
+        class _Strategy:
+            root_device = _Device()
+
+        self.strategy = _Strategy()
+
+
+def test_lightning_cli_builds_the_datamodule_from_the_example_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.argv", ["train.py"])  # LightningCLI also looks at sys.argv
+    import_examples()
+    from train import main
+
+    config = EXAMPLES / "datamodule.yaml"
+    values = yaml.safe_load(config.read_text())["data"]
+    amass = write_tree(tmp_path / "amass", frames=10_000)
+    overrides = [
+        f"--data.data_dir={tmp_path / 'vposer'}",
+        f"--data.amass_dir={amass}",
+        "--data.progress=false",
+    ]
+    cli = main(["--config", str(config), *overrides], run=False)
+    dm = cli.datamodule
+    assert isinstance(dm, VPoserDataModule) and isinstance(cli.model, VPoserVAE)
+    assert dm.splits == values["splits"] and dm.fields == values["fields"]
+    assert dm.batch_size == values["batch_size"] and dm.hparams["seed"] == values["seed"]
+    assert dm.prepare_config.keep_rate == values["keep_rate"]
+
+    # and the fit subcommand trains a few steps from raw AMASS with it
+    fitted = main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            *overrides,
+            "--data.batch_size=64",
+            "--model.hidden_dim=64",
+            "--trainer.accelerator=cpu",
+            "--trainer.max_steps=3",
+            "--trainer.limit_val_batches=1",
+            "--trainer.num_sanity_val_steps=0",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            "--trainer.enable_checkpointing=false",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path / 'runs'}",
+        ]
+    )
+    assert fitted.trainer.global_step == 3
+    assert math.isfinite(float(fitted.trainer.callback_metrics["train_loss"]))
+    assert Manifest.load(tmp_path / "vposer").complete
+
+
+def test_datamodule_settings_survive_a_checkpoint(tmp_path: Path) -> None:
+    """save_hyperparameters: a DataModule can be rebuilt from what a checkpoint records."""
+    dm = VPoserDataModule(data_dir=tmp_path, splits=SMALL_SPLITS, batch_size=99, keep_rate=0.4)
+    rebuilt = VPoserDataModule(**dict(dm.hparams))
+    assert rebuilt.hparams == dm.hparams and rebuilt.prepare_config == dm.prepare_config
