@@ -533,18 +533,29 @@ def test_stagei_file_is_not_a_motion(tmp_path: Path, gender: str) -> None:
     assert str(path) in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "arrays",
-    [
-        {"betas": np.zeros(16), "gender": np.array("male")},
-        without(smplh_arrays(), "poses"),
-        {"trans": np.zeros((N, 3))},
-    ],
-)
-def test_any_npz_without_a_pose_key_is_not_a_motion(tmp_path: Path, arrays: dict[str, Any]) -> None:
-    path = save(tmp_path / "looks_like_a_motion_poses.npz", arrays)
+WITHOUT_POSE_KEY = [
+    {"betas": np.zeros(16), "gender": np.array("male")},
+    without(smplh_arrays(), "poses"),
+    {"trans": np.zeros((N, 3))},
+]
+
+
+@pytest.mark.parametrize("arrays", WITHOUT_POSE_KEY)
+def test_npz_without_a_pose_key_is_not_a_motion(tmp_path: Path, arrays: dict[str, Any]) -> None:
+    path = save(tmp_path / "calibration.npz", arrays)
     with pytest.raises(NotAMotionError) as info:
         load_sequence(path)
     message = str(info.value)
     assert str(path) in message
     assert "no pose key" in message
+
+
+@pytest.mark.parametrize("name", ["walk_poses.npz", "walk_stageii.npz"])
+@pytest.mark.parametrize("arrays", WITHOUT_POSE_KEY)
+def test_motion_named_npz_without_a_pose_key_is_damaged_not_a_non_motion(
+    tmp_path: Path, name: str, arrays: dict[str, Any]
+) -> None:
+    """A file named as a motion but without poses is a damaged motion: a reported skip, never
+    passed over quietly as a non-motion."""
+    error = assert_refused(save(tmp_path / name, arrays), "missing key 'poses'")
+    assert not isinstance(error, NotAMotionError)

@@ -52,6 +52,8 @@ GENDERS = ("male", "female", "neutral")
 #: File names AMASS uses for per-subject shape files, which hold no motion.
 NON_MOTION_NAMES = ("shape.npz",)
 NON_MOTION_SUFFIXES = ("_stagei.npz",)
+#: Endings AMASS gives motion files: such a file without a pose key is damaged, not a non-motion.
+MOTION_SUFFIXES = ("_poses.npz", "_stageii.npz")
 
 
 class AmassFormatError(ValueError):
@@ -64,7 +66,8 @@ class AmassFormatError(ValueError):
 
 
 class NotAMotionError(AmassFormatError):
-    """A well-formed file that is not a motion (``shape.npz``, ``*_stagei.npz``, no pose key)."""
+    """A well-formed file that is not a motion (``shape.npz``, ``*_stagei.npz``, or no pose key
+    in a file not named as a motion)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,10 @@ def load_sequence(path: str | Path, default_fps: float | None = None) -> AmassSe
             exports); by default such a file is an error.
 
     Raises:
-        NotAMotionError: the file is a shape file or has no pose key.
-        AmassFormatError: anything else that makes the file unusable.
+        NotAMotionError: the file is a shape file, or has no pose key and is not named as a
+            motion (``*_poses.npz``, ``*_stageii.npz``).
+        AmassFormatError: anything else that makes the file unusable, including a file named
+            as a motion without a pose key.
     """
     path = Path(path)
     if is_non_motion_name(path):
@@ -124,11 +129,28 @@ def load_sequence(path: str | Path, default_fps: float | None = None) -> AmassSe
             ) from None
         raise AmassFormatError(path, f"not a readable .npz archive ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise AmassFormatError(path, f"not a readable .npz archive ({exc})") from None
+        raise AmassFormatError(path, _unreadable_reason(path, exc)) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise AmassFormatError(path, "holds a single array, expected an .npz archive of keys")
     with archive:
         return _read_archive(path, _KeyReader(path, archive), default_fps)
+
+
+def _unreadable_reason(path: Path, exc: BaseException) -> str:
+    """Why ``np.load`` failed, telling an empty file and a cut-short zip from other damage."""
+    head: bytes | None = None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        pass
+    if head == b"":
+        return "not a readable .npz archive: the file is empty (0 bytes)"
+    if head == b"PK":
+        return (
+            f"not a readable .npz archive: a zip archive cut short (truncated) or damaged ({exc})"
+        )
+    return f"not a readable .npz archive ({exc})"
 
 
 def _starts_like_a_pickle(path: Path) -> bool:
@@ -186,6 +208,13 @@ def _read_archive(path: Path, keys: _KeyReader, default_fps: float | None) -> Am
         parts, family = _parts_from_poses(path, keys)
     elif "pose_body" in keys:
         parts, family = _parts_from_split_keys(keys)
+    elif path.name.endswith(MOTION_SUFFIXES):
+        # named as a motion, so a damaged one: reported, never passed over as a non-motion
+        raise AmassFormatError(
+            path,
+            f"missing key 'poses' (keys present: {sorted(keys.keys)}); "
+            f"a file named *{' or *'.join(MOTION_SUFFIXES)} is a motion and needs its poses",
+        )
     else:
         raise NotAMotionError(
             path, f"no pose key ('poses' or 'pose_body') among {sorted(keys.keys)}"
