@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import torch
 
+from vposer_data.errors import PrepareError
+
 __all__ = [
     "FileRecord",
     "atomic_path",
@@ -76,10 +78,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:  # a full disk, a file-size limit: say which file
+        raise PrepareError(f"could not write {path}: {exc}") from exc
 
 
 class _HashingWriter:
@@ -89,12 +94,17 @@ class _HashingWriter:
         self.handle = handle
         self.digest = hashlib.sha256()
         self.size = 0
+        self.error: OSError | None = None  # torch reports a failed write without its cause
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
         self.digest.update(view)
         self.size += view.nbytes
-        return self.handle.write(view)
+        try:
+            return self.handle.write(view)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
 
     def flush(self) -> None:
         self.handle.flush()
@@ -111,11 +121,17 @@ def save_tensor(path: str | Path, tensor: torch.Tensor) -> FileRecord:
     storage_bytes = tensor.untyped_storage().nbytes()
     if tensor.storage_offset() != 0 or storage_bytes != tensor.numel() * tensor.element_size():
         tensor = tensor.clone()
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        writer = _HashingWriter(handle)
-        torch.save(tensor, writer)  # type: ignore[arg-type]
-        handle.flush()
-        os.fsync(handle.fileno())
+    writer: _HashingWriter | None = None
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            writer = _HashingWriter(handle)
+            torch.save(tensor, writer)  # type: ignore[arg-type]
+            handle.flush()
+            os.fsync(handle.fileno())
+    except (OSError, RuntimeError) as exc:  # a full disk, a file-size limit: say which file
+        cause = writer.error if writer is not None and writer.error is not None else exc
+        raise PrepareError(f"could not write {path}: {cause}") from exc
+    assert writer is not None
     return FileRecord(bytes=writer.size, sha256=writer.digest.hexdigest())
 
 

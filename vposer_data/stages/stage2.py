@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from vposer_data import __version__
 from vposer_data.atomic import atomic_path
 from vposer_data.augment import AugmentSpec, apply_augmentations
 from vposer_data.config import PrepareConfig
+from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 
 __all__ = ["AugmentedBatches", "batch_seed", "run_stage2"]
@@ -157,6 +159,16 @@ def _layouts(dataset: AugmentedBatches, total: int, batch_size: int) -> dict[str
     return layouts
 
 
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed HDF5 write (a full disk, a file-size limit) into an error naming the file:
+    h5py reports it as an OSError or RuntimeError without the path."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        raise PrepareError(f"could not write {path}: {exc}") from exc
+
+
 def run_stage2(
     split: str,
     stage1_dir: Path,
@@ -199,22 +211,26 @@ def run_stage2(
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp:
-        with h5py.File(tmp, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES) as h5:
-            h5.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
-            h5.attrs["package_version"] = __version__
-            h5.attrs["split"] = split
-            h5.attrs["augment_passes"] = config.augment_passes
-            h5.attrs["source_rows"] = num_rows
-            targets = {
-                name: h5.create_dataset(
-                    name,
-                    shape=(total, *layout.row_shape),
-                    dtype=layout.dtype,
-                    chunks=(layout.chunk_rows, *layout.row_shape),
-                    **filters,
-                )
-                for name, layout in dataset.layouts.items()
-            }
+        # HDF5 writes only are wrapped (not the loader, whose errors are not about the file)
+        with _writing(out_path):
+            h5 = h5py.File(tmp, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+        try:
+            with _writing(out_path):
+                h5.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
+                h5.attrs["package_version"] = __version__
+                h5.attrs["split"] = split
+                h5.attrs["augment_passes"] = config.augment_passes
+                h5.attrs["source_rows"] = num_rows
+                targets = {
+                    name: h5.create_dataset(
+                        name,
+                        shape=(total, *layout.row_shape),
+                        dtype=layout.dtype,
+                        chunks=(layout.chunk_rows, *layout.row_shape),
+                        **filters,
+                    )
+                    for name, layout in dataset.layouts.items()
+                }
             for pieces in tqdm(
                 loader,
                 total=len(dataset),
@@ -222,14 +238,18 @@ def run_stage2(
                 unit="batch",
                 disable=config.progress_disabled(),
             ):
-                for name, chunk, payload in pieces.chunks:
-                    origin = (chunk * dataset.layouts[name].chunk_rows,) + (0,) * len(
-                        dataset.layouts[name].row_shape
-                    )
-                    targets[name].id.write_direct_chunk(origin, payload)
-                for name, start, rows in pieces.rows:
-                    targets[name][start : start + rows.shape[0]] = rows
-        with open(tmp, "rb+") as handle:
+                with _writing(out_path):
+                    for name, chunk, payload in pieces.chunks:
+                        origin = (chunk * dataset.layouts[name].chunk_rows,) + (0,) * len(
+                            dataset.layouts[name].row_shape
+                        )
+                        targets[name].id.write_direct_chunk(origin, payload)
+                    for name, start, rows in pieces.rows:
+                        targets[name][start : start + rows.shape[0]] = rows
+        finally:
+            with _writing(out_path):
+                h5.close()  # flushes the chunk cache: a full disk may show only here
+        with _writing(out_path), open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
     shapes = {
         name: {"shape": [total, *layout.row_shape], "dtype": layout.dtype}
