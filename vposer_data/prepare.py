@@ -171,6 +171,10 @@ def prepare_vposer_datasets(
             if not overwrite:
                 raise
             manifest = Manifest(root)
+        if manifest.exists and not any(manifest.data.get("stages", {}).values()):
+            # an earlier run stopped before finishing any stage of any split (a mistyped
+            # dataset, a strict-mode stop): nothing was made under its settings, start afresh
+            manifest = Manifest(root)
         if manifest.exists and manifest.settings != settings:
             if not overwrite:
                 differences = describe_differences(_flatten(manifest.settings), _flatten(settings))
