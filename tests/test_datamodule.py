@@ -10,13 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 from training_helpers import SMALL_SPLITS, prepare_small, provenance, write_tree
 
 from vposer_data import AMASS_SPLITS, VPoserDataModule
-from vposer_data.dataset import VPoserDataset
+from vposer_data.dataset import VPoserDataset, collate_batch
 from vposer_data.errors import PrepareError, StaleOutputError
+from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
 from vposer_data.manifest import ManifestError
 
 
@@ -154,40 +157,42 @@ def test_loader_settings(data_dir: Path) -> None:
     assert prepared(data_dir, pin_memory=True).val_dataloader().pin_memory
 
 
+@pytest.mark.parametrize("loader", ["train", "val"])
 def test_one_fancy_index_per_field_per_batch(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, loader: str
 ) -> None:
-    """Each batch is fetched by ``__getitems__``: one ``index_select`` per field, and never
-    ``__getitem__``."""
-    calls = {"getitem": 0, "getitems": 0, "index_select": 0, "rows": 0}
-    getitems, index_select = VPoserDataset.__getitems__, torch.Tensor.index_select
+    """Each batch is one batched fetch (``__getitems__``): one ``index_select`` per field, and
+    never a per-sample ``dataset[i]``."""
+    calls = {"single": 0, "getitems": 0, "index_select": 0, "rows": 0}
+    getitem, getitems = VPoserDataset.__getitem__, VPoserDataset.__getitems__
+    index_select = torch.Tensor.index_select
 
-    def counting_getitems(self: VPoserDataset, indices: list[int]) -> Any:
+    def counting_getitem(self: VPoserDataset, index: Any) -> Any:
+        calls["single"] += isinstance(index, int)
+        return getitem(self, index)
+
+    def counting_getitems(self: VPoserDataset, indices: Any) -> Any:
         calls["getitems"] += 1
         calls["rows"] += len(indices)
         return getitems(self, indices)
-
-    def counting_getitem(self: VPoserDataset, index: int) -> Any:
-        calls["getitem"] += 1
-        raise AssertionError("a per-sample fetch")
 
     def counting_index_select(self: torch.Tensor, *args: Any) -> torch.Tensor:
         calls["index_select"] += 1
         return index_select(self, *args)
 
-    monkeypatch.setattr(VPoserDataset, "__getitems__", counting_getitems)
     monkeypatch.setattr(VPoserDataset, "__getitem__", counting_getitem)
+    monkeypatch.setattr(VPoserDataset, "__getitems__", counting_getitems)
     monkeypatch.setattr(torch.Tensor, "index_select", counting_index_select)
-    dm = prepared(data_dir, fields=["pose_body", "root_orient", "seq_id"], batch_size=128)
+    dm = prepared(data_dir, fields=["pose_body", "root_orient", "seq_id"], batch_size=32)
     dm.setup("fit")
-    loader = dm.train_dataloader()
-    batches = sum(1 for _ in loader)
-    assert batches == len(loader) > 5
+    batches = list(dm.train_dataloader() if loader == "train" else dm.val_dataloader())
+    rows = sum(len(b["seq_id"]) for b in batches)
+    assert len(batches) > 3
     assert calls == {
-        "getitem": 0,
-        "getitems": batches,
-        "index_select": 3 * batches,
-        "rows": 128 * batches,
+        "single": 0,
+        "getitems": len(batches),
+        "index_select": 3 * len(batches),
+        "rows": rows,
     }
 
 
@@ -266,3 +271,76 @@ def test_a_stage_whose_split_is_absent(data_dir: Path) -> None:
         dm.setup("train")
     with pytest.raises(ValueError, match="not among this VPoserDataModule's splits"):
         prepared(data_dir).dataset("holdout")
+
+
+def test_batch_index_sampler() -> None:
+    sampler = BatchIndexSampler(103, 10, seed=5)
+    first = list(sampler)
+    assert len(first) == len(sampler) == 10 and all(b.dtype == np.int64 for b in first)
+    assert all(len(b) == 10 for b in first)
+    assert len(set(np.concatenate(first).tolist())) == 100  # no row twice; 3 dropped
+    second = list(sampler)  # without set_epoch, the next iteration is the next epoch
+    assert not np.array_equal(np.concatenate(first), np.concatenate(second))
+    sampler.set_epoch(0)
+    assert np.array_equal(np.concatenate(list(sampler)), np.concatenate(first))
+    assert np.array_equal(
+        np.concatenate(list(BatchIndexSampler(103, 10, seed=5))), np.concatenate(first)
+    )
+    keep_all = BatchIndexSampler(103, 10, shuffle=False, drop_last=False)
+    assert len(keep_all) == 11
+    assert np.array_equal(np.concatenate(list(keep_all)), np.arange(103))
+
+
+def test_distributed_batch_index_sampler_shares_are_disjoint() -> None:
+    shares = [
+        np.concatenate(list(DistributedBatchIndexSampler(103, 4, num_replicas=3, rank=r, seed=1)))
+        for r in range(3)
+    ]
+    assert [len(s) for s in shares] == [32, 32, 32]  # 34 each, less the partial batch of 2
+    every = np.concatenate(shares)
+    assert len(set(every.tolist())) == len(every)
+    whole = [
+        np.concatenate(
+            list(DistributedBatchIndexSampler(103, 1, num_replicas=3, rank=r, drop_last=False))
+        )
+        for r in range(3)
+    ]
+    assert sorted(np.concatenate(whole).tolist()) == sorted(
+        BatchIndexSampler(103, 1).indices(0)[:102].tolist()
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"size": 10, "batch_size": 0}, {"size": -1, "batch_size": 2}, {"num_replicas": 2, "rank": 2}],
+)
+def test_batch_index_sampler_arguments(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        BatchIndexSampler(**{"size": 10, "batch_size": 2, **kwargs})
+
+
+def test_batch_data_loader_fast_path_equals_the_dataloader(data_dir: Path) -> None:
+    dataset = VPoserDataset(data_dir / "stage_III" / "train", ["pose_body", "frame_id"])
+
+    def batches(loader_cls: type, workers: int) -> list[dict[str, torch.Tensor]]:
+        loader = loader_cls(
+            dataset,
+            sampler=BatchIndexSampler(len(dataset), 100, seed=2),
+            batch_size=None,
+            collate_fn=collate_batch,
+            num_workers=workers,
+        )
+        assert len(loader) == len(dataset) // 100
+        return list(loader)
+
+    fast, plain, workers = (
+        batches(BatchDataLoader, 0),
+        batches(DataLoader, 0),
+        batches(BatchDataLoader, 2),
+    )
+    assert BatchDataLoader(dataset, num_workers=0)._fast() is False  # not a batch sampler
+    for other in (plain, workers):
+        assert len(other) == len(fast)
+        for a, b in zip(fast, other, strict=True):
+            assert type(a) is dict and a.keys() == b.keys()
+            assert all(torch.equal(a[k], b[k]) for k in a)

@@ -18,6 +18,7 @@ from training_helpers import EXAMPLES, SMALL_SPLITS, import_examples, provenance
 
 from vposer_data import VPoserDataModule
 from vposer_data.dataset import VPoserDataset
+from vposer_data.loader import DistributedBatchIndexSampler
 from vposer_data.manifest import Manifest
 from vposer_data.prepare import split_dir
 
@@ -131,7 +132,7 @@ def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> 
 
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in ranks] == [0, 1] and ranks[0]["world_size"] == 2
-    assert {r["sampler"] for r in ranks} == {DistributedSampler.__name__}
+    assert {r["sampler"] for r in ranks} == {DistributedBatchIndexSampler.__name__}
     seen = [{tuple(p) for p in r["seen"]} for r in ranks]
     assert all(len(s) == len(r["seen"]) for s, r in zip(seen, ranks, strict=True))
     assert not seen[0] & seen[1], "the ranks' shares overlap"
@@ -163,8 +164,8 @@ def test_ddp_shares_cover_the_split_when_it_divides(tmp_path: Path) -> None:
         )
         dm.trainer = _FakeDistributedTrainer(rank)  # type: ignore[assignment]
         loader = dm.train_dataloader()
-        assert isinstance(loader.sampler, DistributedSampler)
-        shares.append([i for indices in loader.batch_sampler for i in indices])  # type: ignore[union-attr]
+        assert isinstance(loader.sampler, DistributedSampler)  # so Lightning keeps it
+        shares.append([i for indices in loader.sampler for i in indices.tolist()])
     assert not set(shares[0]) & set(shares[1])
     assert sorted(shares[0] + shares[1]) == list(range(length - length % 2))
 
@@ -236,3 +237,24 @@ def test_datamodule_settings_survive_a_checkpoint(tmp_path: Path) -> None:
     dm = VPoserDataModule(data_dir=tmp_path, splits=SMALL_SPLITS, batch_size=99, keep_rate=0.4)
     rebuilt = VPoserDataModule(**dict(dm.hparams))
     assert rebuilt.hparams == dm.hparams and rebuilt.prepare_config == dm.prepare_config
+
+
+def test_overfit_batches(tmp_path: Path) -> None:
+    """Lightning's overfit_batches swaps the training sampler: batches stay batches."""
+    from training_helpers import prepare_small
+
+    data_dir = prepare_small(tmp_path, frames=6000)
+    dm = VPoserDataModule(
+        data_dir=data_dir, splits=SMALL_SPLITS, fields=["pose_body"], batch_size=16
+    )
+    sizes: list[int] = []
+
+    class Sizes(Callback):
+        def on_train_batch_start(
+            self, trainer: pl.Trainer, module: Any, batch: Any, i: int
+        ) -> None:
+            sizes.append(batch["pose_body"].shape[0])
+
+    trainer = pl.Trainer(overfit_batches=2, max_steps=4, callbacks=[Sizes()], **QUIET)
+    trainer.fit(VPoserVAE(hidden_dim=16), datamodule=dm)
+    assert sizes == [16, 16, 16, 16]

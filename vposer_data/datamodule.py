@@ -3,8 +3,9 @@
 ``prepare_data`` runs the three stages once (disk only; Lightning calls it on one process per
 node, and the folder's lock makes any extra call wait and then find the work done).
 ``setup(stage)`` checks the prepared folder against its manifest and maps the splits that
-stage needs. The loaders fetch each batch with one fancy index per field
-(:meth:`VPoserDataset.__getitems__`).
+stage needs. The loaders fetch each batch with one fancy index per field: the training loader's
+sampler yields whole batches of indices (:class:`~vposer_data.loader.BatchIndexSampler`), the
+others batch in order through :meth:`VPoserDataset.__getitems__`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader
 
 from vposer_data.config import PrepareConfig, describe_differences
 from vposer_data.dataset import VPoserDataset, collate_batch
 from vposer_data.errors import PrepareError, StaleOutputError
+from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
 from vposer_data.manifest import Manifest, ManifestError
 from vposer_data.prepare import prepare_vposer_datasets, split_dir
 from vposer_data.splits import AMASS_SPLITS
@@ -256,59 +258,67 @@ class VPoserDataModule(pl.LightningDataModule):
             return trainer.strategy.root_device.type == "cuda"
         return torch.cuda.is_available()
 
-    def _loader(
-        self,
-        dataset: VPoserDataset,
-        sampler: Sampler[int] | None = None,
-        shuffle: bool = False,
-        drop_last: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> DataLoader[dict[str, torch.Tensor]]:
-        workers = int(self.num_workers)
+    def _loader(self, dataset: VPoserDataset) -> DataLoader[dict[str, torch.Tensor]]:
+        """Every sample in order; each batch fetched by ``__getitems__``."""
+        workers = self.num_workers
         persistent = self.persistent_workers
         return DataLoader(
             dataset,
-            batch_size=int(self.batch_size),
-            shuffle=shuffle if sampler is None else None,
-            sampler=sampler,
-            drop_last=drop_last,
+            batch_size=self.batch_size,
+            shuffle=False,
+            drop_last=False,
             num_workers=workers,
             collate_fn=collate_batch,  # the dataset's __getitems__ returns whole batches
             pin_memory=self._pin_memory(),
             persistent_workers=workers > 0 if persistent is None else bool(persistent),
-            generator=generator,
         )
 
-    def _distributed_train_sampler(self, dataset: VPoserDataset) -> Sampler[int] | None:
-        """Under DDP, a DistributedSampler seeded by ``seed`` that drops the last
-        ``len % world_size`` samples, so the ranks' shares are disjoint (Lightning's own
-        pads them by repeating samples)."""
-        trainer = self.trainer
-        if trainer is None:
-            return None
-        connector = getattr(trainer, "_accelerator_connector", None)
-        if not getattr(connector, "use_distributed_sampler", True):
-            return None
-        kwargs = trainer.distributed_sampler_kwargs
-        if not kwargs or int(kwargs.get("num_replicas", 1)) <= 1:
-            return None
-        return DistributedSampler(
-            dataset,
-            num_replicas=int(kwargs["num_replicas"]),
-            rank=int(kwargs["rank"]),
-            shuffle=True,
-            seed=int(self.seed),
-            drop_last=True,
-        )
+    def _train_sampler(self, dataset: VPoserDataset) -> BatchIndexSampler:
+        """Whole batches of a permutation seeded by ``seed`` and the epoch. Under DDP, this
+        rank's share: the ranks take turns through one permutation after ``len % world_size``
+        rows are left out, so the shares are disjoint (Lightning's own sampler would pad them
+        by repeating samples) and the order does not depend on ``seed_everything``."""
+        kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        connector = getattr(self.trainer, "_accelerator_connector", None)
+        if (
+            kwargs
+            and int(kwargs.get("num_replicas", 1)) > 1
+            and getattr(connector, "use_distributed_sampler", True)
+        ):
+            return DistributedBatchIndexSampler(
+                len(dataset),
+                self.batch_size,
+                num_replicas=int(kwargs["num_replicas"]),
+                rank=int(kwargs["rank"]),
+                seed=self.seed,
+            )
+        return BatchIndexSampler(len(dataset), self.batch_size, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
-        """Shuffled by a generator seeded with ``seed``; the last partial batch is dropped."""
+        """Shuffled by ``seed`` and the epoch; the last partial batch is dropped.
+
+        The loader's sampler yields whole batches of indices (``batch_size=None``), so each
+        batch is one ``dataset.__getitems__(indices)``: one ``index_select`` per field; in
+        the main process, without DataLoader's per-batch overhead (:class:`BatchDataLoader`).
+        """
         dataset = self.dataset(TRAIN)
-        sampler = self._distributed_train_sampler(dataset)
-        if sampler is not None:
-            return self._loader(dataset, sampler=sampler, drop_last=True)
-        generator = torch.Generator().manual_seed(int(self.seed))
-        return self._loader(dataset, shuffle=True, drop_last=True, generator=generator)
+        overfit: float = (
+            getattr(self.trainer, "overfit_batches", 0.0) if self.trainer is not None else 0.0
+        )
+        if overfit:
+            # Lightning swaps in a sampler of single indices to overfit: batch the usual way
+            return self._loader(dataset)
+        workers = self.num_workers
+        persistent = self.persistent_workers
+        return BatchDataLoader(
+            dataset,
+            sampler=self._train_sampler(dataset),
+            batch_size=None,
+            collate_fn=collate_batch,
+            num_workers=workers,
+            pin_memory=self._pin_memory(),
+            persistent_workers=workers > 0 if persistent is None else bool(persistent),
+        )
 
     def val_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:
         """The ``vald`` split in order, every sample."""

@@ -7,9 +7,11 @@ of each holding a copy. A file that is not one plain tensor is refused. When the
 sent to a worker process it travels as its folder and field names and is mapped again there,
 so even ``spawn`` workers copy nothing.
 
-``__getitem__`` returns one sample; ``__getitems__`` returns a whole batch by one
-``index_select`` per field. PyTorch's DataLoader calls ``__getitems__`` with each batch's list
-of indices when the dataset has it; pair it with ``collate_fn=collate_batch``, which passes the
+``dataset[i]`` returns one sample; ``__getitems__(indices)`` (and ``dataset[indices]``) returns
+a whole batch by one ``index_select`` per field. PyTorch's DataLoader calls ``__getitems__``
+with each batch's list of indices when the dataset has it, or, with a batch sampler as its
+``sampler`` and ``batch_size=None`` (:class:`vposer_data.loader.BatchIndexSampler`),
+``dataset[indices]``; either way pair it with ``collate_fn=collate_batch``, which passes the
 batch through (the loaders of :class:`vposer_data.VPoserDataModule` do).
 """
 
@@ -20,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -185,15 +188,23 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         return self._length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """One sample: field -> tensor (a copy, not a view into the mapped file)."""
-        return {name: t[index].clone() for name, t in self.tensors.items()}
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        """One sample for an int index: field -> tensor (a copy, not a view into the mapped
+        file). A batch for a slice, or for a sequence, array or tensor of indices (then as
+        :meth:`__getitems__`): field -> tensor with one row per index."""
+        if isinstance(index, (int, np.integer)) or (
+            isinstance(index, torch.Tensor) and index.dim() == 0
+        ):
+            return {name: t[index].clone() for name, t in self.tensors.items()}
+        if isinstance(index, slice):
+            return VPoserBatch((name, t[index].clone()) for name, t in self.tensors.items())
+        return self.__getitems__(index)
 
     def __getitems__(self, indices: Iterable[int] | torch.Tensor) -> VPoserBatch:
         """A batch: field -> tensor of ``len(indices)`` rows, one ``index_select`` per field.
 
-        ``indices`` are in ``[0, len(self))`` (a list of ints, as the DataLoader passes, or a
-        1-D integer tensor).
+        ``indices`` are in ``[0, len(self))``: a list of ints, as the DataLoader passes, or a
+        1-D integer array or tensor (int64 ones are used without a copy).
         """
         index = torch.as_tensor(indices, dtype=torch.long)
         if index.dim() != 1:

@@ -1,0 +1,288 @@
+#!/usr/bin/env python
+"""Benchmark ``VPoserDataModule.train_dataloader`` against the per-sample loader it replaces.
+
+Generates (or reuses) a synthetic AMASS tree of a given raw frame count and prepares it with
+the standard splits (or reuses the prepared folder), then, in one process, for each
+``num_workers`` value, times epochs over the training split of:
+
+- ``datamodule``: ``VPoserDataModule(fields=[FIELD]).train_dataloader()``: memory-mapped
+  tensors, each batch fetched by ``__getitems__`` (one ``index_select`` per field) and passed
+  through by the collate function;
+- ``per-sample``: the pattern of the original VPoser loader: a Dataset holding the tensors in
+  memory (``torch.load``) and returning one dict per index, batched by PyTorch's default
+  collate (``DataLoader(batch_size=512, shuffle=True, drop_last=True)``), same field;
+
+plus ``index_select`` alone over a shuffled order, the floor of any loader over these tensors.
+Both loaders use persistent workers; one warm-up epoch is run first (page cache and worker
+start-up), then ``--epochs`` timed epochs, of which the median is reported. After the timed
+epochs, while the workers are alive and have touched the whole split, the memory of the main
+process and of each worker is read with psutil: RSS, USS (pages only this process holds) and
+PSS (shared pages divided among the processes sharing them).
+
+    python benchmarks/bench_loader.py --frames 2000000            # about 480k training samples
+    python benchmarks/bench_loader.py --frames 200000 --epochs 3 --json /tmp/bench_loader.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vposer_data import AMASS_SPLITS, VPoserDataModule, write_amass_tree
+from vposer_data.prepare import split_dir
+
+MB = 1e6
+TARGET_SPEEDUP = 30.0
+TARGET_SAMPLES_PER_SECOND = 2_000_000
+
+
+class PerSampleDataset(Dataset[dict[str, torch.Tensor]]):
+    """The original VPoser loader's pattern: tensors loaded into memory, one dict per index."""
+
+    def __init__(self, folder: Path, fields: Iterable[str]) -> None:
+        self.ds = {k: torch.load(folder / f"{k}.pt", weights_only=True) for k in fields}
+
+    def __len__(self) -> int:
+        return len(next(iter(self.ds.values())))
+
+    def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
+        return {k: v[idx] for k, v in self.ds.items()}
+
+
+def prepared_folder(root: Path, frames: int) -> Path:
+    """A synthetic tree of ``frames`` raw frames, prepared with the standard splits (reused)."""
+    amass = root / f"amass_{frames}"
+    if not (amass / ".complete").exists():
+        print(f"writing a synthetic AMASS tree of {frames:,} frames to {amass} ...", flush=True)
+        started = time.perf_counter()
+        write_amass_tree(amass, total_frames=frames)
+        (amass / ".complete").write_text("synthetic tree written\n")
+        print(f"  {time.perf_counter() - started:.1f} s", flush=True)
+    data_dir = root / f"vposer_{frames}"
+    started = time.perf_counter()
+    VPoserDataModule(data_dir=data_dir, amass_dir=amass, splits=AMASS_SPLITS).prepare_data()
+    print(f"prepared data: {data_dir} ({time.perf_counter() - started:.1f} s)", flush=True)
+    return data_dir
+
+
+def epoch(loader: Iterable[dict[str, torch.Tensor]], field: str) -> tuple[int, float]:
+    """Samples and seconds of one pass over ``loader``."""
+    started = time.perf_counter()
+    count = 0
+    for batch in loader:
+        count += batch[field].shape[0]
+    return count, time.perf_counter() - started
+
+
+def memory(pids: list[int]) -> list[dict[str, float]]:
+    """Per process, in MB: RSS; USS (pages only it holds); PSS (shared pages divided among
+    the processes sharing them); file (resident pages backed by a file, e.g. a mapping)."""
+    rows = []
+    for pid in pids:
+        info = psutil.Process(pid).memory_full_info()
+        rows.append(
+            {
+                "rss": info.rss / MB,
+                "uss": info.uss / MB,
+                "pss": getattr(info, "pss", 0) / MB,
+                "file": getattr(info, "shared", 0) / MB,
+            }
+        )
+    return rows
+
+
+def worker_pids(loader: Any) -> list[int]:
+    """The worker processes of a loader with persistent workers (a private DataLoader field;
+    this is a benchmark)."""
+    iterator = getattr(loader, "_iterator", None)
+    return [w.pid for w in getattr(iterator, "_workers", [])]
+
+
+class Floor:
+    """``index_select`` of every batch of a shuffled order, without any loader."""
+
+    def __init__(self, tensor: torch.Tensor, batch_size: int) -> None:
+        self.tensor, self.batch_size = tensor, batch_size
+        self.generator = torch.Generator().manual_seed(0)
+
+    def __iter__(self) -> Any:
+        n, size = self.tensor.shape[0], self.batch_size
+        order = torch.randperm(n, generator=self.generator)
+        for start in range(0, n - size + 1, size):
+            yield {"x": self.tensor.index_select(0, order[start : start + size])}
+
+
+def run(args: argparse.Namespace) -> dict:
+    data_dir = prepared_folder(args.dir, args.frames)
+    train_dir = split_dir(data_dir, "train")
+    field_bytes = (train_dir / f"{args.field}.pt").stat().st_size
+    results: dict[str, Any] = {
+        "frames": args.frames,
+        "field": args.field,
+        "field_file_mb": field_bytes / MB,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "runs": {},
+    }
+
+    def datamodule_loader(workers: int) -> Any:
+        dm = VPoserDataModule(
+            data_dir=data_dir,
+            splits=AMASS_SPLITS,
+            fields=[args.field],
+            batch_size=args.batch_size,
+            num_workers=workers,
+        )
+        dm.setup("fit")
+        return dm.train_dataloader()
+
+    def per_sample_loader(workers: int) -> DataLoader:
+        return DataLoader(
+            PerSampleDataset(train_dir, [args.field]),
+            batch_size=args.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(0),
+        )
+
+    from vposer_data.dataset import VPoserDataset
+
+    mapped = VPoserDataset(train_dir, [args.field]).tensors[args.field]
+    print(f"train split: {mapped.shape[0]:,} samples, {args.field} {field_bytes / MB:.1f} MB")
+    for workers in args.workers:
+        # Interleaved: each round times one epoch of every loader, so that a load change on
+        # the machine affects them alike; one warm-up epoch each first (page cache, workers).
+        loaders: dict[str, tuple[Any, str]] = {
+            f"datamodule/{workers}": (datamodule_loader(workers), args.field),
+            f"per-sample/{workers}": (per_sample_loader(workers), args.field),
+        }
+        if workers == 0:
+            loaders["index_select/-"] = (Floor(mapped, args.batch_size), "x")
+        samples = {key: epoch(loader, field)[0] for key, (loader, field) in loaders.items()}
+        seconds: dict[str, list[float]] = {key: [] for key in loaders}
+        print(f"num_workers={workers}: {args.epochs} rounds ...", end=" ", flush=True)
+        for _ in range(args.epochs):
+            for key, (loader, field) in loaders.items():
+                count, took = epoch(loader, field)
+                if count != samples[key]:
+                    raise RuntimeError(f"{key}: an epoch of {count} samples, then {samples[key]}")
+                seconds[key].append(took)
+        print("done", flush=True)
+        for key, (loader, _) in loaders.items():
+            workers_of = worker_pids(loader)
+            results["runs"][key] = {
+                "samples": samples[key],
+                "seconds": seconds[key],
+                "samples_per_second": samples[key] / statistics.median(seconds[key]),
+                "memory": {
+                    "main": memory([os.getpid()])[0],
+                    "workers": memory(workers_of),
+                },
+            }
+        del loaders
+        gc.collect()
+    return results
+
+
+def report(results: dict) -> str:
+    runs = results["runs"]
+    some = next(iter(runs.values()))
+    lines = [
+        "",
+        f"Loader benchmark: {results['frames']:,} raw frames -> {some['samples']:,} training "
+        f"samples per epoch (batch {results['batch_size']}, field {results['field']}, "
+        f"{results['field_file_mb']:.0f} MB); median of {results['epochs']} interleaved "
+        f"epochs after a warm-up; {results['machine']['cpus']} CPUs, "
+        f"torch {results['machine']['torch']}",
+        "",
+        f"{'loader':<14s}{'workers':>8s}{'samples/s':>14s}{'epoch s':>10s}{'vs per-sample':>15s}",
+    ]
+    for key, run_ in runs.items():
+        name, workers = key.split("/")
+        base = runs.get(f"per-sample/{workers}") or runs.get("per-sample/0")
+        ratio = run_["samples_per_second"] / base["samples_per_second"] if base else float("nan")
+        lines.append(
+            f"{name:<14s}{workers:>8s}{run_['samples_per_second']:>14,.0f}"
+            f"{statistics.median(run_['seconds']):>10.3f}{ratio:>14.1f}x"
+        )
+    lines += [
+        "",
+        "Memory at the end (MB). USS: pages only that process holds; PSS: shared pages divided "
+        "among sharers; file: resident pages backed by a file (the memory-mapped tensors).",
+        f"{'loader':<14s}{'workers':>8s}  {'process':<10s}"
+        f"{'RSS':>9s}{'USS':>9s}{'PSS':>9s}{'file':>9s}",
+    ]
+    for key, run_ in runs.items():
+        name, workers = key.split("/")
+        if name == "index_select":
+            continue
+        procs = [("main", run_["memory"]["main"])]
+        procs += [(f"worker {i}", m) for i, m in enumerate(run_["memory"]["workers"])]
+        for label, m in procs:
+            lines.append(
+                f"{name:<14s}{workers:>8s}  {label:<10s}"
+                f"{m['rss']:>9.1f}{m['uss']:>9.1f}{m['pss']:>9.1f}{m['file']:>9.1f}"
+            )
+        if run_["memory"]["workers"]:
+            workers_pss = sum(m["pss"] for m in run_["memory"]["workers"])
+            lines.append(f"{'':<24s}workers' PSS together: {workers_pss:.1f} MB")
+    ours = runs.get("datamodule/0")
+    base = runs.get("per-sample/0")
+    if ours and base:
+        speedup = ours["samples_per_second"] / base["samples_per_second"]
+        rate = ours["samples_per_second"]
+        lines += [
+            "",
+            "Targets (num_workers=0):",
+            f"  >= {TARGET_SPEEDUP:.0f}x the per-sample loader: {speedup:.1f}x  "
+            + ("PASS" if speedup >= TARGET_SPEEDUP else "MISS"),
+            f"  >= {TARGET_SAMPLES_PER_SECOND / 1e6:.0f}M samples/s: {rate / 1e6:.2f}M  "
+            + ("PASS" if rate >= TARGET_SAMPLES_PER_SECOND else "MISS"),
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=2_000_000, help="raw synthetic frames")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(os.environ.get("TMPDIR", "/tmp")) / "vposer_bench_loader",
+        help="where the synthetic tree and prepared data are made (and reused)",
+    )
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--field", default="pose_body")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs (median reported)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    results = run(args)
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
