@@ -6,20 +6,22 @@ the standard splits (or reuses the prepared folder), then, in one process, for e
 ``num_workers`` value, times epochs over the training split of:
 
 - ``datamodule``: ``VPoserDataModule(fields=[FIELD]).train_dataloader()``: memory-mapped
-  tensors, each batch fetched by ``__getitems__`` (one ``index_select`` per field) and passed
-  through by the collate function;
+  tensors; the sampler yields whole batches of indices and each batch is one
+  ``__getitems__`` (one ``index_select`` per field), passed through by the collate function;
 - ``per-sample``: the pattern of the original VPoser loader: a Dataset holding the tensors in
   memory (``torch.load``) and returning one dict per index, batched by PyTorch's default
   collate (``DataLoader(batch_size=512, shuffle=True, drop_last=True)``), same field;
+- ``index_select`` (with ``num_workers=0``): ``index_select`` of each batch of a shuffled
+  order with no loader at all, the floor of any loader over these tensors.
 
-plus ``index_select`` alone over a shuffled order, the floor of any loader over these tensors.
-Both loaders use persistent workers; one warm-up epoch is run first (page cache and worker
-start-up), then ``--epochs`` timed epochs, of which the median is reported. After the timed
-epochs, while the workers are alive and have touched the whole split, the memory of the main
-process and of each worker is read with psutil: RSS, USS (pages only this process holds) and
-PSS (shared pages divided among the processes sharing them).
+Both loaders use persistent workers. After one warm-up epoch each (page cache, worker
+start-up), ``--epochs`` rounds each time one epoch of every loader in turn (interleaved, so a
+change of load on the machine affects them alike); the median epoch is reported. At the end,
+while the workers are alive and have touched the whole split, psutil reads the memory of the
+main process and of each worker: RSS, USS (pages only that process holds), PSS (shared pages
+divided among the processes sharing them) and file-backed resident pages (the mapping).
 
-    python benchmarks/bench_loader.py --frames 2000000            # about 480k training samples
+    python benchmarks/bench_loader.py --frames 2750000 --epochs 11   # about 500k training samples
     python benchmarks/bench_loader.py --frames 200000 --epochs 3 --json /tmp/bench_loader.json
 """
 
@@ -78,13 +80,13 @@ def prepared_folder(root: Path, frames: int) -> Path:
     return data_dir
 
 
-def epoch(loader: Iterable[dict[str, torch.Tensor]], field: str) -> tuple[int, float]:
-    """Samples and seconds of one pass over ``loader``."""
-    started = time.perf_counter()
+def epoch(loader: Iterable[dict[str, torch.Tensor]], field: str) -> tuple[int, float, float]:
+    """Samples, wall seconds and CPU seconds of this process for one pass over ``loader``."""
+    started, cpu = time.perf_counter(), time.process_time()
     count = 0
     for batch in loader:
         count += batch[field].shape[0]
-    return count, time.perf_counter() - started
+    return count, time.perf_counter() - started, time.process_time() - cpu
 
 
 def memory(pids: list[int]) -> list[dict[str, float]]:
@@ -180,19 +182,22 @@ def run(args: argparse.Namespace) -> dict:
             loaders["index_select/-"] = (Floor(mapped, args.batch_size), "x")
         samples = {key: epoch(loader, field)[0] for key, (loader, field) in loaders.items()}
         seconds: dict[str, list[float]] = {key: [] for key in loaders}
+        cpu_seconds: dict[str, list[float]] = {key: [] for key in loaders}
         print(f"num_workers={workers}: {args.epochs} rounds ...", end=" ", flush=True)
         for _ in range(args.epochs):
             for key, (loader, field) in loaders.items():
-                count, took = epoch(loader, field)
+                count, took, cpu = epoch(loader, field)
                 if count != samples[key]:
                     raise RuntimeError(f"{key}: an epoch of {count} samples, then {samples[key]}")
                 seconds[key].append(took)
+                cpu_seconds[key].append(cpu)
         print("done", flush=True)
         for key, (loader, _) in loaders.items():
             workers_of = worker_pids(loader)
             results["runs"][key] = {
                 "samples": samples[key],
                 "seconds": seconds[key],
+                "cpu_seconds": cpu_seconds[key],
                 "samples_per_second": samples[key] / statistics.median(seconds[key]),
                 "memory": {
                     "main": memory([os.getpid()])[0],
@@ -213,31 +218,44 @@ def report(results: dict) -> str:
         f"samples per epoch (batch {results['batch_size']}, field {results['field']}, "
         f"{results['field_file_mb']:.0f} MB); median of {results['epochs']} interleaved "
         f"epochs after a warm-up; {results['machine']['cpus']} CPUs, "
-        f"torch {results['machine']['torch']}",
+        f"torch {results['machine']['torch']}; load average {results['load'][0]:.2f} before, "
+        f"{results['load'][1]:.2f} after",
         "",
-        f"{'loader':<14s}{'workers':>8s}{'samples/s':>14s}{'epoch s':>10s}{'vs per-sample':>15s}",
+        "Wall: the median and the fastest epoch. CPU: this process's CPU time per epoch "
+        "(median), which a busy machine does not inflate; with workers it leaves out theirs.",
+        f"{'':<22s}{'wall, median':^27s}{'wall, fastest':^27s}{'CPU, median':^27s}",
+        f"{'loader':<14s}{'workers':>8s}" + f"{'samples/s':>14s}{'vs p-s':>12s} " * 3,
     ]
     for key, run_ in runs.items():
         name, workers = key.split("/")
         base = runs.get(f"per-sample/{workers}") or runs.get("per-sample/0")
-        ratio = run_["samples_per_second"] / base["samples_per_second"] if base else float("nan")
-        lines.append(
-            f"{name:<14s}{workers:>8s}{run_['samples_per_second']:>14,.0f}"
-            f"{statistics.median(run_['seconds']):>10.3f}{ratio:>14.1f}x"
-        )
+        line = f"{name:<14s}{workers:>8s}"
+        for series, pick in (("seconds", statistics.median), ("seconds", min),
+                             ("cpu_seconds", statistics.median)):  # fmt: skip
+            if series == "cpu_seconds" and workers not in ("0", "-"):
+                line += f"{'-':>14s}{'-':>12s} "
+                continue
+            seconds = pick(run_[series])
+            ratio = pick(base[series]) / seconds if base else float("nan")
+            line += f"{run_['samples'] / seconds:>14,.0f}{ratio:>11.1f}x "
+        lines.append(line.rstrip())
     lines += [
         "",
         "Memory at the end (MB). USS: pages only that process holds; PSS: shared pages divided "
         "among sharers; file: resident pages backed by a file (the memory-mapped tensors).",
+        "(One main process runs both loaders of a row group, so it is shown once.)",
         f"{'loader':<14s}{'workers':>8s}  {'process':<10s}"
         f"{'RSS':>9s}{'USS':>9s}{'PSS':>9s}{'file':>9s}",
     ]
+    shown_main: set[str] = set()
     for key, run_ in runs.items():
         name, workers = key.split("/")
         if name == "index_select":
             continue
-        procs = [("main", run_["memory"]["main"])]
-        procs += [(f"worker {i}", m) for i, m in enumerate(run_["memory"]["workers"])]
+        procs = [(f"worker {i}", m) for i, m in enumerate(run_["memory"]["workers"])]
+        if workers not in shown_main:  # one main process holds every loader of a round
+            shown_main.add(workers)
+            procs.insert(0, ("main", run_["memory"]["main"]))
         for label, m in procs:
             lines.append(
                 f"{name:<14s}{workers:>8s}  {label:<10s}"
@@ -253,7 +271,7 @@ def report(results: dict) -> str:
         rate = ours["samples_per_second"]
         lines += [
             "",
-            "Targets (num_workers=0):",
+            "Targets (num_workers=0, median epochs):",
             f"  >= {TARGET_SPEEDUP:.0f}x the per-sample loader: {speedup:.1f}x  "
             + ("PASS" if speedup >= TARGET_SPEEDUP else "MISS"),
             f"  >= {TARGET_SAMPLES_PER_SECOND / 1e6:.0f}M samples/s: {rate / 1e6:.2f}M  "
@@ -277,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (median reported)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     results = run(args)
+    results["load"] = [load_before, os.getloadavg()[0]]
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))

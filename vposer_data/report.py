@@ -51,7 +51,10 @@ def _manifest(data_dir: str | Path) -> Manifest:
 
 
 def _prepared_splits(manifest: Manifest) -> list[str]:
-    return [s for s in manifest.splits if manifest.record("stage_III", s) is not None]
+    """The finished splits: train, vald, test first, then any others in manifest order."""
+    done = [s for s in manifest.splits if manifest.record("stage_III", s) is not None]
+    first = [s for s in _SPLIT_COLORS if s in done]
+    return first + [s for s in done if s not in first]
 
 
 def samples_per_dataset(data_dir: str | Path) -> dict[str, dict[str, int]]:
@@ -189,11 +192,13 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
     ax_joint.set_ylabel("angle (degrees)")
     ax_joint.set_title("Per joint: median and interquartile range")
     ax_joint.grid(axis="y", alpha=0.3)
-    ax_joint.legend(ncols=len(splits))
+    low, high = ax_joint.get_ylim()
+    ax_joint.set_ylim(low, high + 0.15 * (high - low))  # room for the legend above the bars
+    ax_joint.legend(ncols=len(splits), loc="upper center")
     if max_samples is not None and any(n > max_samples for n in totals.values()):
-        fig.text(
-            0.99, 0.005, f"angles from up to {max_samples:,} random samples per split",
-            ha="right", fontsize=8, color="gray",
+        ax_hist.text(
+            0.01, 0.97, f"from up to {max_samples:,} random\nsamples per split",
+            transform=ax_hist.transAxes, ha="left", va="top", fontsize=8, color="gray",
         )  # fmt: skip
     return fig
 
