@@ -71,6 +71,8 @@ def test_fit_validate_test_from_raw_amass(tmp_path: Path) -> None:
     tested = trainer.test(model, datamodule=dm, verbose=False)
     assert math.isfinite(validated[0]["val_loss"]) and math.isfinite(tested[0]["test_loss"])
     assert set(dm.datasets) == {"train", "vald", "test"}
+    latents = torch.cat(trainer.predict(model, datamodule=dm))  # type: ignore[arg-type]
+    assert latents.shape == (len(dm.datasets["test"]), 32)  # every test sample, once
 
 
 class SeenSamples(Callback):
@@ -116,7 +118,7 @@ def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> 
         strategy="ddp_spawn",
         devices=2,
         max_epochs=1,
-        limit_val_batches=0,
+        limit_val_batches=2,
         num_sanity_val_steps=0,
         callbacks=[SeenSamples(out)],
         **QUIET,
