@@ -64,6 +64,20 @@ class PerSampleDataset(Dataset[dict[str, torch.Tensor]]):
         return {k: v[idx] for k, v in self.ds.items()}
 
 
+def wait_until_idle(limit: float, threshold: float = 10.0, window: float = 2.0) -> float:
+    """Wait (at most ``limit`` seconds) until the machine's CPU is below ``threshold`` percent
+    busy over ``window`` seconds; returns the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        if psutil.cpu_percent(interval=window) < threshold:
+            break
+    return time.perf_counter() - started
+
+
+def _busy(times: Any) -> float:
+    return float(times.user + times.system + getattr(times, "nice", 0.0))
+
+
 def prepared_folder(root: Path, frames: int) -> Path:
     """A synthetic tree of ``frames`` raw frames, prepared with the standard splits (reused)."""
     amass = root / f"amass_{frames}"
@@ -172,6 +186,12 @@ def run(args: argparse.Namespace) -> dict:
     mapped = VPoserDataset(train_dir, [args.field]).tensors[args.field]
     print(f"train split: {mapped.shape[0]:,} samples, {args.field} {field_bytes / MB:.1f} MB")
     for workers in args.workers:
+        if args.wait_idle > 0:
+            waited = wait_until_idle(args.wait_idle)
+            print(f"waited {waited:.0f} s for an idle machine", flush=True)
+        machine_before, started = psutil.cpu_times(), time.perf_counter()
+        me = psutil.Process()
+        mine_before = _busy(me.cpu_times()) + me.cpu_times().children_user
         # Interleaved: each round times one epoch of every loader, so that a load change on
         # the machine affects them alike; one warm-up epoch each first (page cache, workers).
         loaders: dict[str, tuple[Any, str]] = {
@@ -192,6 +212,17 @@ def run(args: argparse.Namespace) -> dict:
                 seconds[key].append(took)
                 cpu_seconds[key].append(cpu)
         print("done", flush=True)
+        wall = time.perf_counter() - started
+        machine = _busy(psutil.cpu_times()) - _busy(machine_before)
+        mine = sum(
+            _busy(psutil.Process(pid).cpu_times())
+            for loader, _ in loaders.values()
+            for pid in worker_pids(loader)
+        )
+        mine += _busy(me.cpu_times()) - mine_before
+        results.setdefault("others_cpu_share", {})[str(workers)] = max(
+            0.0, (machine - mine) / (wall * (os.cpu_count() or 1))
+        )
         for key, (loader, _) in loaders.items():
             workers_of = worker_pids(loader)
             results["runs"][key] = {
@@ -219,10 +250,15 @@ def report(results: dict) -> str:
         f"{results['field_file_mb']:.0f} MB); median of {results['epochs']} interleaved "
         f"epochs after a warm-up; {results['machine']['cpus']} CPUs, "
         f"torch {results['machine']['torch']}; load average {results['load'][0]:.2f} before, "
-        f"{results['load'][1]:.2f} after",
+        f"{results['load'][1]:.2f} after; other processes used "
+        + ", ".join(
+            f"{share:.0%} (num_workers={w})" for w, share in results["others_cpu_share"].items()
+        )
+        + " of the CPUs while it ran",
         "",
         "Wall: the median and the fastest epoch. CPU: this process's CPU time per epoch "
-        "(median), which a busy machine does not inflate; with workers it leaves out theirs.",
+        "(median): time the CPU spends on other processes is left out (not their effect on "
+        "caches); with workers, theirs is left out too, so it is not shown.",
         f"{'':<22s}{'wall, median':^27s}{'wall, fastest':^27s}{'CPU, median':^27s}",
         f"{'loader':<14s}{'workers':>8s}" + f"{'samples/s':>14s}{'vs p-s':>12s} " * 3,
     ]
@@ -294,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs (median reported)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each round, wait up to S seconds for the CPUs to be under 10%% busy",
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     results = run(args)
