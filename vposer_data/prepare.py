@@ -25,7 +25,7 @@ from vposer_data.config import PrepareConfig, describe_differences
 from vposer_data.errors import PrepareError, StaleOutputError
 from vposer_data.manifest import STAGES, Manifest, ManifestError, lock_for
 from vposer_data.runlog import LoggerLike, RunLog
-from vposer_data.splits import resolve_split_files
+from vposer_data.splits import SplitError, resolve_split_files
 from vposer_data.stages.stage1 import run_stage1
 from vposer_data.stages.stage2 import run_stage2
 from vposer_data.stages.stage3 import run_stage3
@@ -74,6 +74,8 @@ def _settings(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dic
             f"amass_splits is a {type(splits).__name__}; expected a mapping such as "
             "{'train': ['CMU', ...], 'vald': [...], 'test': [...]}"
         )
+    if not splits:  # else nothing would run and an empty folder would count as prepared
+        raise SplitError("the split mapping is empty; expected e.g. {'train': [...], ...}")
     normalized = {str(k): [v] if isinstance(v, str) else list(v) for k, v in splits.items()}
     settings = {"splits": normalized, "config": config.output_settings()}
     return json.loads(json.dumps(settings))  # the form it takes in the manifest
@@ -86,11 +88,11 @@ def _flatten(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _prepare_root(root: Path) -> None:
-    if root.exists() and not root.is_dir():
-        raise PrepareError(f"output folder {root} is a file; expected a directory")
     try:
+        if root.exists() and not root.is_dir():
+            raise PrepareError(f"output folder {root} is a file; expected a directory")
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except OSError as exc:  # also a parent folder this user may not enter
         raise PrepareError(f"cannot create output folder {root}: {exc}") from exc
     if not os.access(root, os.W_OK | os.X_OK):
         raise PrepareError(f"output folder {root} is not writable")
