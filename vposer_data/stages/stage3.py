@@ -58,10 +58,29 @@ def run_stage3(
     log: Callable[[str], None],
     with_stats: bool = False,
 ) -> dict[str, Any]:
-    """Finalize one split; returns its manifest record (with per-field stats if asked)."""
+    """Finalize one split; returns its manifest record (with per-field stats if asked).
+
+    A split stopped half-way (an error, Ctrl-C) leaves no folder: a folder with some of the
+    fields would look usable to loaders that only glob ``*.pt``.
+    """
     if out_dir.exists():
         shutil.rmtree(out_dir)  # an unrecorded, possibly partial, earlier attempt
     out_dir.mkdir(parents=True)
+    try:
+        return _finalize(split, h5_path, out_dir, config, log, with_stats)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _finalize(
+    split: str,
+    h5_path: Path,
+    out_dir: Path,
+    config: PrepareConfig,
+    log: Callable[[str], None],
+    with_stats: bool,
+) -> dict[str, Any]:
     fields: dict[str, dict[str, Any]] = {}
     stats: dict[str, dict[str, list[float]]] = {}
     with h5py.File(h5_path, "r") as h5:
