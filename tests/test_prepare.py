@@ -22,6 +22,7 @@ from pipeline_helpers import (
 from torch.utils.data import DataLoader, Dataset
 
 from vposer_data.errors import PrepareError
+from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.sampling import trim_bounds
 from vposer_data.synthetic import write_motion_npz
 
@@ -386,3 +387,12 @@ def test_split_where_some_files_lack_hands_drops_pose_hand(tmp_path: Path) -> No
     notes = [m for m in messages if "left out" in m]
     assert len(notes) == 1 and "'train'" in notes[0] and "pose_hand" in notes[0]
     assert notes[0] in (out / "prepare.log").read_text()
+
+
+def test_amass_dir_none_on_an_unprepared_folder_says_how_to_fix_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "not_prepared"
+    with pytest.raises(PrepareError, match="pass amass_dir"):
+        prepare_vposer_datasets({"train": ["CMU"]}, None, target)
+    assert not target.exists()

@@ -23,7 +23,7 @@ from vposer_data import __version__
 from vposer_data.atomic import release_free_memory, remove_temp_files
 from vposer_data.config import PrepareConfig, describe_differences
 from vposer_data.errors import PrepareError, StaleOutputError
-from vposer_data.manifest import STAGES, Manifest, ManifestError, lock_for
+from vposer_data.manifest import MANIFEST_NAME, STAGES, Manifest, ManifestError, lock_for
 from vposer_data.runlog import LoggerLike, RunLog
 from vposer_data.splits import SplitError, resolve_split_files
 from vposer_data.stages.stage1 import run_stage1
@@ -164,6 +164,11 @@ def prepare_vposer_datasets(
     config = config or PrepareConfig()
     root = Path(vposer_datadir)
     settings = _settings(amass_splits, config)
+    if amass_dir is None and not (root / MANIFEST_NAME).is_file():
+        raise PrepareError(
+            f"nothing is prepared at {root} and amass_dir is None; "
+            "pass amass_dir (the AMASS root folder) to prepare it"
+        )
     _prepare_root(root)
     log = RunLog(None, logger)
     with lock_for(root):
