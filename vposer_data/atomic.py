@@ -94,15 +94,16 @@ class _HashingWriter:
         self.handle = handle
         self.digest = hashlib.sha256()
         self.size = 0
-        self.error: OSError | None = None  # torch reports a failed write without its cause
+        # torch.save turns an exception raised here into a RuntimeError without its cause
+        self.error: BaseException | None = None
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        self.digest.update(view)
-        self.size += view.nbytes
         try:
+            view = memoryview(data)
+            self.digest.update(view)
+            self.size += view.nbytes
             return self.handle.write(view)
-        except OSError as exc:
+        except BaseException as exc:  # OSError, or Ctrl-C arriving during the write
             self.error = self.error or exc
             raise
 
@@ -130,6 +131,8 @@ def save_tensor(path: str | Path, tensor: torch.Tensor) -> FileRecord:
             os.fsync(handle.fileno())
     except (OSError, RuntimeError) as exc:  # a full disk, a file-size limit: say which file
         cause = writer.error if writer is not None and writer.error is not None else exc
+        if not isinstance(cause, Exception):  # Ctrl-C: an interruption, not a failed write
+            raise cause from None
         raise PrepareError(f"could not write {path}: {cause}") from exc
     assert writer is not None
     return FileRecord(bytes=writer.size, sha256=writer.digest.hexdigest())

@@ -12,6 +12,8 @@ import json
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -207,9 +209,45 @@ def prepare_vposer_datasets(
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:
-            return _run(root, manifest, settings, amass_dir, config, log)
+            with _Interrupts() as interrupts:
+                try:
+                    return _run(root, manifest, settings, amass_dir, config, log, interrupts)
+                except Exception:
+                    interrupts.check()  # an error Ctrl-C caused (torch.save makes it a
+                    raise  # RuntimeError) is an interruption, not a failure
         finally:
             log.close()
+
+
+class _Interrupts:
+    """Ctrl-C during a run raises KeyboardInterrupt as usual and is also remembered: the
+    interpreter swallows a KeyboardInterrupt raised inside a finalizer, a weakref callback or
+    an at-fork hook (printing "Exception ignored ..."), and the run would go on to record the
+    interrupted split as done. ``check`` before each record stops it there instead."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _needed(root: Path, manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
@@ -233,6 +271,7 @@ def _run(
     amass_dir: str | Path | None,
     config: PrepareConfig,
     log: RunLog,
+    interrupts: _Interrupts,
 ) -> PrepareResult:
     splits = list(settings["splits"])
     for stale in remove_temp_files(root):
@@ -278,6 +317,7 @@ def _run(
                 log.info,
                 log.warning,
             )
+            interrupts.check()  # an interrupted split is never recorded
             manifest.set_record("stage_I", split, record)
             ran.append(f"stage_I/{split}")
             release_free_memory()
@@ -301,6 +341,7 @@ def _run(
                 config,
                 log.info,
             )
+            interrupts.check()  # an interrupted split is never recorded
             manifest.set_record("stage_II", split, record)
             ran.append(f"stage_II/{split}")
             release_free_memory()
@@ -319,11 +360,13 @@ def _run(
                 log.info,
                 with_stats=split == STATS_SPLIT,
             )
+            interrupts.check()  # an interrupted split is never recorded
             manifest.set_record("stage_III", split, record)
             ran.append(f"stage_III/{split}")
             release_free_memory()
         seconds["stage_III"] = time.perf_counter() - started
 
+    interrupts.check()
     manifest.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     result = _result(root, manifest, ran, seconds)
     log.info(

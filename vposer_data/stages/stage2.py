@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -159,6 +161,26 @@ def _layouts(dataset: AugmentedBatches, total: int, batch_size: int) -> dict[str
     return layouts
 
 
+def _start_workers(loader: DataLoader[Pieces]) -> Iterator[Pieces]:
+    """``iter(loader)``, which forks the workers, with Ctrl-C held back meanwhile and raised
+    right after. Arriving during a fork, it would be swallowed by the interpreter's at-fork
+    hooks (the run would go on, printing a traceback) or break the half-made iterator. The
+    workers inherit the holding handler, so they leave Ctrl-C to this process, which stops
+    them."""
+    if threading.current_thread() is not threading.main_thread():
+        return iter(loader)
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        batches = iter(loader)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        del batches  # stops the workers
+        raise KeyboardInterrupt
+    return batches
+
+
 @contextmanager
 def _writing(path: Path) -> Iterator[None]:
     """Turn a failed HDF5 write (a full disk, a file-size limit) into an error naming the file:
@@ -232,7 +254,7 @@ def run_stage2(
                     for name, layout in dataset.layouts.items()
                 }
             for pieces in tqdm(
-                loader,
+                _start_workers(loader),
                 total=len(dataset),
                 desc=f"Stage II {split}",
                 unit="batch",
