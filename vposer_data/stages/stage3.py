@@ -26,7 +26,7 @@ __all__ = ["REQUIRED_FIELDS", "run_stage3"]
 REQUIRED_FIELDS = ("root_orient", "pose_body")
 
 
-_STATS_BLOCK_ROWS = 1 << 16
+_STATS_BLOCK_ROWS = 1 << 13
 
 
 def _column_stats(array: np.ndarray) -> dict[str, list[float]]:
