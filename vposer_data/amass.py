@@ -8,10 +8,12 @@ and a file that is really a pickle is refused without being unpickled.
 
 from __future__ import annotations
 
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -49,6 +51,8 @@ SPLIT_KEY_WIDTHS = {
 }
 FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")
 GENDERS = ("male", "female", "neutral")
+#: Members at least this large and stored uncompressed are memory-mapped, not copied.
+_MAP_MIN_BYTES = 1 << 16
 #: File names AMASS uses for per-subject shape files, which hold no motion.
 NON_MOTION_NAMES = ("shape.npz",)
 NON_MOTION_SUFFIXES = ("_stagei.npz",)
@@ -179,7 +183,8 @@ class _KeyReader:
                 self.path, f"missing key '{key}' (keys present: {sorted(self.keys)})"
             )
         try:
-            value = self.archive[key]
+            mapped = self._map_stored(key)
+            value = self.archive[key] if mapped is None else mapped
         except ValueError as exc:
             if "pickle" in str(exc) or "Object arrays" in str(exc):
                 raise AmassFormatError(
@@ -191,6 +196,45 @@ class _KeyReader:
                 self.path, f"key '{key}' is unreadable, the archive looks truncated ({exc})"
             ) from None
         return np.asarray(value)
+
+    def _map_stored(self, key: str) -> np.ndarray | None:
+        """A large array stored uncompressed, memory-mapped where it lies in the archive.
+
+        ``np.load`` copies a member through Python-level reads and a CRC check; Stage I keeps
+        about a quarter of the frames, so mapping the array and copying only the kept rows
+        halves the time spent reading AMASS. None for deflated or small members (read as
+        usual). The member's bounds are checked, so a truncated file is still an error.
+        """
+        if self.archive.zip is None:
+            return None
+        info = self.archive.zip.getinfo(f"{key}.npy")
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size < _MAP_MIN_BYTES:
+            return None
+        with open(self.path, "rb") as handle:
+            handle.seek(info.header_offset)
+            local = handle.read(30)
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                raise OSError(f"no zip entry header at offset {info.header_offset}")
+            name_length, extra_length = struct.unpack("<HH", local[26:30])
+            start = info.header_offset + 30 + name_length + extra_length
+            handle.seek(start)
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            offset = handle.tell()
+        if dtype.hasobject:
+            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+        end = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if end > start + info.file_size or end > self.path.stat().st_size:
+            raise OSError(f"array data ends at byte {end}, past the end of the archive member")
+        if end == offset:
+            return None
+        order: Literal["C", "F"] = "F" if fortran else "C"
+        return np.memmap(
+            str(self.path), dtype=dtype, mode="r", offset=offset, shape=shape, order=order
+        )
 
     def numeric(self, key: str, ndim: int, width: int | None = None) -> np.ndarray:
         value = self.get(key)
