@@ -559,3 +559,42 @@ def test_motion_named_npz_without_a_pose_key_is_damaged_not_a_non_motion(
     passed over quietly as a non-motion."""
     error = assert_refused(save(tmp_path / name, arrays), "missing key 'poses'")
     assert not isinstance(error, NotAMotionError)
+
+
+def _smplh_arrays(frames: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {
+        "poses": rng.normal(size=(frames, 156)),
+        "trans": rng.normal(size=(frames, 3)),
+        "betas": rng.normal(size=16),
+        "gender": np.array("male"),
+        "mocap_framerate": np.array(120.0),
+    }
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_stored_and_deflated_archives_read_the_same_values(tmp_path: Path, compress: bool) -> None:
+    arrays = _smplh_arrays(600)  # poses is 750 kB: large enough to be memory-mapped when stored
+    path = tmp_path / "a_poses.npz"
+    write_npz(path, arrays, compress=compress)
+    seq = load_sequence(path)
+    np.testing.assert_array_equal(seq.pose_body, arrays["poses"][:, 3:66])
+    np.testing.assert_array_equal(seq.pose_hand, arrays["poses"][:, 66:156])
+    np.testing.assert_array_equal(seq.trans, arrays["trans"])
+
+
+def test_a_stored_member_shorter_than_its_header_says_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    arrays = _smplh_arrays(600)
+    path = tmp_path / "short_poses.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, value)
+            data = buffer.getvalue()
+            if key == "poses":
+                data = data[: len(data) // 2]  # the header still promises 600 frames
+            archive.writestr(f"{key}.npy", data)
+    with pytest.raises(AmassFormatError, match=r"short_poses\.npz.*'poses'"):
+        load_sequence(path)
