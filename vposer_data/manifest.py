@@ -15,6 +15,7 @@ from typing import Any
 from filelock import FileLock
 
 from vposer_data.atomic import atomic_write_text, file_sha256
+from vposer_data.errors import PrepareError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -31,8 +32,9 @@ LOCK_NAME = ".vposer_data.lock"
 STAGES = ("stage_I", "stage_II", "stage_III")
 
 
-class ManifestError(RuntimeError):
-    """A prepared folder whose manifest is unreadable, or whose files no longer match it."""
+class ManifestError(PrepareError):
+    """A prepared folder whose manifest is unreadable, or whose files no longer match it (a
+    PrepareError, so that the command reports it in one line)."""
 
 
 def lock_for(root: str | Path, timeout: float = -1) -> FileLock:
