@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -222,12 +223,14 @@ def prepare_vposer_datasets(
 class _Interrupts:
     """Ctrl-C during a run raises KeyboardInterrupt as usual and is also remembered: the
     interpreter swallows a KeyboardInterrupt raised inside a finalizer, a weakref callback or
-    an at-fork hook (printing "Exception ignored ..."), and the run would go on to record the
-    interrupted split as done. ``check`` before each record stops it there instead."""
+    an at-fork hook, and the run would go on to record the interrupted split as done. ``check``
+    before each record stops it there instead (and the swallowed one is not printed as an
+    "Exception ignored" traceback)."""
 
     def __init__(self) -> None:
         self.received = False
         self._previous: Any = None
+        self._previous_hook: Any = None
 
     def __enter__(self) -> _Interrupts:
         if (
@@ -235,11 +238,17 @@ class _Interrupts:
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.received = True
         raise KeyboardInterrupt
+
+    def _unraisable(self, unraisable: Any) -> None:
+        if not (self.received and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            self._previous_hook(unraisable)
 
     def check(self) -> None:
         if self.received:
@@ -248,6 +257,7 @@ class _Interrupts:
     def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+            sys.unraisablehook = self._previous_hook
 
 
 def _needed(root: Path, manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
