@@ -35,7 +35,11 @@ def run(job: dict[str, Any]) -> int:
     if "cli" in job:  # the command line, as `vposer-data <args>` would run it
         from vposer_data.cli import main as cli_main
 
-        code = cli_main(job["cli"])
+        try:
+            code = cli_main(job["cli"])
+        except KeyboardInterrupt:  # before main's own handler (parsing the arguments)
+            print("RESULT " + json.dumps({"ok": False, "rc": None}), flush=True)
+            return 130
         print("RESULT " + json.dumps({"ok": code == 0, "rc": code}), flush=True)
         return code
 

@@ -5,6 +5,7 @@ nothing), or after its files were edited (a field truncated, a file deleted, a b
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,13 @@ def test_prepare_setup_and_verify_name_a_resized_or_missing_file(
     assert cli_main(["info", str(prepared), "--verify"]) == 1
     printed = capsys.readouterr().out
     assert "Verification FAILED" in printed and f"{target}: " in printed
+
+    # the command: one line naming the file, no traceback
+    argv = ["prepare", "--amass-dir", str(small_tree), "--out", str(prepared), "--no-progress"]
+    argv += ["--splits", json.dumps(SPLITS), "--batch-size", "256", "--num-workers", "0"]
+    assert cli_main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("vposer-data: error: ") and f"{target}: " in error
 
     # the dataset alone (no manifest): a damaged file is refused, a missing one reported
     expected = DatasetFormatError if edit is truncate else DatasetNotFoundError
