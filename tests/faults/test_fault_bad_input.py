@@ -4,8 +4,12 @@ Odd but valid files (gender as bytes or str, NaN in SMPL-X markers) are used, no
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,3 +318,33 @@ def test_gender_as_bytes_or_str_and_nan_markers_are_used(tmp_path: Path) -> None
         r"stage I vald: \d+ samples from 1 motions \(0 skipped",
         (out / "prepare.log").read_text(encoding="utf-8"),
     )
+
+
+def test_a_strict_stop_does_not_first_read_the_rest_of_the_split(tmp_path: Path) -> None:
+    """Stopping in Stage I (strict mode here; Ctrl-C takes the same path) does not wait for
+    every remaining file of the split to be read: a file that would block forever (a FIFO,
+    standing for a hung network mount) later in the split is never opened."""
+    tree = tiny_tree(tmp_path / "amass")
+    folder = tree / "CMU" / "s01"
+    (folder / "aa_empty_poses.npz").write_bytes(b"")
+    rng = np.random.default_rng(9)
+    for k in range(40):
+        write_motion_npz(
+            folder / f"m{k:02d}_poses.npz", "smplh", 30, FPS, "male", rng.normal(0, 1, 16), rng
+        )
+    fifo = folder / "zz_hung_poses.npz"
+    os.mkfifo(fifo)
+
+    def release() -> None:  # frees a reader stuck on the FIFO, if there is one
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(20, release)
+    timer.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(AmassFormatError, match=r"aa_empty_poses\.npz"):
+            prepare(tree, tmp_path / "out", TINY_SPLITS, strict=True, num_workers=1)
+        assert time.monotonic() - started < 10
+    finally:
+        timer.cancel()
