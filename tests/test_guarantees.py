@@ -388,8 +388,8 @@ def test_sigkill_in_each_stage_then_rerun_equals_an_uninterrupted_run(
     assert temp_files(out) == []
     assert verify(out) == []
     log = (out / "prepare.log").read_text()
-    for path in left_temp:
-        assert f"removed temp file left by an interrupted run: {path}" in log
+    for path in left_temp:  # logged itself, or as part of the temp folder that held it
+        assert any(f"left by an interrupted run: {p}" in log for p in (path, *path.parents)), path
 
 
 # --------------------------------------------------------------------------- one writer

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from vposer_data.errors import PrepareError
 
 __all__ = [
     "FileRecord",
+    "atomic_dir",
     "atomic_path",
     "atomic_write_text",
     "file_sha256",
@@ -111,12 +113,15 @@ class _HashingWriter:
         self.handle.flush()
 
 
-def save_tensor(path: str | Path, tensor: torch.Tensor) -> FileRecord:
+def save_tensor(
+    path: str | Path, tensor: torch.Tensor, shown_as: str | Path | None = None
+) -> FileRecord:
     """``torch.save`` one tensor atomically and return its size and checksum.
 
     The tensor is first made to own exactly its storage, so a view never drags its base
     array into the file. The file is written through a handle, so its bytes do not depend on
-    the (temporary) file name.
+    the (temporary) file name. ``shown_as`` is the path an error names, when ``path`` lies in
+    a temporary folder.
     """
     tensor = tensor.contiguous()
     storage_bytes = tensor.untyped_storage().nbytes()
@@ -133,7 +138,7 @@ def save_tensor(path: str | Path, tensor: torch.Tensor) -> FileRecord:
         cause = writer.error if writer is not None and writer.error is not None else exc
         if not isinstance(cause, Exception):  # Ctrl-C: an interruption, not a failed write
             raise cause from None
-        raise PrepareError(f"could not write {path}: {cause}") from exc
+        raise PrepareError(f"could not write {shown_as or path}: {cause}") from exc
     assert writer is not None
     return FileRecord(bytes=writer.size, sha256=writer.digest.hexdigest())
 
@@ -146,15 +151,42 @@ def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def remove_temp_files(root: str | Path) -> list[Path]:
-    """Delete temp files left below ``root`` by killed runs (call only while holding the lock)."""
-    removed = []
-    for dirpath, _dirnames, filenames in os.walk(root):
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder to fill; on success it replaces ``path``, on failure it is
+    removed. A folder of ``*.pt`` is thus either whole or absent, even for loaders that only
+    glob it."""
+    path = Path(path)
+    tmp = _temp_name(path)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)  # an unrecorded earlier attempt
+        os.rename(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_temp_files(root: str | Path) -> list[tuple[str, Path]]:
+    """Delete temp files and folders left below ``root`` by killed runs (call only while
+    holding the lock); returns ("file" or "folder", path) for each."""
+    removed: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in list(dirnames):
+            if name.startswith(".") and TEMP_MARK in name:
+                shutil.rmtree(Path(dirpath) / name, ignore_errors=True)
+                dirnames.remove(name)
+                removed.append(("folder", Path(dirpath) / name))
         for name in filenames:
             if name.startswith(".") and TEMP_MARK in name:
                 path = Path(dirpath) / name
                 path.unlink(missing_ok=True)
-                removed.append(path)
+                removed.append(("file", path))
     return removed
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from vposer_data.augment import AugmentSpec, parse_augmentations
 
-__all__ = ["OUTPUT_SETTINGS", "PrepareConfig", "describe_differences"]
+__all__ = ["OUTPUT_SETTINGS", "PrepareConfig", "settings_differences"]
 
 SAMPLING_MODES = ("random", "fps")
 COMPRESSIONS = ("gzip", "lzf", "none")
@@ -130,10 +130,18 @@ class PrepareConfig:
         return dataclasses.replace(self, **changes)
 
 
-def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """One line per setting that differs: ``keep_rate: existing 0.3, requested 0.5``."""
-    lines = []
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            lines.append(f"{key}: existing {old.get(key)!r}, requested {new.get(key)!r}")
-    return lines
+def settings_differences(existing: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """One line per setting that differs between two folder identities (``{"splits": ...,
+    "config": ...}``), e.g. ``keep_rate: existing 0.3, requested 0.5`` or ``splits.vald: ...``."""
+
+    def flat(settings: Mapping[str, Any]) -> dict[str, Any]:
+        values = {f"splits.{k}": v for k, v in settings.get("splits", {}).items()}
+        values.update(settings.get("config", {}))
+        return values
+
+    old, new = flat(existing), flat(requested)
+    return [
+        f"{key}: existing {old.get(key)!r}, requested {new.get(key)!r}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]

@@ -20,11 +20,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from vposer_data.config import PrepareConfig, describe_differences
+from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.dataset import VPoserDataset, collate_batch
 from vposer_data.errors import PrepareError, StaleOutputError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
-from vposer_data.manifest import Manifest, ManifestError
+from vposer_data.manifest import Manifest
 from vposer_data.prepare import prepare_vposer_datasets, split_dir
 from vposer_data.splits import AMASS_SPLITS
 
@@ -197,24 +197,16 @@ class VPoserDataModule(pl.LightningDataModule):
             )
         expected = self._expected_settings()
         if manifest.settings != expected:
-            flat = {f"splits.{k}": v for k, v in manifest.settings.get("splits", {}).items()}
-            flat.update(manifest.settings.get("config", {}))
-            want = {f"splits.{k}": v for k, v in expected["splits"].items()}
-            want.update(expected["config"])
             raise StaleOutputError(
                 f"{self.data_dir} holds data prepared with other settings than this "
                 "VPoserDataModule's:\n  "
-                + "\n  ".join(describe_differences(flat, want))
+                + "\n  ".join(settings_differences(manifest.settings, expected))
                 + "\nPass the settings it was prepared with, choose another data_dir, or "
                 "rebuild it with `vposer-data prepare --overwrite`."
             )
-        problems = manifest.verify()
-        if problems:
-            raise ManifestError(
-                f"{self.data_dir}: the prepared files no longer match manifest.json:\n  "
-                + "\n  ".join(problems)
-                + "\nRebuild with `vposer-data prepare --overwrite` (or delete the folder)."
-            )
+        manifest.require_intact(
+            "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
+        )
         return manifest
 
     def dataset(self, split: str) -> VPoserDataset:

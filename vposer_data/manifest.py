@@ -134,3 +134,13 @@ class Manifest:
             elif checksums and file_sha256(path) != meta["sha256"]:
                 problems.append(f"{path}: checksum differs from the manifest (file was altered)")
         return problems
+
+    def require_intact(self, remedy: str) -> None:
+        """Raise ManifestError naming every final file that no longer matches its record."""
+        problems = self.verify()
+        if problems:
+            raise ManifestError(
+                f"{self.root}: the prepared files no longer match manifest.json:\n  "
+                + "\n  ".join(problems)
+                + f"\n{remedy}"
+            )

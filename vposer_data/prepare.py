@@ -24,7 +24,7 @@ from typing import Any
 
 from vposer_data import __version__
 from vposer_data.atomic import release_free_memory, remove_temp_files
-from vposer_data.config import PrepareConfig, describe_differences
+from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.errors import PrepareError, StaleOutputError
 from vposer_data.manifest import MANIFEST_NAME, STAGES, Manifest, ManifestError, lock_for
 from vposer_data.runlog import LoggerLike, RunLog
@@ -82,12 +82,6 @@ def _settings(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dic
     normalized = {str(k): [v] if isinstance(v, str) else list(v) for k, v in splits.items()}
     settings = {"splits": normalized, "config": config.output_settings()}
     return json.loads(json.dumps(settings))  # the form it takes in the manifest
-
-
-def _flatten(settings: Mapping[str, Any]) -> dict[str, Any]:
-    flat = {f"splits.{k}": v for k, v in settings.get("splits", {}).items()}
-    flat.update(settings.get("config", {}))
-    return flat
 
 
 def _prepare_root(root: Path) -> None:
@@ -187,7 +181,7 @@ def prepare_vposer_datasets(
             manifest = Manifest(root)
         if manifest.exists and manifest.settings != settings:
             if not overwrite:
-                differences = describe_differences(_flatten(manifest.settings), _flatten(settings))
+                differences = settings_differences(manifest.settings, settings)
                 raise StaleOutputError(
                     f"{root} holds data prepared with other settings:\n  "
                     + "\n  ".join(differences)
@@ -200,13 +194,9 @@ def prepare_vposer_datasets(
             _discard(root)
             manifest = Manifest(root)
         if manifest.complete:
-            problems = manifest.verify()
-            if problems:
-                raise ManifestError(
-                    f"{root} was prepared, but its files no longer match the manifest:\n  "
-                    + "\n  ".join(problems)
-                    + "\nPass overwrite=True (vposer-data prepare --overwrite) to rebuild it."
-                )
+            manifest.require_intact(
+                "Pass overwrite=True (vposer-data prepare --overwrite) to rebuild it."
+            )
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:
@@ -284,8 +274,8 @@ def _run(
     interrupts: _Interrupts,
 ) -> PrepareResult:
     splits = list(settings["splits"])
-    for stale in remove_temp_files(root):
-        log.info(f"removed temp file left by an interrupted run: {stale}")
+    for kind, stale in remove_temp_files(root):
+        log.info(f"removed temp {kind} left by an interrupted run: {stale}")
     if not manifest.exists:
         manifest.start(
             settings,

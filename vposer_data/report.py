@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vposer_data.dataset import VPoserDataset, field_names
-from vposer_data.errors import PrepareError
 from vposer_data.manifest import Manifest
 from vposer_data.prepare import split_dir
+from vposer_data.summary import load_prepared
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -40,16 +40,6 @@ _SPLIT_COLORS = {"train": "#1f77b4", "vald": "#ff7f0e", "test": "#2ca02c"}
 _OTHER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def _manifest(data_dir: str | Path) -> Manifest:
-    manifest = Manifest.load(data_dir)
-    if not manifest.complete:
-        raise PrepareError(
-            f"{data_dir}: not a prepared folder (no complete manifest.json); "
-            "run vposer-data prepare --amass-dir ... --out ... first"
-        )
-    return manifest
-
-
 def _prepared_splits(manifest: Manifest) -> list[str]:
     """The finished splits: train, vald, test first, then any others in manifest order."""
     done = [s for s in manifest.splits if manifest.record("stage_III", s) is not None]
@@ -59,7 +49,7 @@ def _prepared_splits(manifest: Manifest) -> list[str]:
 
 def samples_per_dataset(data_dir: str | Path) -> dict[str, dict[str, int]]:
     """split -> source dataset -> samples in the final tensors (augmentation passes included)."""
-    manifest = _manifest(data_dir)
+    manifest = load_prepared(data_dir, complete=True)
     counts: dict[str, dict[str, int]] = {}
     for split in _prepared_splits(manifest):
         stage1 = manifest.record("stage_I", split) or {}
@@ -109,7 +99,7 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("the report needs matplotlib: pip install 'vposer-data[report]'") from exc
 
-    manifest = _manifest(data_dir)
+    manifest = load_prepared(data_dir, complete=True)
     splits = _prepared_splits(manifest)
     counts = samples_per_dataset(data_dir)
     angles = {

@@ -8,14 +8,17 @@ from typing import Any
 from vposer_data.errors import PrepareError
 from vposer_data.manifest import Manifest
 
-__all__ = ["summarize", "verify"]
+__all__ = ["load_prepared", "summarize", "verify"]
 
 
-def _load(data_dir: str | Path) -> Manifest:
+def load_prepared(data_dir: str | Path, complete: bool = False) -> Manifest:
+    """The manifest of a prepared folder (with ``complete``: of a finished one), or a
+    PrepareError that says how to make one."""
     manifest = Manifest.load(data_dir)
-    if not manifest.exists:
+    if not manifest.exists or (complete and not manifest.complete):
+        state = "holds no manifest.json" if not manifest.exists else "is not finished"
         raise PrepareError(
-            f"{data_dir} holds no manifest.json: not a prepared folder "
+            f"{data_dir} {state}: not a prepared folder "
             "(run vposer-data prepare --amass-dir ... --out ...)"
         )
     return manifest
@@ -28,7 +31,7 @@ def _samples_per_dataset(stage1: dict[str, Any], passes: int) -> dict[str, int]:
 def summarize(data_dir: str | Path) -> str:
     """Per split: samples, samples per source dataset, fields with shapes and dtypes; then the
     configuration and the skipped files with their reasons."""
-    manifest = _load(data_dir)
+    manifest = load_prepared(data_dir)
     config = manifest.settings.get("config", {})
     passes = int(config.get("augment_passes", 1))
     lines = [
@@ -73,7 +76,7 @@ def summarize(data_dir: str | Path) -> str:
 
 def verify(data_dir: str | Path) -> list[str]:
     """Every recorded final file rechecked: size and SHA-256. Empty when all match."""
-    manifest = _load(data_dir)
+    manifest = load_prepared(data_dir)
     if not manifest.complete:
         return [f"{data_dir}: preparation has not finished"]
     return manifest.verify(checksums=True)

@@ -76,7 +76,7 @@ def test_sigkill_at_seeded_points_then_rerun_equals_uninterrupted_run(
 
     landed: Counter[str] = Counter()
     planned_vs_landed: Counter[tuple[str, str]] = Counter()
-    with_temp_files = with_workers = partial_folders = 0
+    with_temp_files = with_workers = 0
     for i, (segment, delay) in enumerate(points):
         out = tmp_path / f"kill{i:02d}"
         workers = kill_after(start(out), segment.after, delay)
@@ -90,8 +90,8 @@ def test_sigkill_at_seeded_points_then_rerun_equals_uninterrupted_run(
         recorded = recorded_pairs(read_manifest(out))
         left = temp_files(out)
         with_temp_files += bool(left)
-        # SIGKILL, unlike Ctrl-C, can leave a Stage III split half-made (not recorded)
-        partial_folders += bool(partial_final_splits(out, reference))
+        # a split folder is built under a temp name and renamed whole: never half-made
+        assert partial_final_splits(out, reference) == [], (i, stage)
 
         rerun = PrepareConfig(**{**BIG_CONFIG, "num_workers": 2 if i % 2 else 0})
         result = prepare_vposer_datasets(BIG_SPLITS, tree, out, config=rerun)
@@ -100,15 +100,16 @@ def test_sigkill_at_seeded_points_then_rerun_equals_uninterrupted_run(
         assert temp_files(out) == [], (i, stage)
         assert verify(out) == []
         log = (out / "prepare.log").read_text(encoding="utf-8")
-        for path in left:
-            assert f"removed temp file left by an interrupted run: {path}" in log
+        for path in left:  # logged itself, or as part of the temp folder that held it
+            assert any(f"left by an interrupted run: {p}" in log for p in (path, *path.parents)), (
+                path
+            )
         shutil.rmtree(out)  # keep the disk footprint small
 
     print(
         f"\nSIGKILL points: {len(points)}; landed per stage {dict(sorted(landed.items()))}; "
         f"planned->landed {dict(sorted(planned_vs_landed.items()))}; "
-        f"{with_workers} with DataLoader workers alive, {with_temp_files} left temp files, "
-        f"{partial_folders} left a partial, unrecorded Stage III split folder (rebuilt later)"
+        f"{with_workers} with DataLoader workers alive, {with_temp_files} left temp files"
     )
     in_stages = sum(landed[s] for s in STAGES)
     assert in_stages >= 20, landed

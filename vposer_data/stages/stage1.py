@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
-from vposer_data.atomic import save_tensor
+from vposer_data.atomic import atomic_dir, save_tensor
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
@@ -144,8 +144,7 @@ def run_stage1(
         PrepareError: no usable motion in the split, or families/betas that cannot be mixed.
     """
     if out_dir.exists():
-        shutil.rmtree(out_dir)  # an unrecorded, possibly partial, earlier attempt
-    out_dir.mkdir(parents=True)
+        shutil.rmtree(out_dir)  # an unrecorded earlier attempt
     motions: list[_Motion] = []
     unusable: list[_Unusable] = []
     with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
@@ -185,17 +184,24 @@ def run_stage1(
     counts = np.array([m.frames.size for m in motions])
     fields: dict[str, dict[str, Any]] = {}
 
-    def write(name: str, array: np.ndarray) -> None:
-        tensor = torch.from_numpy(array)
-        record = save_tensor(out_dir / f"{name}.pt", tensor)
-        fields[name] = {"shape": list(array.shape), "dtype": str(array.dtype), **record.as_dict()}
+    with atomic_dir(out_dir) as tmp_dir:
 
-    for name in present:
-        write(name, np.concatenate([m.arrays[name] for m in motions]))
-    write("betas", np.repeat(np.stack([m.betas for m in motions]), counts, axis=0))
-    write("gender", np.repeat(np.array([m.gender for m in motions], dtype=np.int8), counts))
-    write("seq_id", np.repeat(np.arange(len(motions), dtype=np.int32), counts))
-    write("frame_id", np.concatenate([m.frames for m in motions]).astype(np.int32))
+        def write(name: str, array: np.ndarray) -> None:
+            record = save_tensor(
+                tmp_dir / f"{name}.pt", torch.from_numpy(array), shown_as=out_dir / f"{name}.pt"
+            )
+            fields[name] = {
+                "shape": list(array.shape),
+                "dtype": str(array.dtype),
+                **record.as_dict(),
+            }
+
+        for name in present:
+            write(name, np.concatenate([m.arrays[name] for m in motions]))
+        write("betas", np.repeat(np.stack([m.betas for m in motions]), counts, axis=0))
+        write("gender", np.repeat(np.array([m.gender for m in motions], dtype=np.int8), counts))
+        write("seq_id", np.repeat(np.arange(len(motions), dtype=np.int32), counts))
+        write("frame_id", np.concatenate([m.frames for m in motions]).astype(np.int32))
 
     per_dataset: Counter[str] = Counter()
     for motion in motions:

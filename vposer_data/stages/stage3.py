@@ -7,7 +7,6 @@ so the folder is also readable by the original VPoser loader, which globs ``*.pt
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vposer_data.atomic import save_tensor
+from vposer_data.atomic import atomic_dir, save_tensor
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 
@@ -60,22 +59,18 @@ def run_stage3(
 ) -> dict[str, Any]:
     """Finalize one split; returns its manifest record (with per-field stats if asked).
 
-    A split stopped half-way (an error, Ctrl-C) leaves no folder: a folder with some of the
-    fields would look usable to loaders that only glob ``*.pt``.
+    The split is written into a hidden temp folder renamed into place when whole: a split
+    stopped half-way (an error, Ctrl-C, SIGKILL) never leaves a folder with some of the fields,
+    which would look usable to loaders that only glob ``*.pt``.
     """
-    if out_dir.exists():
-        shutil.rmtree(out_dir)  # an unrecorded, possibly partial, earlier attempt
-    out_dir.mkdir(parents=True)
-    try:
-        return _finalize(split, h5_path, out_dir, config, log, with_stats)
-    except BaseException:
-        shutil.rmtree(out_dir, ignore_errors=True)
-        raise
+    with atomic_dir(out_dir) as tmp_dir:
+        return _finalize(split, h5_path, tmp_dir, out_dir, config, log, with_stats)
 
 
 def _finalize(
     split: str,
     h5_path: Path,
+    tmp_dir: Path,
     out_dir: Path,
     config: PrepareConfig,
     log: Callable[[str], None],
@@ -98,7 +93,9 @@ def _finalize(
                 array = array.astype(np.float32, copy=False)
                 if with_stats:
                     stats[name] = _column_stats(array)
-            record = save_tensor(out_dir / f"{name}.pt", torch.from_numpy(array))
+            record = save_tensor(
+                tmp_dir / f"{name}.pt", torch.from_numpy(array), shown_as=out_dir / f"{name}.pt"
+            )
             fields[name] = {
                 "shape": list(array.shape),
                 "dtype": str(array.dtype),
