@@ -41,6 +41,7 @@ from typing import Any
 
 import psutil
 import torch
+from bench_common import wait_until_idle
 from torch.utils.data import DataLoader, Dataset
 
 from vposer_data import AMASS_SPLITS, VPoserDataModule, write_amass_tree
@@ -62,16 +63,6 @@ class PerSampleDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
         return {k: v[idx] for k, v in self.ds.items()}
-
-
-def wait_until_idle(limit: float, threshold: float = 10.0, window: float = 2.0) -> float:
-    """Wait (at most ``limit`` seconds) until the machine's CPU is below ``threshold`` percent
-    busy over ``window`` seconds; returns the seconds waited."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < limit:
-        if psutil.cpu_percent(interval=window) < threshold:
-            break
-    return time.perf_counter() - started
 
 
 def _busy(times: Any) -> float:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from bench_common import wait_until_idle
 
 MB = 1e6
 GB = 1e9
@@ -242,16 +243,6 @@ class TreeSampler(threading.Thread):
             tick += 1
             self.samples += 1
             self.stop_event.wait(self.interval)
-
-
-def wait_until_idle(limit: float, threshold: float = 10.0, window: float = 2.0) -> float:
-    """Wait (at most ``limit`` seconds) until the machine's CPU is below ``threshold`` percent
-    busy over ``window`` seconds; returns the seconds waited."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < limit:
-        if psutil.cpu_percent(interval=window) < threshold:
-            break
-    return time.perf_counter() - started
 
 
 def run_child(
