@@ -26,6 +26,7 @@ from vposer_data import __version__
 from vposer_data.atomic import release_free_memory, remove_temp_files
 from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.errors import PrepareError, StaleOutputError
+from vposer_data.inputs import fingerprint, input_changes
 from vposer_data.manifest import MANIFEST_NAME, STAGES, Manifest, ManifestError, lock_for
 from vposer_data.runlog import LoggerLike, RunLog
 from vposer_data.splits import SplitError, resolve_split_files
@@ -193,6 +194,8 @@ def prepare_vposer_datasets(
         elif overwrite and manifest.exists:
             _discard(root)
             manifest = Manifest(root)
+        if amass_dir is not None and manifest.exists:
+            _check_inputs(root, manifest, settings, Path(amass_dir))
         if manifest.complete:
             manifest.require_intact(
                 "Pass overwrite=True (vposer-data prepare --overwrite) to rebuild it."
@@ -248,6 +251,34 @@ class _Interrupts:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             sys.unraisablehook = self._previous_hook
+
+
+def _check_inputs(
+    root: Path, manifest: Manifest, settings: Mapping[str, Any], amass_dir: Path
+) -> None:
+    """Raise StaleOutputError when the AMASS files of a split already prepared changed."""
+    recorded = {s: r for s in manifest.splits if (r := manifest.record("stage_I", s)) is not None}
+    if not any("inputs" in r for r in recorded.values()):
+        return
+    try:
+        sources = resolve_split_files(settings["splits"], amass_dir, log=lambda _: None)
+    except SplitError as exc:
+        raise PrepareError(
+            f"{root} was prepared from AMASS, but its inputs cannot be checked: {exc}. "
+            "Pass amass_dir=None to use the prepared data as it is."
+        ) from exc
+    changes = [
+        change
+        for split, record in recorded.items()
+        if (change := input_changes(split, record, amass_dir, sources[split])) is not None
+    ]
+    if changes:
+        raise StaleOutputError(
+            f"{root} was prepared from other AMASS files:\n  "
+            + "\n  ".join(changes)
+            + "\nPass overwrite=True (vposer-data prepare --overwrite) to rebuild it, "
+            "or amass_dir=None to use the prepared data as it is."
+        )
 
 
 def _needed(root: Path, manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
@@ -318,6 +349,7 @@ def _run(
                 log.warning,
             )
             interrupts.check()  # an interrupted split is never recorded
+            record["inputs"] = fingerprint(Path(amass_dir), sources[split])
             manifest.set_record("stage_I", split, record)
             ran.append(f"stage_I/{split}")
             release_free_memory()
