@@ -86,3 +86,39 @@ def test_chunk_rows_divide_the_batch_when_they_can() -> None:
     assert chunk_rows_for(189 * 4, 8192, 10**6) * 189 * 4 <= 1 << 20
     assert chunk_rows_for(1, 8192, 10**6) == 8192
     assert chunk_rows_for(1, 8192, 100) == 100  # never more rows than the dataset
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    rows=st.integers(1, 2500),
+    width=st.sampled_from([(), (3,), (63,)]),
+    dtype=st.sampled_from([np.float32, np.int8, np.int32]),
+    chunk_rows=st.integers(1, 900),
+    compression=st.sampled_from(["gzip", "lzf", None]),
+)
+def test_read_column_equals_hdf5s_own_read(
+    tmp_path_factory,
+    rows: int,
+    width: tuple[int, ...],
+    dtype: type,
+    chunk_rows: int,
+    compression: str | None,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vposer_data.h5chunks import read_column
+
+    data = (np.random.default_rng(rows).normal(size=(rows, *width)) * 50).astype(dtype)
+    path = Path(tmp_path_factory.mktemp("h5")) / "x.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset(
+            "x",
+            data=data,
+            chunks=(min(chunk_rows, rows), *width),
+            compression=compression,
+            shuffle=compression is not None,
+        )
+    with h5py.File(path, "r") as h5, ThreadPoolExecutor(2) as pool:
+        column = read_column(h5["x"], pool)
+        assert column.dtype == data.dtype
+        np.testing.assert_array_equal(column, data)

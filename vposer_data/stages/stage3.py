@@ -1,13 +1,15 @@
 """Stage III: ``stage_II/<split>.h5`` -> ``stage_III/<split>/<field>.pt``, what training reads.
 
-Each HDF5 dataset is read whole (one column at a time, so memory holds one field) and saved as
-one contiguous tensor. Only tensors live in the split folder, one per field, all of one length,
-so the folder is also readable by the original VPoser loader, which globs ``*.pt``.
+Each HDF5 dataset is read whole (one column at a time, so memory holds one field; its chunks
+inflated on ``num_workers`` threads) and saved as one contiguous tensor. Only tensors live in
+the split folder, one per field, all of one length, so the folder is also readable by the
+original VPoser loader, which globs ``*.pt``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from tqdm import tqdm
 from vposer_data.atomic import atomic_dir, save_tensor
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
+from vposer_data.h5chunks import read_column
 
 __all__ = ["REQUIRED_FIELDS", "run_stage3"]
 
@@ -78,7 +81,8 @@ def _finalize(
 ) -> dict[str, Any]:
     fields: dict[str, dict[str, Any]] = {}
     stats: dict[str, dict[str, list[float]]] = {}
-    with h5py.File(h5_path, "r") as h5:
+    threads = ThreadPoolExecutor(max_workers=max(1, config.num_workers))
+    with threads as pool, h5py.File(h5_path, "r") as h5:
         missing = [name for name in REQUIRED_FIELDS if name not in h5]
         if missing:
             raise PrepareError(f"{h5_path}: fields {missing} missing, expected {REQUIRED_FIELDS}")
@@ -88,7 +92,7 @@ def _finalize(
         for name in tqdm(
             list(h5), desc=f"Stage III {split}", unit="field", disable=config.progress_disabled()
         ):
-            array = h5[name][...]
+            array = read_column(h5[name], pool)
             if array.dtype.kind == "f":
                 array = array.astype(np.float32, copy=False)
                 if with_stats:
