@@ -24,6 +24,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "lock_for",
+    "stage_path",
 ]
 
 FORMAT_VERSION = 1
@@ -35,6 +36,12 @@ STAGES = ("stage_I", "stage_II", "stage_III")
 class ManifestError(PrepareError):
     """A prepared folder whose manifest is unreadable, or whose files no longer match it (a
     PrepareError, so that the command reports it in one line)."""
+
+
+def stage_path(root: str | Path, stage: str, split: str) -> Path:
+    """Where a stage puts a split: ``stage_I/<split>/``, ``stage_II/<split>.h5``,
+    ``stage_III/<split>/``."""
+    return Path(root) / stage / (f"{split}.h5" if stage == "stage_II" else split)
 
 
 def lock_for(root: str | Path, timeout: float = -1) -> FileLock:
@@ -111,29 +118,34 @@ class Manifest:
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=False) + "\n")
 
-    def final_files(self) -> dict[str, dict[str, Any]]:
-        """Every Stage III file this manifest records: relative path -> {bytes, sha256, ...}."""
-        files = {}
-        for split in self.splits:
-            record = self.record("stage_III", split) or {}
-            for name, meta in record.get("fields", {}).items():
-                files[f"stage_III/{split}/{name}.pt"] = meta
-        return files
+    def recorded_files(self, stage: str, split: str) -> dict[Path, dict[str, Any]]:
+        """The files a (stage, split) record lists: path -> its record (bytes, sha256, ...)."""
+        record = self.record(stage, split)
+        if record is None:
+            return {}
+        path = stage_path(self.root, stage, split)
+        if stage == "stage_II":
+            return {path: record}
+        return {path / f"{name}.pt": meta for name, meta in record.get("fields", {}).items()}
 
-    def verify(self, checksums: bool = False) -> list[str]:
-        """Problems with the final files: missing, resized, or (with ``checksums``) altered."""
+    def check_files(self, stage: str, split: str, checksums: bool = False) -> list[str]:
+        """Problems with a (stage, split)'s recorded files: missing, resized, or (with
+        ``checksums``) altered."""
         problems = []
-        for rel, meta in self.final_files().items():
-            path = self.root / rel
+        for path, meta in self.recorded_files(stage, split).items():
             if not path.is_file():
                 problems.append(f"{path}: missing (recorded {meta['bytes']} bytes)")
                 continue
             size = path.stat().st_size
             if size != meta["bytes"]:
                 problems.append(f"{path}: {size} bytes, the manifest records {meta['bytes']}")
-            elif checksums and file_sha256(path) != meta["sha256"]:
+            elif checksums and "sha256" in meta and file_sha256(path) != meta["sha256"]:
                 problems.append(f"{path}: checksum differs from the manifest (file was altered)")
         return problems
+
+    def verify(self, checksums: bool = False) -> list[str]:
+        """Problems with the final (Stage III) files of every split."""
+        return [p for split in self.splits for p in self.check_files("stage_III", split, checksums)]
 
     def require_intact(self, remedy: str) -> None:
         """Raise ManifestError naming every final file that no longer matches its record."""

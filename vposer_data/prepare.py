@@ -27,7 +27,14 @@ from vposer_data.atomic import release_free_memory, remove_temp_files
 from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.errors import PrepareError, StaleOutputError
 from vposer_data.inputs import fingerprint, input_changes
-from vposer_data.manifest import MANIFEST_NAME, STAGES, Manifest, ManifestError, lock_for
+from vposer_data.manifest import (
+    MANIFEST_NAME,
+    STAGES,
+    Manifest,
+    ManifestError,
+    lock_for,
+    stage_path,
+)
 from vposer_data.runlog import LoggerLike, RunLog
 from vposer_data.splits import SplitError, resolve_split_files
 from vposer_data.stages.stage1 import run_stage1
@@ -54,22 +61,7 @@ class PrepareResult:
 
 def split_dir(data_dir: str | Path, split: str) -> Path:
     """Where the final tensors of ``split`` live."""
-    return Path(data_dir) / "stage_III" / split
-
-
-def _stage_path(root: Path, stage: str, split: str) -> Path:
-    return root / stage / (f"{split}.h5" if stage == "stage_II" else split)
-
-
-def _files_intact(root: Path, stage: str, split: str, record: Mapping[str, Any]) -> bool:
-    """The recorded outputs exist with their recorded sizes (a cheap check, no hashing)."""
-    path = _stage_path(root, stage, split)
-    if stage == "stage_II":
-        return path.is_file() and path.stat().st_size == record.get("bytes")
-    return all(
-        (path / f"{name}.pt").is_file() and (path / f"{name}.pt").stat().st_size == meta["bytes"]
-        for name, meta in record.get("fields", {}).items()
-    )
+    return stage_path(data_dir, "stage_III", split)
 
 
 def _settings(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dict[str, Any]:
@@ -100,7 +92,7 @@ def _discard(root: Path) -> None:
     """Remove what a previous preparation wrote (only our own folders and manifest)."""
     for stage in STAGES:
         shutil.rmtree(root / stage, ignore_errors=True)
-    (root / "manifest.json").unlink(missing_ok=True)
+    (root / MANIFEST_NAME).unlink(missing_ok=True)
 
 
 def _versions() -> dict[str, str]:
@@ -281,15 +273,14 @@ def _check_inputs(
         )
 
 
-def _needed(root: Path, manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
+def _needed(manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
     """Which splits each stage must (re)build: those whose downstream needs them and whose
     own recorded output is absent or damaged."""
     need: dict[str, set[str]] = {stage: set() for stage in STAGES}
     downstream: set[str] = set(splits)
     for stage in reversed(STAGES):
         for split in sorted(downstream):
-            record = manifest.record(stage, split)
-            if record is None or not _files_intact(root, stage, split, record):
+            if manifest.record(stage, split) is None or manifest.check_files(stage, split):
                 need[stage].add(split)
         downstream = need[stage]
     return need
@@ -305,6 +296,7 @@ def _run(
     interrupts: _Interrupts,
 ) -> PrepareResult:
     splits = list(settings["splits"])
+    versions = _versions()
     for kind, stale in remove_temp_files(root):
         log.info(f"removed temp {kind} left by an interrupted run: {stale}")
     if not manifest.exists:
@@ -312,17 +304,23 @@ def _run(
             settings,
             {
                 "amass_dir": str(Path(amass_dir).resolve()) if amass_dir else None,
-                "versions": _versions(),
+                "versions": versions,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )
-    need = _needed(root, manifest, splits)
+    need = _needed(manifest, splits)
     log.info(f"=== vposer_data {__version__}: preparing {root} ===")
-    log.info(f"versions: {_versions()}")
+    log.info(f"versions: {versions}")
     log.info(f"config: {json.dumps(config.to_dict(), sort_keys=True)}")
     log.info(f"splits: {json.dumps(settings['splits'])}")
     ran: list[str] = []
     seconds: dict[str, float] = {}
+
+    def finish(stage: str, split: str, record: dict[str, Any]) -> None:
+        interrupts.check()  # an interrupted split is never recorded
+        manifest.set_record(stage, split, record)
+        ran.append(f"{stage}/{split}")
+        release_free_memory()
 
     if need["stage_I"]:
         if amass_dir is None:
@@ -343,16 +341,13 @@ def _run(
                 split,
                 sources[split],
                 Path(amass_dir),
-                root / "stage_I" / split,
+                stage_path(root, "stage_I", split),
                 config,
                 log.info,
                 log.warning,
             )
-            interrupts.check()  # an interrupted split is never recorded
             record["inputs"] = fingerprint(Path(amass_dir), sources[split])
-            manifest.set_record("stage_I", split, record)
-            ran.append(f"stage_I/{split}")
-            release_free_memory()
+            finish("stage_I", split, record)
             log.info(
                 f"stage I {split}: {record['samples']} samples from {len(record['files'])} "
                 f"motions ({len(record['skipped'])} skipped, "
@@ -367,16 +362,13 @@ def _run(
                 continue
             record = run_stage2(
                 split,
-                root / "stage_I" / split,
+                stage_path(root, "stage_I", split),
                 manifest.record("stage_I", split) or {},
-                root / "stage_II" / f"{split}.h5",
+                stage_path(root, "stage_II", split),
                 config,
                 log.info,
             )
-            interrupts.check()  # an interrupted split is never recorded
-            manifest.set_record("stage_II", split, record)
-            ran.append(f"stage_II/{split}")
-            release_free_memory()
+            finish("stage_II", split, record)
         seconds["stage_II"] = time.perf_counter() - started
 
     if need["stage_III"]:
@@ -386,16 +378,13 @@ def _run(
                 continue
             record = run_stage3(
                 split,
-                root / "stage_II" / f"{split}.h5",
-                split_dir(root, split),
+                stage_path(root, "stage_II", split),
+                stage_path(root, "stage_III", split),
                 config,
                 log.info,
                 with_stats=split == STATS_SPLIT,
             )
-            interrupts.check()  # an interrupted split is never recorded
-            manifest.set_record("stage_III", split, record)
-            ran.append(f"stage_III/{split}")
-            release_free_memory()
+            finish("stage_III", split, record)
         seconds["stage_III"] = time.perf_counter() - started
 
     interrupts.check()
