@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 
 from vposer_data.errors import PrepareError
@@ -30,6 +31,7 @@ __all__ = [
     "file_sha256",
     "release_free_memory",
     "remove_temp_files",
+    "save_field",
     "save_tensor",
 ]
 
@@ -141,6 +143,16 @@ def save_tensor(
         raise PrepareError(f"could not write {shown_as or path}: {cause}") from exc
     assert writer is not None
     return FileRecord(bytes=writer.size, sha256=writer.digest.hexdigest())
+
+
+def save_field(folder: Path, name: str, array: np.ndarray, shown_in: Path) -> dict[str, Any]:
+    """Save one field of a split as ``folder/<name>.pt`` (``folder`` being the temp folder of
+    :func:`atomic_dir`, errors naming the file in ``shown_in``, its final place); returns the
+    field's manifest entry: shape, dtype, bytes, sha256."""
+    record = save_tensor(
+        folder / f"{name}.pt", torch.from_numpy(array), shown_as=shown_in / f"{name}.pt"
+    )
+    return {"shape": list(array.shape), "dtype": str(array.dtype), **record.as_dict()}
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
-from vposer_data.atomic import atomic_dir, save_tensor
+from vposer_data.atomic import atomic_dir, save_field
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
@@ -187,14 +186,7 @@ def run_stage1(
     with atomic_dir(out_dir) as tmp_dir:
 
         def write(name: str, array: np.ndarray) -> None:
-            record = save_tensor(
-                tmp_dir / f"{name}.pt", torch.from_numpy(array), shown_as=out_dir / f"{name}.pt"
-            )
-            fields[name] = {
-                "shape": list(array.shape),
-                "dtype": str(array.dtype),
-                **record.as_dict(),
-            }
+            fields[name] = save_field(tmp_dir, name, array, out_dir)
 
         for name in present:
             write(name, np.concatenate([m.arrays[name] for m in motions]))

@@ -15,10 +15,9 @@ from typing import Any
 
 import h5py
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from vposer_data.atomic import atomic_dir, save_tensor
+from vposer_data.atomic import atomic_dir, save_field
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import read_column
@@ -97,14 +96,7 @@ def _finalize(
                 array = array.astype(np.float32, copy=False)
                 if with_stats:
                     stats[name] = _column_stats(array)
-            record = save_tensor(
-                tmp_dir / f"{name}.pt", torch.from_numpy(array), shown_as=out_dir / f"{name}.pt"
-            )
-            fields[name] = {
-                "shape": list(array.shape),
-                "dtype": str(array.dtype),
-                **record.as_dict(),
-            }
+            fields[name] = save_field(tmp_dir, name, array, out_dir)
             del array
     samples = next(iter(lengths.values()))
     log(f"stage III {split}: {samples} samples, {len(fields)} fields")
