@@ -10,7 +10,6 @@ others batch in order through :meth:`VPoserDataset.__getitems__`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +24,8 @@ from vposer_data.dataset import VPoserDataset, collate_batch
 from vposer_data.errors import PrepareError, StaleOutputError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
 from vposer_data.manifest import Manifest
-from vposer_data.prepare import prepare_vposer_datasets, split_dir
-from vposer_data.splits import AMASS_SPLITS
+from vposer_data.prepare import output_identity, prepare_vposer_datasets, split_dir
+from vposer_data.splits import AMASS_SPLITS, normalize_splits
 
 __all__ = ["STAGE_SPLITS", "VPoserDataModule"]
 
@@ -123,10 +122,7 @@ class VPoserDataModule(pl.LightningDataModule):
         self.prepare_data_per_node = prepare_data_per_node
         self.data_dir = Path(data_dir)
         self.amass_dir = None if amass_dir is None else Path(amass_dir)
-        self.splits: dict[str, list[str]] = {
-            str(k): [v] if isinstance(v, str) else list(v)
-            for k, v in (AMASS_SPLITS if splits is None else splits).items()
-        }
+        self.splits = normalize_splits(AMASS_SPLITS if splits is None else splits)
         self.fields = None if fields is None else list(fields)
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -173,10 +169,6 @@ class VPoserDataModule(pl.LightningDataModule):
 
     # -- loading -------------------------------------------------------------------------------
 
-    def _expected_settings(self) -> dict[str, Any]:
-        settings = {"splits": self.splits, "config": self.prepare_config.output_settings()}
-        return json.loads(json.dumps(settings))  # as the manifest stores it
-
     def check_prepared(self) -> Manifest:
         """The folder's manifest, after checking that preparation finished with these settings
         and that every final file has its recorded size.
@@ -195,7 +187,7 @@ class VPoserDataModule(pl.LightningDataModule):
                 f"{self.data_dir}: {why}; call prepare_data() before setup() "
                 "(a Trainer does this for you)"
             )
-        expected = self._expected_settings()
+        expected = output_identity(self.splits, self.prepare_config)
         if manifest.settings != expected:
             raise StaleOutputError(
                 f"{self.data_dir} holds data prepared with other settings than this "
@@ -250,19 +242,22 @@ class VPoserDataModule(pl.LightningDataModule):
             return trainer.strategy.root_device.type == "cuda"
         return torch.cuda.is_available()
 
+    def _persistent_workers(self) -> bool:
+        if self.persistent_workers is None:
+            return self.num_workers > 0
+        return bool(self.persistent_workers)
+
     def _loader(self, dataset: VPoserDataset) -> DataLoader[dict[str, torch.Tensor]]:
         """Every sample in order; each batch fetched by ``__getitems__``."""
-        workers = self.num_workers
-        persistent = self.persistent_workers
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=False,
             drop_last=False,
-            num_workers=workers,
+            num_workers=self.num_workers,
             collate_fn=collate_batch,  # the dataset's __getitems__ returns whole batches
             pin_memory=self._pin_memory(),
-            persistent_workers=workers > 0 if persistent is None else bool(persistent),
+            persistent_workers=self._persistent_workers(),
         )
 
     def _train_sampler(self, dataset: VPoserDataset) -> BatchIndexSampler:
@@ -300,16 +295,14 @@ class VPoserDataModule(pl.LightningDataModule):
         if overfit:
             # Lightning swaps in a sampler of single indices to overfit: batch the usual way
             return self._loader(dataset)
-        workers = self.num_workers
-        persistent = self.persistent_workers
         return BatchDataLoader(
             dataset,
             sampler=self._train_sampler(dataset),
             batch_size=None,
             collate_fn=collate_batch,
-            num_workers=workers,
+            num_workers=self.num_workers,
             pin_memory=self._pin_memory(),
-            persistent_workers=workers > 0 if persistent is None else bool(persistent),
+            persistent_workers=self._persistent_workers(),
         )
 
     def val_dataloader(self) -> DataLoader[dict[str, torch.Tensor]]:

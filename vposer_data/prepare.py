@@ -36,12 +36,12 @@ from vposer_data.manifest import (
     stage_path,
 )
 from vposer_data.runlog import LoggerLike, RunLog
-from vposer_data.splits import SplitError, resolve_split_files
+from vposer_data.splits import SplitError, normalize_splits, resolve_split_files
 from vposer_data.stages.stage1 import run_stage1
 from vposer_data.stages.stage2 import run_stage2
 from vposer_data.stages.stage3 import run_stage3
 
-__all__ = ["PrepareResult", "prepare_vposer_datasets", "split_dir"]
+__all__ = ["PrepareResult", "output_identity", "prepare_vposer_datasets", "split_dir"]
 
 LOG_NAME = "prepare.log"
 STATS_SPLIT = "train"
@@ -64,7 +64,9 @@ def split_dir(data_dir: str | Path, split: str) -> Path:
     return stage_path(data_dir, "stage_III", split)
 
 
-def _settings(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dict[str, Any]:
+def output_identity(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dict[str, Any]:
+    """What identifies a prepared folder: the split mapping and the settings that change the
+    data, in the form the manifest stores (so the two compare equal)."""
     if not isinstance(splits, Mapping):
         raise PrepareError(
             f"amass_splits is a {type(splits).__name__}; expected a mapping such as "
@@ -72,9 +74,8 @@ def _settings(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dic
         )
     if not splits:  # else nothing would run and an empty folder would count as prepared
         raise SplitError("the split mapping is empty; expected e.g. {'train': [...], ...}")
-    normalized = {str(k): [v] if isinstance(v, str) else list(v) for k, v in splits.items()}
-    settings = {"splits": normalized, "config": config.output_settings()}
-    return json.loads(json.dumps(settings))  # the form it takes in the manifest
+    settings = {"splits": normalize_splits(splits), "config": config.output_settings()}
+    return json.loads(json.dumps(settings))
 
 
 def _prepare_root(root: Path) -> None:
@@ -153,7 +154,7 @@ def prepare_vposer_datasets(
     """
     config = config or PrepareConfig()
     root = Path(vposer_datadir)
-    settings = _settings(amass_splits, config)
+    settings = output_identity(amass_splits, config)
     if amass_dir is None and not (root / MANIFEST_NAME).is_file():
         raise PrepareError(
             f"nothing is prepared at {root} and amass_dir is None; "

@@ -21,6 +21,7 @@ __all__ = [
     "SourceFile",
     "SplitError",
     "find_npz_files",
+    "normalize_splits",
     "resolve_datasets",
     "resolve_split_files",
 ]
@@ -83,6 +84,11 @@ class SourceFile:
 
     path: str
     dataset: str
+
+
+def normalize_splits(splits: Mapping[str, Sequence[str] | str]) -> dict[str, list[str]]:
+    """Plain ``{split: [entries]}``; a lone string entry becomes a one-item list."""
+    return {str(k): [v] if isinstance(v, str) else list(v) for k, v in splits.items()}
 
 
 def _candidate_names(name: str) -> list[str]:
