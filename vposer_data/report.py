@@ -8,16 +8,16 @@ imported only when a figure is drawn.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vposer_data.dataset import VPoserDataset, field_names
+from vposer_data.dataset import VPoserDataset
 from vposer_data.manifest import Manifest
 from vposer_data.prepare import split_dir
 from vposer_data.summary import load_prepared
+from vposer_data.summary import samples_per_dataset as per_split
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -50,22 +50,7 @@ def _prepared_splits(manifest: Manifest) -> list[str]:
 def samples_per_dataset(data_dir: str | Path) -> dict[str, dict[str, int]]:
     """split -> source dataset -> samples in the final tensors (augmentation passes included)."""
     manifest = load_prepared(data_dir, complete=True)
-    counts: dict[str, dict[str, int]] = {}
-    for split in _prepared_splits(manifest):
-        stage1 = manifest.record("stage_I", split) or {}
-        files = stage1.get("files", [])
-        folder = split_dir(data_dir, split)
-        if "seq_id" in field_names(folder) and files:
-            seq_id = VPoserDataset(folder, ["seq_id"]).tensors["seq_id"].numpy()
-            per_file = np.bincount(seq_id.astype(np.int64), minlength=len(files))
-            per_dataset: Counter[str] = Counter()
-            for meta, count in zip(files, per_file.tolist(), strict=False):
-                per_dataset[meta["dataset"]] += int(count)
-            counts[split] = {name: n for name, n in per_dataset.items() if n}
-        else:  # no provenance field: the manifest's plan, times the augmentation passes
-            passes = int(manifest.settings.get("config", {}).get("augment_passes", 1))
-            counts[split] = {k: int(v) * passes for k, v in stage1.get("datasets", {}).items()}
-    return counts
+    return {split: per_split(manifest, split) for split in _prepared_splits(manifest)}
 
 
 def joint_angles(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from vposer_data.errors import PrepareError
 from vposer_data.manifest import Manifest
 
-__all__ = ["load_prepared", "summarize", "verify"]
+__all__ = ["load_prepared", "samples_per_dataset", "summarize", "verify"]
 
 
 def load_prepared(data_dir: str | Path, complete: bool = False) -> Manifest:
@@ -24,8 +23,12 @@ def load_prepared(data_dir: str | Path, complete: bool = False) -> Manifest:
     return manifest
 
 
-def _samples_per_dataset(stage1: dict[str, Any], passes: int) -> dict[str, int]:
-    return {name: count * passes for name, count in stage1.get("datasets", {}).items()}
+def samples_per_dataset(manifest: Manifest, split: str) -> dict[str, int]:
+    """Source dataset -> samples of ``split`` in the final tensors: the frames Stage I kept
+    per dataset, times the augmentation passes (Stage II writes each pass in full)."""
+    passes = int(manifest.settings.get("config", {}).get("augment_passes", 1))
+    stage1 = manifest.record("stage_I", split) or {}
+    return {name: int(count) * passes for name, count in stage1.get("datasets", {}).items()}
 
 
 def summarize(data_dir: str | Path) -> str:
@@ -33,7 +36,6 @@ def summarize(data_dir: str | Path) -> str:
     configuration and the skipped files with their reasons."""
     manifest = load_prepared(data_dir)
     config = manifest.settings.get("config", {})
-    passes = int(config.get("augment_passes", 1))
     lines = [
         f"Prepared data in {Path(data_dir)}"
         + ("" if manifest.complete else "  (INCOMPLETE: preparation has not finished)")
@@ -57,7 +59,7 @@ def summarize(data_dir: str | Path) -> str:
             f"\n[{split}] {final['samples']:,} samples "
             f"from {len(stage1.get('files', []))} motion files"
         )
-        for dataset, count in _samples_per_dataset(stage1, passes).items():
+        for dataset, count in samples_per_dataset(manifest, split).items():
             lines.append(f"    {dataset:<22s} {count:>10,}")
         lines.append("  fields:")
         for name, meta in final["fields"].items():
