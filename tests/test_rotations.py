@@ -5,13 +5,23 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import roma
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vposer_data.rotations import aa_to_matrot, matrot_to_aa, rotz, yaw_sxyz
+from vposer_data.rotations import (
+    aa_to_matrot,
+    aa_to_quat,
+    matrot_to_aa,
+    matrot_to_rot6d,
+    quat_to_aa,
+    rot6d_to_matrot,
+    rotz,
+    yaw_sxyz,
+)
 
 PROPERTY = settings(deadline=None, max_examples=60)
 
@@ -110,3 +120,211 @@ def test_yaw_sxyz_recovers_z_angle(roll: float, pitch: float, yaw: float) -> Non
     torch.testing.assert_close(
         roma.rotmat_to_euler("xyz", R), torch.tensor([roll, pitch, yaw], dtype=f64)
     )
+
+
+# --- 6D rotations -------------------------------------------------------------------------------
+
+
+def test_rot6d_layout_on_hand_built_matrices() -> None:
+    M = torch.arange(9, dtype=torch.float64).reshape(3, 3)  # M[r, c] = 3 r + c
+    assert matrot_to_rot6d(M).tolist() == [0.0, 3.0, 6.0, 1.0, 4.0, 7.0]  # R00 R10 R20 R01 R11 R21
+    # A quarter turn about z: columns (0, 1, 0) and (-1, 0, 0).
+    Rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert matrot_to_rot6d(Rz).tolist() == [0.0, 1.0, 0.0, -1.0, 0.0, 0.0]
+    torch.testing.assert_close(rot6d_to_matrot(matrot_to_rot6d(Rz)), Rz)
+
+
+@PROPERTY
+@given(rotvecs(max_angle=math.pi))
+def test_rot6d_round_trip(aa: np.ndarray) -> None:
+    R = aa_to_matrot(torch.from_numpy(aa))
+    six = matrot_to_rot6d(R)
+    assert six.shape == (aa.shape[0], 6)
+    torch.testing.assert_close(rot6d_to_matrot(six), R, atol=1e-12, rtol=0)
+
+
+@st.composite
+def six_vectors(draw: st.DrawFn) -> np.ndarray:
+    """(n, 6) with both halves of norm >= 0.1 and at least ~6 degrees apart."""
+    n = draw(st.integers(1, 8))
+    x = draw(hnp.arrays(np.float64, (n, 6), elements=st.floats(-10, 10)))
+    a, b = x[:, :3], x[:, 3:]
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    sin = np.linalg.norm(np.cross(a, b), axis=1) / np.maximum(na * nb, 1e-300)
+    keep = (na >= 0.1) & (nb >= 0.1) & (sin >= 0.1)
+    x = x[keep]
+    return x if len(x) else np.array([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
+
+
+@PROPERTY
+@given(six_vectors())
+def test_rot6d_to_matrot_is_gram_schmidt(x: np.ndarray) -> None:
+    six = torch.from_numpy(x)
+    R = rot6d_to_matrot(six)
+    # roma takes the two columns as a (..., 3, 2) matrix.
+    reference = roma.special_gramschmidt(six.reshape(-1, 2, 3).transpose(-1, -2))
+    torch.testing.assert_close(R, reference, atol=1e-12, rtol=0)
+    eye = torch.eye(3, dtype=torch.float64).expand_as(R)
+    torch.testing.assert_close(R @ R.transpose(-1, -2), eye, atol=1e-12, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(R), torch.ones(len(x), dtype=torch.float64))
+    # The first column keeps the direction of the first half.
+    a = six[:, :3] / torch.linalg.vector_norm(six[:, :3], dim=1, keepdim=True)
+    torch.testing.assert_close(R[:, :, 0], a, atol=1e-12, rtol=0)
+
+
+# --- quaternions --------------------------------------------------------------------------------
+
+
+def wxyz_to_xyzw(q: torch.Tensor) -> torch.Tensor:
+    return torch.cat([q[..., 1:], q[..., :1]], dim=-1)
+
+
+def xyzw_to_wxyz(q: torch.Tensor) -> torch.Tensor:
+    return torch.cat([q[..., 3:], q[..., :3]], dim=-1)
+
+
+@st.composite
+def axis_angles(draw: st.DrawFn, angles: st.SearchStrategy[float], max_n: int = 8) -> np.ndarray:
+    """(n, 3) rotation vectors: random unit axes times angles drawn from ``angles``."""
+    n = draw(st.integers(1, max_n))
+    axes = draw(hnp.arrays(np.float64, (n, 3), elements=st.floats(-1, 1)))
+    norms = np.linalg.norm(axes, axis=1, keepdims=True)
+    axes = np.where(norms < 1e-3, np.array([[0.0, 0.0, 1.0]]), axes / np.maximum(norms, 1e-3))
+    angle = draw(hnp.arrays(np.float64, (n, 1), elements=angles))
+    return axes * angle
+
+
+NEAR_PI = st.one_of(st.floats(math.pi - 1e-6, math.pi), st.just(math.pi))
+
+
+def test_quat_hand_built() -> None:
+    f64 = torch.float64
+    aa = torch.tensor(
+        [
+            [0.0, 0.0, 0.0],
+            [math.pi / 2, 0.0, 0.0],
+            [math.pi, 0.0, 0.0],
+            [-math.pi, 0.0, 0.0],
+            [0.0, -math.pi, 0.0],
+            [0.0, 0.0, 3 * math.pi / 2],
+        ],
+        dtype=f64,
+    )
+    h = math.sqrt(0.5)
+    expected = torch.tensor(
+        [
+            [1.0, 0.0, 0.0, 0.0],
+            [h, h, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [h, 0.0, 0.0, -h],  # 3pi/2 about z is -pi/2 about z
+        ],
+        dtype=f64,
+    )
+    q = aa_to_quat(aa)
+    torch.testing.assert_close(q, expected, atol=1e-15, rtol=0)
+    assert (q[2:5, 0] == 0).all()  # half-turns: w exactly 0
+    assert not torch.signbit(q[q == 0]).any()  # no negative zeros
+
+
+@PROPERTY
+@given(rotvecs())
+def test_aa_to_quat_matches_roma(aa: np.ndarray) -> None:
+    x = torch.from_numpy(aa)
+    q = aa_to_quat(x)
+    reference = xyzw_to_wxyz(roma.rotvec_to_unitquat(x))
+    reference = reference * torch.sign(reference[:, :1])  # angles < pi: w > 0
+    torch.testing.assert_close(q, reference, atol=1e-14, rtol=0)
+
+
+@PROPERTY
+@given(axis_angles(st.floats(0, 4 * math.pi)))
+def test_quat_is_the_same_rotation_with_w_nonnegative(aa: np.ndarray) -> None:
+    x = torch.from_numpy(aa)
+    q = aa_to_quat(x)
+    assert (q[:, 0] >= 0).all()
+    torch.testing.assert_close(
+        torch.linalg.vector_norm(q, dim=1), torch.ones(len(aa), dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        roma.unitquat_to_rotmat(wxyz_to_xyzw(q)), roma.rotvec_to_rotmat(x), atol=1e-12, rtol=0
+    )
+
+
+@PROPERTY
+@given(rotvecs())
+def test_quat_round_trip(aa: np.ndarray) -> None:
+    x = torch.from_numpy(aa)
+    q = aa_to_quat(x)
+    torch.testing.assert_close(quat_to_aa(q), x, atol=1e-12, rtol=0)
+    # q and -q are one rotation; scale does not matter either.
+    torch.testing.assert_close(quat_to_aa(-3.0 * q), x, atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        quat_to_aa(q), roma.unitquat_to_rotvec(wxyz_to_xyzw(q)), atol=1e-12, rtol=0
+    )
+
+
+@PROPERTY
+@given(axis_angles(st.floats(0, 1e-5)))
+def test_quat_near_zero_angle(aa: np.ndarray) -> None:
+    x = torch.from_numpy(aa)
+    q = aa_to_quat(x)
+    reference = xyzw_to_wxyz(roma.rotvec_to_unitquat(x))
+    torch.testing.assert_close(q, reference, atol=1e-17, rtol=1e-14)
+    torch.testing.assert_close(quat_to_aa(q), x, atol=1e-18, rtol=1e-12)
+
+
+@PROPERTY
+@given(axis_angles(NEAR_PI))
+def test_quat_near_pi(aa: np.ndarray) -> None:
+    x = torch.from_numpy(aa)
+    q = aa_to_quat(x)
+    assert (q[:, 0] >= 0).all()
+    back = quat_to_aa(q)
+    # Same rotation; the angle stays within float rounding of the original.
+    torch.testing.assert_close(aa_to_matrot(back), aa_to_matrot(x), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        torch.linalg.vector_norm(back, dim=1),
+        torch.linalg.vector_norm(x, dim=1),
+        atol=1e-12,
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        roma.unitquat_to_rotmat(wxyz_to_xyzw(q)), roma.rotvec_to_rotmat(x), atol=1e-12, rtol=0
+    )
+
+
+@PROPERTY
+@given(axis_angles(st.just(math.pi)))
+def test_half_turn_rule(aa: np.ndarray) -> None:
+    x = torch.from_numpy(aa)
+    q = aa_to_quat(x)
+    torch.testing.assert_close(aa_to_quat(-x), q, atol=0, rtol=0)  # a and -a: one rotation
+    assert (q[:, 0] == 0).all()
+    for row in q[:, 1:]:
+        assert row[row != 0][0] > 0  # first nonzero of x, y, z is positive
+
+
+def test_quat_dtype_shape_and_errors() -> None:
+    aa = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0))
+    q = aa_to_quat(aa)
+    assert q.shape == (2, 5, 4) and q.dtype == torch.float32
+    back = quat_to_aa(q)
+    assert back.shape == (2, 5, 3) and back.dtype == torch.float32
+    torch.testing.assert_close(back, aa, atol=1e-5, rtol=0)
+    R = aa_to_matrot(aa)
+    assert matrot_to_rot6d(R).shape == (2, 5, 6) and matrot_to_rot6d(R).dtype == torch.float32
+    assert rot6d_to_matrot(matrot_to_rot6d(R)).dtype == torch.float32
+    assert aa_to_quat(torch.zeros(0, 3)).shape == (0, 4)
+    assert quat_to_aa(torch.zeros(0, 4)).shape == (0, 3)
+    assert matrot_to_rot6d(torch.zeros(0, 3, 3)).shape == (0, 6)
+    assert rot6d_to_matrot(torch.zeros(0, 6)).shape == (0, 3, 3)
+    for fn, bad in (
+        (aa_to_quat, (4,)),
+        (quat_to_aa, (3,)),
+        (matrot_to_rot6d, (3, 2)),
+        (rot6d_to_matrot, (9,)),
+    ):
+        with pytest.raises(ValueError, match=fn.__name__):
+            fn(torch.zeros(bad))

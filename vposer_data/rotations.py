@@ -1,15 +1,27 @@
 """The few rotation conversions the augmentations need; the inverse ones from :mod:`roma`.
 
 Conventions: axis-angle (rotation vector) ``(..., 3)``; rotation matrices ``(..., 3, 3)``
-acting on column vectors; the AMASS world is z-up. Each function computes in float64 and
-returns the input's dtype.
+acting on column vectors; the AMASS world is z-up; 6D rotations ``(..., 6)`` are the first two
+columns of the matrix, ``[R00, R10, R20, R01, R11, R21]`` (Zhou et al., "On the Continuity of
+Rotation Representations in Neural Networks", CVPR 2019); unit quaternions ``(..., 4)`` are
+``(w, x, y, z)``, scalar first, with ``w >= 0`` (roma uses ``(x, y, z, w)``). Each function
+computes in float64 and returns the input's dtype.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["aa_to_matrot", "matrot_to_aa", "rotz", "yaw_sxyz"]
+__all__ = [
+    "aa_to_matrot",
+    "aa_to_quat",
+    "matrot_to_aa",
+    "matrot_to_rot6d",
+    "quat_to_aa",
+    "rot6d_to_matrot",
+    "rotz",
+    "yaw_sxyz",
+]
 
 
 def _out_dtype(x: torch.Tensor) -> torch.dtype:
@@ -75,3 +87,98 @@ def yaw_sxyz(R: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"yaw_sxyz expects (..., 3, 3), got shape {tuple(R.shape)}")
     R64 = R.to(torch.float64)
     return torch.atan2(R64[..., 1, 0], R64[..., 0, 0]).to(_out_dtype(R))
+
+
+def matrot_to_rot6d(R: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``(..., 3, 3)`` to 6D rotations ``(..., 6)``.
+
+    The first two columns of each matrix, column after column: ``[R00, R10, R20, R01, R11, R21]``
+    (Zhou et al. 2019). :func:`rot6d_to_matrot` is the inverse for rotation matrices.
+    """
+    if R.shape[-2:] != (3, 3):
+        raise ValueError(f"matrot_to_rot6d expects (..., 3, 3), got shape {tuple(R.shape)}")
+    R64 = R.to(torch.float64)
+    return R64[..., :, :2].transpose(-1, -2).reshape(*R.shape[:-2], 6).to(_out_dtype(R))
+
+
+def rot6d_to_matrot(x: torch.Tensor) -> torch.Tensor:
+    """6D rotations ``(..., 6)`` to rotation matrices ``(..., 3, 3)`` by Gram-Schmidt.
+
+    ``a = x[..., 0:3]`` and ``b = x[..., 3:6]`` are the first and second columns as laid out by
+    :func:`matrot_to_rot6d`. Column 0 is ``a / |a|``; column 1 is ``b`` minus its component
+    along column 0, normalised; column 2 is column 0 cross column 1. Any input whose two halves
+    are nonzero and not parallel gives a rotation matrix (so network outputs need not be
+    orthonormal); a zero or parallel pair gives NaN.
+    """
+    if x.shape[-1:] != (6,):
+        raise ValueError(f"rot6d_to_matrot expects (..., 6), got shape {tuple(x.shape)}")
+    x64 = x.to(torch.float64)
+    a, b = x64[..., 0:3], x64[..., 3:6]
+    c0 = a / torch.linalg.vector_norm(a, dim=-1, keepdim=True)
+    b = b - (c0 * b).sum(dim=-1, keepdim=True) * c0
+    c1 = b / torch.linalg.vector_norm(b, dim=-1, keepdim=True)
+    c2 = torch.linalg.cross(c0, c1, dim=-1)
+    return torch.stack([c0, c1, c2], dim=-1).to(_out_dtype(x))
+
+
+#: |w| at or below this is a half-turn (angle pi): float64 cos(pi / 2) is 6.1e-17, not 0.
+_HALF_TURN_W = 1e-15
+
+
+def aa_to_quat(aa: torch.Tensor) -> torch.Tensor:
+    """Axis-angle ``(..., 3)`` to unit quaternions ``(..., 4)`` as ``(w, x, y, z)``, ``w >= 0``.
+
+    ``w = cos(t/2)``, ``(x, y, z) = sin(t/2) a / t`` for angle ``t = |a|``, then put on the
+    ``w >= 0`` hemisphere: an angle beyond pi gives ``w < 0`` and the quaternion is negated
+    (``q`` and ``-q`` are the same rotation). A half-turn (angle pi up to float64 rounding, i.e.
+    ``|w| <= 1e-15``) has two such quaternions; it gets ``w = 0`` exactly and the sign that makes
+    the first nonzero of ``x, y, z`` positive, so ``a`` and ``-a`` of angle pi (the same
+    rotation) give the same quaternion. (A float32 ``pi`` is 3.14159274, past pi by 9e-8: that
+    is not a half-turn but a rotation the other way about ``-a``, and is treated as such.)
+    """
+    if aa.shape[-1:] != (3,):
+        raise ValueError(f"aa_to_quat expects (..., 3), got shape {tuple(aa.shape)}")
+    a = aa.to(torch.float64)
+    t2 = (a * a).sum(dim=-1, keepdim=True)
+    t = torch.sqrt(t2)
+    small = t < _SMALL_ANGLE
+    safe_t = torch.where(small, torch.ones_like(t), t)
+    w = torch.cos(t / 2)
+    s = torch.where(small, 0.5 - t2 / 48, torch.sin(safe_t / 2) / safe_t)  # sin(t/2) / t
+    xyz = a * s
+    half_turn = w.abs() <= _HALF_TURN_W
+    w = torch.where(half_turn, torch.zeros_like(w), w)
+    # Sign of the first nonzero of x, y, z (1 if all are zero).
+    nonzero = xyz != 0
+    first = torch.argmax(nonzero.to(torch.int8), dim=-1, keepdim=True)
+    lead = torch.gather(xyz, -1, first)
+    negate = torch.where(half_turn, lead < 0, w < 0)
+    sign = 1 - 2 * negate.to(torch.float64)
+    q = torch.cat([w, xyz], dim=-1) * sign + 0.0  # + 0.0: no negative zeros
+    return q.to(_out_dtype(aa))
+
+
+def quat_to_aa(q: torch.Tensor) -> torch.Tensor:
+    """Quaternions ``(..., 4)``, ``(w, x, y, z)``, to axis-angle ``(..., 3)``, angle in ``[0, pi]``.
+
+    ``q`` is normalised first, and ``q`` and ``-q`` give the same result (the rotation they both
+    are). At ``w = 0`` (a half-turn) the axis keeps the direction of ``(x, y, z)``. A zero
+    quaternion gives NaN.
+    """
+    if q.shape[-1:] != (4,):
+        raise ValueError(f"quat_to_aa expects (..., 4), got shape {tuple(q.shape)}")
+    q64 = q.to(torch.float64)
+    q64 = q64 / torch.linalg.vector_norm(q64, dim=-1, keepdim=True)
+    q64 = q64 * (1 - 2 * (q64[..., :1] < 0).to(torch.float64))
+    w, xyz = q64[..., :1], q64[..., 1:]
+    s = torch.linalg.vector_norm(xyz, dim=-1, keepdim=True)  # sin(t/2)
+    small = s < _SMALL_ANGLE
+    safe_s = torch.where(small, torch.ones_like(s), s)
+    safe_w = torch.where(small, w, torch.ones_like(w))  # w ~ 1 where small
+    # t / sin(t/2) with t = 2 atan2(s, w); near 0, 2 atan(s/w)/s = 2/w (1 - s^2 / (3 w^2)).
+    ratio = torch.where(
+        small,
+        2 / safe_w * (1 - s * s / (3 * safe_w * safe_w)),
+        2 * torch.atan2(safe_s, w) / safe_s,
+    )
+    return (xyz * ratio).to(_out_dtype(q))
