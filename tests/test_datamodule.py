@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -16,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 from training_helpers import SMALL_SPLITS, prepare_small, provenance, write_tree
 
-from vposer_data import AMASS_SPLITS, VPoserDataModule
+from vposer_data import AMASS_SPLITS, PrepareConfig, VPoserDataModule
+from vposer_data.cli import main as cli_main
 from vposer_data.dataset import VPoserDataset, collate_batch
 from vposer_data.errors import PrepareError, StaleOutputError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
@@ -30,7 +32,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def prepared(data_dir: Path, **kwargs: Any) -> VPoserDataModule:
     """A DataModule over the module's prepared folder (settings as it was prepared with)."""
-    kwargs = {"splits": SMALL_SPLITS, "prepare_num_workers": 0, **kwargs}
+    kwargs = {"splits": SMALL_SPLITS, **kwargs}
     return VPoserDataModule(data_dir=data_dir, **kwargs)
 
 
@@ -47,10 +49,11 @@ def test_importing_the_package_does_not_import_lightning() -> None:
 
 
 def test_hyperparameters_are_plain_values(data_dir: Path) -> None:
-    dm = prepared(data_dir, augmentations=[{"name": "noise", "sigma": 0.01}, "matrot"])
+    augmentations = [{"name": "noise", "sigma": 0.01}, "matrot"]
+    dm = prepared(data_dir, prepare={"augmentations": augmentations})
     assert dm.hparams["batch_size"] == 512 and dm.hparams["num_workers"] == 0
-    assert dm.hparams["splits"] == SMALL_SPLITS and dm.hparams["keep_rate"] == 0.3
-    assert dm.hparams["augmentations"][0] == {"name": "noise", "sigma": 0.01}
+    assert dm.hparams["splits"] == SMALL_SPLITS
+    assert dm.hparams["prepare"]["augmentations"][0] == {"name": "noise", "sigma": 0.01}
     json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dm.hparams.items()})
     assert [a.name for a in dm.prepare_config.augmentations] == ["noise", "matrot"]
 
@@ -58,7 +61,38 @@ def test_hyperparameters_are_plain_values(data_dir: Path) -> None:
 def test_defaults() -> None:
     dm = VPoserDataModule(data_dir="somewhere")
     assert dm.splits == AMASS_SPLITS and dm.amass_dir is None and dm.fields is None
-    assert dm.prepare_config.keep_rate == 0.3 and dm.prepare_data_per_node
+    assert dm.prepare_config == PrepareConfig() and dm.prepare_data_per_node
+
+
+def test_a_folder_is_served_as_prepared_without_restating_its_settings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prepared by the command with other settings and a custom split mapping, a folder is
+    served by VPoserDataModule(data_dir) alone; settings given are still checked."""
+    amass = write_tree(tmp_path / "amass")
+    out = tmp_path / "vposer"
+    splits = {"train": ["CMU", "KIT"], "vald": ["HumanEva"], "test": ["SFU"]}
+    code = cli_main(
+        ["prepare", "--amass-dir", str(amass), "--out", str(out), "--compression", "gzip",
+         "--keep-rate", "0.5", "--splits", json.dumps(splits), "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    caplog.set_level(logging.INFO, logger="vposer_data")
+    dm = VPoserDataModule(data_dir=out)
+    dm.setup("fit")
+    assert dm.splits == splits and dm.prepare_config.keep_rate == 0.5
+    assert len(dm.dataset("train")) > 0
+    served = [r.getMessage() for r in caplog.records if "as it was prepared" in r.getMessage()]
+    assert len(served) == 1 and '"keep_rate": 0.5' in served[0]
+    dm.setup("test")  # logged once
+    assert sum("as it was prepared" in r.getMessage() for r in caplog.records) == 1
+    # the same settings, given: fine; another value, given: the named error
+    VPoserDataModule(data_dir=out, prepare={"keep_rate": 0.5}).setup("fit")
+    VPoserDataModule(data_dir=out, prepare={"hdf5_compression": "none"}).setup("fit")
+    with pytest.raises(StaleOutputError, match=re.escape("keep_rate: existing 0.5, requested 0.3")):
+        VPoserDataModule(data_dir=out, prepare=PrepareConfig()).setup("fit")
+    with pytest.raises(StaleOutputError, match=re.escape("splits.vald: existing ['HumanEva']")):
+        VPoserDataModule(data_dir=out, splits={**splits, "vald": ["ACCAD"]}).setup("fit")
 
 
 @pytest.mark.parametrize(
@@ -69,8 +103,10 @@ def test_defaults() -> None:
         ({"persistent_workers": True}, "persistent_workers=True: needs num_workers > 0"),
         ({"splits": ["CMU"]}, "splits=\\['CMU'\\]"),
         ({"fields": "pose_body"}, "fields='pose_body'"),
-        ({"keep_rate": 1.5}, "keep_rate=1.5"),
-        ({"augmentations": ["no_such_thing"]}, "no_such_thing"),
+        ({"prepare": {"keep_rate": 1.5}}, "keep_rate=1.5"),
+        ({"prepare": {"augmentations": ["no_such_thing"]}}, "no_such_thing"),
+        ({"prepare": {"keep_rat": 0.5}}, "unknown PrepareConfig settings \\['keep_rat'\\]"),
+        ({"prepare": ["keep_rate"]}, "prepare=\\['keep_rate'\\]"),
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, Any], message: str) -> None:
@@ -210,7 +246,9 @@ def test_amass_dir_none_and_nothing_prepared_says_how_to_fix(tmp_path: Path) -> 
 def test_prepare_data_from_raw_amass_then_reuse(tmp_path: Path) -> None:
     amass = write_tree(tmp_path / "amass", frames=6000)
     out = tmp_path / "vposer"
-    dm = VPoserDataModule(data_dir=out, amass_dir=amass, splits=SMALL_SPLITS, progress=False)
+    dm = VPoserDataModule(
+        data_dir=out, amass_dir=amass, splits=SMALL_SPLITS, prepare={"progress": False}
+    )
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.datasets["train"]) > 0
@@ -231,7 +269,7 @@ def test_setup_before_preparation_finished(tmp_path: Path) -> None:
 
 
 def test_other_settings_are_loud(data_dir: Path) -> None:
-    dm = prepared(data_dir, keep_rate=0.5)
+    dm = prepared(data_dir, prepare={"keep_rate": 0.5})
     with pytest.raises(StaleOutputError, match=re.escape("keep_rate: existing 0.3, requested 0.5")):
         dm.setup("fit")
     with pytest.raises(StaleOutputError, match="keep_rate"):

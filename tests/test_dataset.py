@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from training_helpers import prepare_small
 
 from vposer_data.dataset import (
-    POSE_FIELDS,
+    DEFAULT_FIELDS,
     DatasetFormatError,
     DatasetNotFoundError,
     VPoserDataset,
@@ -42,7 +42,7 @@ def copy_of_train(train_dir: Path, tmp_path: Path) -> Path:
 def test_default_fields_are_the_pose_fields_present(train_dir: Path) -> None:
     dataset = VPoserDataset(train_dir)
     present = set(field_names(train_dir))
-    assert dataset.fields == tuple(f for f in POSE_FIELDS if f in present)
+    assert dataset.fields == tuple(f for f in DEFAULT_FIELDS if f in present)
     # an SMPL+H tree: body, root, hands and the matrot augmentation; no jaw or eyes
     assert dataset.fields == ("root_orient", "pose_body", "pose_body_matrot", "pose_hand")
     assert "seq_id" not in dataset.fields and "betas" not in dataset.fields

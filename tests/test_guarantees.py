@@ -130,7 +130,11 @@ def _difference_lines(message: str) -> dict[str, str]:
         ({"keep_rate": 0.5}, {"keep_rate": "keep_rate: existing 0.3, requested 0.5"}),
         (
             {"augmentations": [{"name": "noise", "sigma": 0.02}, "matrot"]},
-            {"augmentations": "augmentations: existing [{'name': 'matrot'}], requested [{"},
+            {
+                "augmentations": "augmentations: existing [{'name': 'matrot'}], requested [{",
+                # with a random augmentation, the batch size decides the draws
+                "batch_size": "batch_size: existing None, requested ",
+            },
         ),
         (
             {"splits": {**SPLITS, "vald": ["HumanEva", "ACCAD"]}},

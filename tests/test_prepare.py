@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from vposer_data.errors import PrepareError
 from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.sampling import trim_bounds
+from vposer_data.summary import summarize
 from vposer_data.synthetic import write_motion_npz
 
 POSE_FIELDS = ("root_orient", "pose_body", "pose_hand", "trans", "dmpls")
@@ -385,8 +386,14 @@ def test_split_where_some_files_lack_hands_drops_pose_hand(tmp_path: Path) -> No
     assert tuple(train["betas"].shape) == (result.samples["train"], 10)
     assert "pose_hand" in load_split(out, "vald")  # the other split keeps its hands
     notes = [m for m in messages if "left out" in m]
-    assert len(notes) == 1 and "'train'" in notes[0] and "pose_hand" in notes[0]
-    assert notes[0] in (out / "prepare.log").read_text()
+    assert len(notes) == 2 and all(m.startswith("WARNING: split 'train'") for m in notes)
+    assert "'pose_hand'" in notes[0] and "1 of 2 motion files lack it" in notes[0]
+    assert "'dmpls'" in notes[1] and "1 of 2 motion files lack it" in notes[1]
+    log_text = (out / "prepare.log").read_text()
+    assert all(note.removeprefix("WARNING: ") in log_text for note in notes)
+    record = read_manifest(out)["stages"]["stage_I"]["train"]
+    assert record["dropped_fields"] == {"pose_hand": 1, "dmpls": 1}
+    assert "WARNING: field pose_hand left out: 1 of 2 motion files lack it" in summarize(out)
 
 
 def test_amass_dir_none_on_an_unprepared_folder_says_how_to_fix_and_creates_nothing(

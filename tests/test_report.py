@@ -20,7 +20,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_small(tmp_path_factory.mktemp("report"), augment_passes=2)
+    return prepare_small(
+        tmp_path_factory.mktemp("report"),
+        augmentations=[{"name": "mirror", "p": 0.5}, "matrot"],
+        augment_passes=2,
+    )
 
 
 def _check_png(path: Path) -> None:

@@ -52,7 +52,7 @@ def test_fit_validate_test_from_raw_amass(tmp_path: Path) -> None:
         splits=SMALL_SPLITS,
         fields=["pose_body"],
         batch_size=64,
-        progress=False,
+        prepare={"progress": False},
     )
     pl.seed_everything(0, verbose=False)
     model = VPoserVAE(hidden_dim=128, lr=2e-3)
@@ -76,23 +76,32 @@ def test_fit_validate_test_from_raw_amass(tmp_path: Path) -> None:
 
 
 class SeenSamples(Callback):
-    """Writes, per rank, the (seq_id, frame_id) of every training sample the rank saw."""
+    """Writes, per rank, the (seq_id, frame_id) of every training and validation sample the
+    rank saw."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.seen: list[list[int]] = []
+        self.validated: list[list[int]] = []
 
     def on_train_batch_start(self, trainer: pl.Trainer, module: Any, batch: Any, i: int) -> None:
         pairs = torch.stack([batch["seq_id"], batch["frame_id"]], 1).tolist()
         self.seen.extend(pairs)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, module: Any) -> None:
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, module: Any, batch: Any, i: int, dataloader_idx: int = 0
+    ) -> None:
+        pairs = torch.stack([batch["seq_id"], batch["frame_id"]], 1).tolist()
+        self.validated.extend(pairs)
+
+    def on_fit_end(self, trainer: pl.Trainer, module: Any) -> None:
         sampler = trainer.train_dataloader.sampler
         record = {
             "rank": trainer.global_rank,
             "world_size": trainer.world_size,
             "sampler": type(sampler).__name__,
             "seen": self.seen,
+            "validated": self.validated,
         }
         path = self.out_dir / f"rank{trainer.global_rank}.json"
         path.write_text(json.dumps(record))
@@ -109,8 +118,7 @@ def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> 
         fields=["pose_body", "seq_id", "frame_id"],
         batch_size=batch_size,
         seed=3,
-        progress=False,
-        prepare_num_workers=0,
+        prepare={"progress": False, "num_workers": 0},
     )
     out = tmp_path / "seen"
     out.mkdir()
@@ -118,7 +126,6 @@ def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> 
         strategy="ddp_spawn",
         devices=2,
         max_epochs=1,
-        limit_val_batches=2,
         num_sanity_val_steps=0,
         callbacks=[SeenSamples(out)],
         **QUIET,
@@ -149,6 +156,13 @@ def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> 
     per_rank = len(train) // 2
     assert len(split) - len(union) == len(train) % 2 + 2 * (per_rank % batch_size)
     assert len(seen[0]) == len(seen[1]) == per_rank - per_rank % batch_size
+
+    # validation: disjoint shares, no padding duplicates, every sample of the split once
+    vald = VPoserDataset(split_dir(data_dir, "vald"), ["seq_id", "frame_id"])
+    validated = [[tuple(p) for p in r["validated"]] for r in ranks]
+    assert len(vald) > 0 and all(validated)
+    assert sorted(validated[0] + validated[1]) == sorted(provenance(vald))
+    assert abs(len(validated[0]) - len(validated[1])) <= 1
 
 
 def test_ddp_shares_cover_the_split_when_it_divides(tmp_path: Path) -> None:
@@ -200,14 +214,15 @@ def test_lightning_cli_builds_the_datamodule_from_the_example_config(
     overrides = [
         f"--data.data_dir={tmp_path / 'vposer'}",
         f"--data.amass_dir={amass}",
-        "--data.progress=false",
+        "--data.prepare.progress=false",
     ]
     cli = main(["--config", str(config), *overrides], run=False)
     dm = cli.datamodule
     assert isinstance(dm, VPoserDataModule) and isinstance(cli.model, VPoserVAE)
     assert dm.splits == values["splits"] and dm.fields == values["fields"]
     assert dm.batch_size == values["batch_size"] and dm.hparams["seed"] == values["seed"]
-    assert dm.prepare_config.keep_rate == values["keep_rate"]
+    assert dm.prepare_config.keep_rate == values["prepare"]["keep_rate"]
+    assert dm.prepare_config.progress is False
 
     # and the fit subcommand trains a few steps from raw AMASS with it
     fitted = main(
@@ -236,7 +251,9 @@ def test_lightning_cli_builds_the_datamodule_from_the_example_config(
 
 def test_datamodule_settings_survive_a_checkpoint(tmp_path: Path) -> None:
     """save_hyperparameters: a DataModule can be rebuilt from what a checkpoint records."""
-    dm = VPoserDataModule(data_dir=tmp_path, splits=SMALL_SPLITS, batch_size=99, keep_rate=0.4)
+    dm = VPoserDataModule(
+        data_dir=tmp_path, splits=SMALL_SPLITS, batch_size=99, prepare={"keep_rate": 0.4}
+    )
     rebuilt = VPoserDataModule(**dict(dm.hparams))
     assert rebuilt.hparams == dm.hparams and rebuilt.prepare_config == dm.prepare_config
 

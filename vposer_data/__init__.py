@@ -1,44 +1,44 @@
-"""vposer_data: AMASS to VPoser training data, prepared once and handed to PyTorch Lightning."""
+"""vposer_data: AMASS to training data (VPoser frames, motion clips), prepared once and handed
+to PyTorch Lightning.
+
+Each public name is listed once below with the module it lives in, and imported on first use,
+so that preparing data (the CLI, ``prepare_vposer_datasets``) does not pay for importing
+Lightning, and reading a prepared folder's description imports no torch.
+"""
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-__version__ = "0.1.0"
+from vposer_data._version import __version__
 
-# Public names and the module each lives in. Imported on first use, so that preparing data
-# (the CLI, prepare_vposer_datasets) does not pay for importing Lightning.
 _EXPORTS = {
-    "AMASS_SPLITS": "vposer_data.splits",
-    "AmassFormatError": "vposer_data.amass",
-    "AmassSequence": "vposer_data.amass",
-    "NotAMotionError": "vposer_data.amass",
-    "load_sequence": "vposer_data.amass",
-    "SplitError": "vposer_data.splits",
-    "resolve_split_files": "vposer_data.splits",
-    "write_amass_tree": "vposer_data.synthetic",
-    "PrepareConfig": "vposer_data.config",
+    # preparing
     "prepare_vposer_datasets": "vposer_data.prepare",
-    "VPoserDataset": "vposer_data.dataset",
+    "PrepareConfig": "vposer_data.config",
+    "PrepareResult": "vposer_data.prepare",
+    "AMASS_SPLITS": "vposer_data.splits",
+    # training
     "VPoserDataModule": "vposer_data.datamodule",
+    "VPoserDataset": "vposer_data.dataset",
+    # reading AMASS
+    "load_sequence": "vposer_data.amass",
+    "AmassSequence": "vposer_data.amass",
+    # errors: every one a user can cause is a VPoserDataError
+    "VPoserDataError": "vposer_data.errors",
+    "ConfigError": "vposer_data.errors",
+    "PrepareError": "vposer_data.errors",
+    "StaleOutputError": "vposer_data.errors",
+    "ManifestError": "vposer_data.manifest",
+    "AmassFormatError": "vposer_data.amass",
+    "NotAMotionError": "vposer_data.amass",
+    "SplitError": "vposer_data.splits",
+    "DatasetNotFoundError": "vposer_data.dataset",
+    "DatasetFormatError": "vposer_data.dataset",
 }
 
 __all__ = ["__version__", *_EXPORTS]
-
-if TYPE_CHECKING:
-    from vposer_data.amass import AmassFormatError as AmassFormatError
-    from vposer_data.amass import AmassSequence as AmassSequence
-    from vposer_data.amass import NotAMotionError as NotAMotionError
-    from vposer_data.amass import load_sequence as load_sequence
-    from vposer_data.config import PrepareConfig as PrepareConfig
-    from vposer_data.datamodule import VPoserDataModule as VPoserDataModule
-    from vposer_data.dataset import VPoserDataset as VPoserDataset
-    from vposer_data.prepare import prepare_vposer_datasets as prepare_vposer_datasets
-    from vposer_data.splits import AMASS_SPLITS as AMASS_SPLITS
-    from vposer_data.splits import SplitError as SplitError
-    from vposer_data.splits import resolve_split_files as resolve_split_files
-    from vposer_data.synthetic import write_amass_tree as write_amass_tree
 
 
 def __getattr__(name: str) -> Any:
@@ -47,3 +47,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

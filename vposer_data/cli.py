@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from vposer_data.amass import AmassFormatError
-from vposer_data.errors import PrepareError
-from vposer_data.splits import SplitError
+from vposer_data.errors import ConfigError, PrepareError, VPoserDataError
 
 if TYPE_CHECKING:
     from vposer_data.config import PrepareConfig
@@ -39,28 +38,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _config_from_args(args: argparse.Namespace) -> PrepareConfig:
+    """The PrepareConfig of the flags given (the others keep their defaults)."""
     from vposer_data.config import PrepareConfig
 
-    augmentations = (
-        [json.loads(a) if a.lstrip().startswith("{") else a for a in args.augment]
-        if args.augment is not None
-        else None
-    )
-    return PrepareConfig(
-        keep_rate=args.keep_rate,
-        trim=args.trim,
-        sampling="fps" if args.target_fps else "random",
-        target_fps=args.target_fps,
-        seed=args.seed,
-        default_fps=args.default_fps,
-        augmentations=augmentations,  # type: ignore[arg-type]
-        augment_passes=args.augment_passes,
-        num_workers=args.num_workers,
-        batch_size=args.batch_size,
-        strict=args.strict,
-        hdf5_compression=args.compression,
-        progress=False if args.no_progress else None,  # None: bars on a terminal only
-    )
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(PrepareConfig)
+        if hasattr(args, f.name)
+    }
+    if "target_fps" in given and "sampling" not in given:
+        given["sampling"] = "fps"  # a clock rate alone asks for clock sampling
+    return PrepareConfig(**given)
 
 
 def _prepare(args: argparse.Namespace, amass_dir: Path, out: Path, splits: dict) -> int:
@@ -90,10 +78,16 @@ def _load_splits(value: str | None) -> dict:
 
     if value is None:
         return AMASS_SPLITS
-    text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
-    splits = json.loads(text)
+    try:
+        text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
+        splits = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"--splits {value!r}: expected a JSON object of split -> datasets, or a JSON "
+            f"file holding one ({exc})"
+        ) from None
     if not isinstance(splits, dict):
-        raise SystemExit(f"--splits {value!r}: expected a JSON object of split -> datasets")
+        raise ConfigError(f"--splits {value!r}: expected a JSON object of split -> datasets")
     return splits
 
 
@@ -158,64 +152,72 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _prepare(args, amass_dir, args.dir / "vposer", AMASS_SPLITS)
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser that also reads ``none`` as None."""
+
+    def parse_or_none(text: str) -> Any:
+        return None if text.strip().lower() == "none" else parse(text)
+
+    parse_or_none.__name__ = getattr(parse, "__name__", "value")
+    return parse_or_none
+
+
+def _augmentation(text: str) -> str | dict[str, Any]:
+    """An --augment value: a name, or a JSON mapping."""
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a JSON mapping ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON mapping")
+    return value
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {"float": float, "int": int, "str": str}
+
+
 def _add_prepare_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per PrepareConfig setting, made from its declaration (name, type, default,
+    help). Flags not given are left out, so the setting keeps its default."""
+    from vposer_data.augment.registry import AUGMENTATIONS
     from vposer_data.config import PrepareConfig
 
-    d = PrepareConfig()
-    group = parser.add_argument_group("preparation settings")
-    group.add_argument(
-        "--keep-rate",
-        type=float,
-        default=d.keep_rate,
-        help="fraction of frames kept after trimming (default %(default)s)",
-    )
-    group.add_argument(
-        "--trim",
-        type=float,
-        default=d.trim,
-        help="fraction dropped at each end of a motion (default %(default)s)",
-    )
-    group.add_argument(
-        "--target-fps",
-        type=float,
-        default=None,
-        help="keep the frames nearest to a clock at this rate instead of a "
-        "random keep-rate fraction",
-    )
-    group.add_argument("--seed", type=int, default=d.seed)
-    group.add_argument(
-        "--default-fps",
-        type=float,
-        default=None,
-        help="frame rate assumed for files that have none",
-    )
-    group.add_argument(
-        "--augment",
-        action="append",
-        default=None,
-        metavar="NAME|JSON",
-        help="an augmentation, repeatable, in order: matrot, noise, remove_zrot, "
-        'random_zrot, mirror, or JSON like \'{"name": "noise", "sigma": 0.02}\' '
-        "(default: matrot)",
-    )
-    group.add_argument("--augment-passes", type=int, default=d.augment_passes)
-    group.add_argument("--num-workers", type=int, default=d.num_workers)
-    group.add_argument("--batch-size", type=int, default=d.batch_size)
-    group.add_argument(
-        "--compression",
-        choices=("gzip", "lzf", "none"),
-        default=d.hdf5_compression,
-        help="HDF5 compression (default %(default)s)",
-    )
-    group.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop at the first unusable motion file instead of skipping it",
-    )
+    defaults = PrepareConfig().to_dict()
+    group = parser.add_argument_group("preparation settings (PrepareConfig)")
+    for f in dataclasses.fields(PrepareConfig):
+        meta = f.metadata
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        kind = str(f.type).replace(" ", "")
+        help_text = meta["help"].replace("%", "%%").replace("`", "")
+        options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        if f.name == "augmentations":
+            listed = "; ".join(f"{a.name}: {a.summary}" for a in AUGMENTATIONS.values())
+            options.update(
+                action="append",
+                type=_augmentation,
+                metavar="NAME|JSON",
+                help=f"{help_text}; repeatable, in order ({listed}) (default: matrot)",
+            )
+        elif kind.startswith("bool"):
+            options.update(
+                action=argparse.BooleanOptionalAction,
+                help=f"{help_text} (default: {defaults[f.name]})",
+            )
+        else:
+            base, _, optional = kind.partition("|")
+            parse = _PARSERS[base]
+            options.update(
+                type=_optional(parse) if optional else parse,
+                choices=meta["choices"],
+                metavar=None if meta["choices"] else base.upper(),
+                help=f"{help_text} (default: {defaults[f.name]})",
+            )
+        group.add_argument(flag, **options)
     group.add_argument(
         "--overwrite", action="store_true", help="rebuild an output prepared with other settings"
     )
-    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (PrepareError, SplitError, AmassFormatError, ValueError, OSError) as exc:
+    except VPoserDataError as exc:
         print(f"vposer-data: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,125 +1,195 @@
-"""PrepareConfig: every setting of the pipeline, as plain values, validated up front."""
+"""PrepareConfig: the one declaration of every preparation setting.
+
+Each setting is a dataclass field with its type, default and metadata: one line of help,
+whether it changes the prepared data (``output``), and, for those that matter only in some
+modes, when they do (``applies``). From this one declaration come the ``prepare`` command's
+flags (:mod:`vposer_data.cli`), the identity of a prepared folder (:meth:`PrepareConfig.
+identity`), the README's settings table (:func:`settings_table`, compared by a test) and the
+DataModule's ``prepare`` argument. Adding a setting is one field here plus the code that uses
+it. Torch-free.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from vposer_data.augment import AugmentSpec, parse_augmentations
+from vposer_data.augment.registry import AugmentSpec, is_random, parse_augmentations
+from vposer_data.errors import ConfigError
 
-__all__ = ["OUTPUT_SETTINGS", "PrepareConfig", "settings_differences"]
+__all__ = [
+    "COMPRESSIONS",
+    "SAMPLING_MODES",
+    "PrepareConfig",
+    "settings_differences",
+    "settings_table",
+]
 
 SAMPLING_MODES = ("random", "fps")
-COMPRESSIONS = ("gzip", "lzf", "none")
+COMPRESSIONS = ("none", "gzip", "lzf")
 
-#: Settings that change the prepared data. Others (workers, strictness, progress bars) do not,
-#: so changing them over an existing output is allowed.
-OUTPUT_SETTINGS = (
-    "keep_rate",
-    "trim",
-    "sampling",
-    "target_fps",
-    "seed",
-    "default_fps",
-    "augmentations",
-    "augment_passes",
-    "batch_size",
-    "hdf5_compression",
-    "hdf5_compression_level",
-)
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    output: bool = True,
+    applies: Callable[[PrepareConfig], bool] | None = None,
+    flag: str | None = None,
+    shown: str | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A PrepareConfig field. ``output``: changes the prepared data (part of the folder's
+    identity); ``applies``: for an output setting, when it does (else it is left out of the
+    identity); ``flag``: the command-line flag when not ``--<name-with-dashes>``; ``shown``:
+    the default as the README's table shows it; ``choices``: the valid values of a string."""
+    metadata = {
+        "help": help,
+        "output": output,
+        "applies": applies,
+        "flag": flag,
+        "shown": shown,
+        "choices": choices,
+    }
+    if isinstance(default, (list, dict, tuple)):
+        return dataclasses.field(default_factory=lambda: default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _random_sampling(c: PrepareConfig) -> bool:
+    return c.sampling == "random"
+
+
+def _clocked(c: PrepareConfig) -> bool:
+    return c.sampling != "random"
+
+
+def _random_augmentation(c: PrepareConfig) -> bool:
+    return is_random(c.augmentations)
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    """How AMASS is turned into VPoser data.
+    """How AMASS is turned into training data. Every field is a setting; see
+    :func:`settings_table` (and the README) for each one's meaning and default."""
 
-    Args:
-        keep_rate: with ``sampling="random"``, the fraction of each motion's frames kept after
-            trimming (the original VPoser recipe: 0.3).
-        trim: the fraction of frames dropped at each end of a motion (initial T-poses): 0.1.
-        sampling: "random" (``keep_rate`` of the frames, drawn per file) or "fps" (the frames
-            nearest to a regular clock at ``target_fps``, from each file's own rate).
-        target_fps: the clock rate for ``sampling="fps"``, in Hz.
-        seed: every random draw follows from it and from each file's relative path.
-        default_fps: frame rate assumed for files without a frame-rate key (None: such files
-            are unusable).
-        augmentations: names (``"matrot"``) or mappings (``{"name": "noise", "sigma": 0.01}``),
-            applied in order in Stage II; default ``("matrot",)``.
-        augment_passes: how many independent augmented copies of each split Stage II writes.
-        num_workers: DataLoader workers in Stage II and reader threads in Stage I.
-        batch_size: rows per Stage II batch (random draws are per batch, so it is part of
-            the output's identity).
-        strict: stop at the first unusable motion file instead of skipping it.
-        hdf5_compression: "gzip" (readable everywhere), "lzf" (faster, h5py only) or "none".
-        hdf5_compression_level: gzip level 0-9.
-        progress: show progress bars (None: only on a terminal).
-    """
-
-    keep_rate: float = 0.3
-    trim: float = 0.1
-    sampling: str = "random"
-    target_fps: float | None = None
-    seed: int = 0
-    default_fps: float | None = None
-    augmentations: tuple[AugmentSpec, ...] = field(default=("matrot",))  # type: ignore[arg-type]
-    augment_passes: int = 1
-    num_workers: int = 2
-    batch_size: int = 8192
-    strict: bool = False
-    hdf5_compression: str = "gzip"
-    hdf5_compression_level: int = 1
-    progress: bool | None = None
+    keep_rate: float = setting(
+        0.3,
+        "fraction of each motion's frames kept after trimming, drawn per file "
+        '(`sampling="random"`; the original VPoser recipe)',
+        applies=_random_sampling,
+    )
+    trim: float = setting(0.1, "fraction of frames dropped at each end of a motion (T-poses)")
+    sampling: str = setting(
+        "random",
+        '"random" (a `keep_rate` fraction per file) or "fps" (the frames nearest to a regular '
+        "clock at `target_fps`, by each file's own rate)",
+        choices=SAMPLING_MODES,
+    )
+    target_fps: float | None = setting(
+        None,
+        'clock rate in Hz for `sampling="fps"`; on the command line, giving it alone selects "fps"',
+        applies=_clocked,
+    )
+    seed: int = setting(
+        0,
+        "each file's draw comes from the seed and its relative path; each augmentation "
+        "batch's from the seed, pass and batch index",
+    )
+    default_fps: float | None = setting(
+        None, "frame rate assumed for files without one (None: such files are skipped)"
+    )
+    augmentations: tuple[AugmentSpec, ...] = setting(
+        ("matrot",),
+        "applied in order in Stage II: names or mappings such as "
+        '`{"name": "noise", "sigma": 0.02}`; pose-changing ones before `matrot`',
+        flag="--augment",
+        shown='`["matrot"]`',
+    )
+    augment_passes: int = setting(
+        1, "independent augmented copies written (needs a random augmentation when > 1)"
+    )
+    batch_size: int = setting(
+        8192,
+        "Stage II rows per batch; random draws are per batch, so with a random augmentation "
+        "it is part of the output's identity",
+        applies=_random_augmentation,
+    )
+    stats_split: str | None = setting(
+        "train",
+        "the split whose statistics (per-field mean and std) are stored; None: none",
+    )
+    hdf5_compression: str = setting(
+        "none",
+        'Stage II HDF5 compression: "none" (readable by every HDF5 reader), "gzip" or '
+        '"lzf"; does not change the final tensors',
+        output=False,
+        flag="--compression",
+        choices=COMPRESSIONS,
+    )
+    hdf5_compression_level: int = setting(
+        1, "gzip level 0-9", output=False, flag="--compression-level"
+    )
+    num_workers: int = setting(
+        2,
+        "Stage II DataLoader workers and Stage I reader threads; does not change the output",
+        output=False,
+    )
+    strict: bool = setting(
+        False, "stop at the first unusable motion file instead of skipping it", output=False
+    )
+    progress: bool | None = setting(
+        None, "show progress bars (None: only on a terminal)", output=False
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "augmentations", parse_augmentations(self.augmentations))
-        problems = []
-        if not 0 < self.keep_rate <= 1:
-            problems.append(f"keep_rate={self.keep_rate!r}: expected 0 < keep_rate <= 1")
-        if not 0 <= self.trim < 0.5:
-            problems.append(f"trim={self.trim!r}: expected 0 <= trim < 0.5")
-        if self.sampling not in SAMPLING_MODES:
-            problems.append(f"sampling={self.sampling!r}: expected one of {SAMPLING_MODES}")
-        if self.sampling == "fps" and (self.target_fps is None or not self.target_fps > 0):
-            problems.append(f"target_fps={self.target_fps!r}: sampling='fps' needs a rate > 0")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            problems.append(f"seed={self.seed!r}: expected an integer >= 0")
-        if self.default_fps is not None and not self.default_fps > 0:
-            problems.append(f"default_fps={self.default_fps!r}: expected a rate > 0 or None")
-        if not isinstance(self.augment_passes, int) or self.augment_passes < 1:
-            problems.append(f"augment_passes={self.augment_passes!r}: expected an integer >= 1")
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            problems.append(f"num_workers={self.num_workers!r}: expected an integer >= 0")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            problems.append(f"batch_size={self.batch_size!r}: expected an integer >= 1")
-        if self.hdf5_compression not in COMPRESSIONS:
-            problems.append(
-                f"hdf5_compression={self.hdf5_compression!r}: expected one of {COMPRESSIONS}"
-            )
-        if not 0 <= self.hdf5_compression_level <= 9:
-            problems.append(f"hdf5_compression_level={self.hdf5_compression_level!r}: expected 0-9")
+        try:
+            augmentations = parse_augmentations(self.augmentations)
+        except ConfigError as exc:
+            raise ConfigError(f"invalid PrepareConfig: augmentations: {exc}") from None
+        object.__setattr__(self, "augmentations", augmentations)
+        problems = _problems(self)
         if problems:
-            raise ValueError("invalid PrepareConfig: " + "; ".join(problems))
+            raise ConfigError("invalid PrepareConfig: " + "; ".join(problems))
+
+    # -- views -----------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (augmentations as a list of mappings)."""
-        values = dataclasses.asdict(self)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["augmentations"] = [spec.as_dict() for spec in self.augmentations]
         return values
 
-    def output_settings(self) -> dict[str, Any]:
-        """The settings that decide the output's content; the identity of a prepared folder."""
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide the final tensors, where they apply: the identity of a
+        prepared folder. Workers, strictness, progress bars and the intermediate HDF5's
+        compression are not part of it; nor is ``keep_rate`` under ``sampling="fps"``, nor
+        ``target_fps`` under ``"random"``."""
         values = self.to_dict()
-        return {name: values[name] for name in OUTPUT_SETTINGS}
+        return {
+            f.name: values[f.name]
+            for f in dataclasses.fields(self)
+            if f.metadata["output"]
+            and (f.metadata["applies"] is None or f.metadata["applies"](self))
+        }
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> PrepareConfig:
+    def from_mapping(cls, values: PrepareConfig | Mapping[str, Any]) -> PrepareConfig:
         """Build from plain values, refusing unknown keys by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        if isinstance(values, PrepareConfig):
+            return values
+        if not isinstance(values, Mapping):
+            raise ConfigError(
+                f"prepare={values!r}: expected a PrepareConfig or a mapping of its settings"
+            )
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown PrepareConfig settings {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown PrepareConfig settings {unknown}; known: {known}")
         return cls(**dict(values))
 
     def progress_disabled(self) -> bool | None:
@@ -128,6 +198,77 @@ class PrepareConfig:
 
     def replace(self, **changes: Any) -> PrepareConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _problems(c: PrepareConfig) -> list[str]:
+    """Every setting out of range, each with the value found and what was expected."""
+    problems = []
+    if not (_is_real(c.keep_rate) and 0 < c.keep_rate <= 1):
+        problems.append(f"keep_rate={c.keep_rate!r}: expected 0 < keep_rate <= 1")
+    if not (_is_real(c.trim) and 0 <= c.trim < 0.5):
+        problems.append(f"trim={c.trim!r}: expected 0 <= trim < 0.5")
+    if c.sampling not in SAMPLING_MODES:
+        problems.append(f"sampling={c.sampling!r}: expected one of {SAMPLING_MODES}")
+    if c.target_fps is not None and not (_is_real(c.target_fps) and c.target_fps > 0):
+        problems.append(f"target_fps={c.target_fps!r}: expected a rate > 0 in Hz, or None")
+    elif c.sampling == "fps" and c.target_fps is None:
+        problems.append("target_fps=None: sampling='fps' needs a rate > 0 in Hz")
+    if not _is_int(c.seed) or c.seed < 0:
+        problems.append(f"seed={c.seed!r}: expected an integer >= 0")
+    if c.default_fps is not None and not (_is_real(c.default_fps) and c.default_fps > 0):
+        problems.append(f"default_fps={c.default_fps!r}: expected a rate > 0 or None")
+    if not _is_int(c.augment_passes) or c.augment_passes < 1:
+        problems.append(f"augment_passes={c.augment_passes!r}: expected an integer >= 1")
+    elif c.augment_passes > 1 and not is_random(c.augmentations):
+        names = [spec.name for spec in c.augmentations] or "none"
+        problems.append(
+            f"augment_passes={c.augment_passes!r}: the augmentations ({names}) draw nothing at "
+            "random, so every pass would be an identical copy; add a random augmentation "
+            "(noise, random_zrot, mirror with 0 < p < 1) or use augment_passes=1"
+        )
+    if not _is_int(c.num_workers) or c.num_workers < 0:
+        problems.append(f"num_workers={c.num_workers!r}: expected an integer >= 0")
+    if not _is_int(c.batch_size) or c.batch_size < 1:
+        problems.append(f"batch_size={c.batch_size!r}: expected an integer >= 1")
+    if c.stats_split is not None and (not isinstance(c.stats_split, str) or not c.stats_split):
+        problems.append(f"stats_split={c.stats_split!r}: expected a split name or None")
+    if c.hdf5_compression not in COMPRESSIONS:
+        problems.append(f"hdf5_compression={c.hdf5_compression!r}: expected one of {COMPRESSIONS}")
+    if not _is_int(c.hdf5_compression_level) or not 0 <= c.hdf5_compression_level <= 9:
+        problems.append(
+            f"hdf5_compression_level={c.hdf5_compression_level!r}: expected an integer 0-9"
+        )
+    if not isinstance(c.strict, bool):
+        problems.append(f"strict={c.strict!r}: expected True or False")
+    if c.progress is not None and not isinstance(c.progress, bool):
+        problems.append(f"progress={c.progress!r}: expected True, False or None")
+    return problems
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown), made from the declaration."""
+    rows = ["| setting | default | changes the data | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(PrepareConfig):
+        meta = f.metadata
+        default = PrepareConfig().to_dict()[f.name]
+        shown = meta["shown"] or f"`{default!r}`"
+        output = (
+            ("yes" if meta["applies"] is None else "where it applies") if meta["output"] else "no"
+        )
+        rows.append(f"| `{f.name}` | {shown} | {output} | {meta['help']} |")
+    return "\n".join(rows)
 
 
 def settings_differences(existing: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ others batch in order through :meth:`VPoserDataset.__getitems__`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,10 +22,10 @@ from torch.utils.data import DataLoader
 
 from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.dataset import VPoserDataset, collate_batch
-from vposer_data.errors import PrepareError, StaleOutputError
+from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
-from vposer_data.manifest import Manifest
-from vposer_data.prepare import output_identity, prepare_vposer_datasets, split_dir
+from vposer_data.manifest import Manifest, output_identity, split_dir
+from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.splits import AMASS_SPLITS, normalize_splits
 
 __all__ = ["STAGE_SPLITS", "VPoserDataModule"]
@@ -43,15 +44,20 @@ STAGE_SPLITS: dict[str | None, tuple[str, ...]] = {
 
 
 class VPoserDataModule(pl.LightningDataModule):
-    """VPoser training data from AMASS, prepared once, served by memory-mapped batches.
+    """Training data from AMASS, prepared once, served by memory-mapped batches.
 
     Args:
         data_dir: the prepared folder (made by ``prepare_data`` when ``amass_dir`` is given).
         amass_dir: the AMASS root; ``None`` (default) when ``data_dir`` is already prepared.
-        splits: split name -> AMASS dataset names; default ``None``: :data:`AMASS_SPLITS`.
-            Training reads ``train``, validation ``vald``, test and predict ``test``.
-        fields: the fields each batch holds; default ``None``: the pose fields present
-            (:data:`vposer_data.dataset.POSE_FIELDS`).
+        splits: split name -> AMASS dataset names; default ``None``: the splits ``data_dir``
+            was prepared with, or :data:`AMASS_SPLITS` for a new folder. Training reads
+            ``train``, validation ``vald``, test and predict ``test``.
+        prepare: the preparation settings: a :class:`~vposer_data.PrepareConfig` or a mapping
+            of some of its settings (``{"keep_rate": 0.5}``; a LightningCLI YAML nests them
+            under ``data.prepare``). Default ``None``: the settings ``data_dir`` was prepared
+            with, or the defaults (the original VPoser recipe) for a new folder. Settings given
+            here are checked against the folder; a difference is a StaleOutputError naming it.
+        fields: the fields each batch holds; default ``None``: the pose fields present.
         batch_size: samples per batch, 512.
         num_workers: DataLoader worker processes, 0 (batches are one fancy index per field,
             so the main process is usually fast enough).
@@ -60,16 +66,9 @@ class VPoserDataModule(pl.LightningDataModule):
         seed: seeds the training shuffle (also under DDP, where each rank gets a disjoint share).
         prepare_data_per_node: as in Lightning: ``False`` prepares once for a whole multi-node
             job when ``data_dir`` is on a shared file system.
-        keep_rate, trim, sampling, target_fps, default_fps, augmentations, augment_passes,
-        strict, hdf5_compression, hdf5_compression_level, progress: the
-            :class:`~vposer_data.PrepareConfig` settings of the same names (defaults: the
-            original VPoser recipe).
-        prepare_seed: ``PrepareConfig.seed``, the seed of subsampling and augmentation, 0.
-        prepare_num_workers: ``PrepareConfig.num_workers``, 2.
-        prepare_batch_size: ``PrepareConfig.batch_size``, 8192.
 
     Raises:
-        ValueError: an argument out of range (the message shows the value).
+        ConfigError: an argument out of range (a ValueError; the message shows the value).
     """
 
     def __init__(
@@ -77,6 +76,7 @@ class VPoserDataModule(pl.LightningDataModule):
         data_dir: str | Path,
         amass_dir: str | Path | None = None,
         splits: dict[str, list[str]] | None = None,
+        prepare: dict[str, Any] | PrepareConfig | None = None,
         fields: list[str] | None = None,
         batch_size: int = 512,
         num_workers: int = 0,
@@ -84,20 +84,6 @@ class VPoserDataModule(pl.LightningDataModule):
         persistent_workers: bool | None = None,
         seed: int = 0,
         prepare_data_per_node: bool = True,
-        keep_rate: float = 0.3,
-        trim: float = 0.1,
-        sampling: str = "random",
-        target_fps: float | None = None,
-        prepare_seed: int = 0,
-        default_fps: float | None = None,
-        augmentations: list[str | dict[str, Any]] | None = None,
-        augment_passes: int = 1,
-        prepare_num_workers: int = 2,
-        prepare_batch_size: int = 8192,
-        strict: bool = False,
-        hdf5_compression: str = "gzip",
-        hdf5_compression_level: int = 1,
-        progress: bool | None = None,
     ) -> None:
         super().__init__()
         problems = []
@@ -116,37 +102,57 @@ class VPoserDataModule(pl.LightningDataModule):
             )
         if fields is not None and (isinstance(fields, str) or not fields):
             problems.append(f"fields={fields!r}: expected a list of field names, or None")
+        if prepare is not None and not isinstance(prepare, (Mapping, PrepareConfig)):
+            problems.append(
+                f"prepare={prepare!r}: expected a PrepareConfig, a mapping of its settings, or None"
+            )
         if problems:
-            raise ValueError("invalid VPoserDataModule arguments: " + "; ".join(problems))
+            raise ConfigError("invalid VPoserDataModule arguments: " + "; ".join(problems))
         self.save_hyperparameters()
         self.prepare_data_per_node = prepare_data_per_node
         self.data_dir = Path(data_dir)
         self.amass_dir = None if amass_dir is None else Path(amass_dir)
-        self.splits = normalize_splits(AMASS_SPLITS if splits is None else splits)
+        self.requested_splits = None if splits is None else normalize_splits(splits)
+        #: the settings given explicitly (checked against the folder); None: none given
+        self.requested_settings: dict[str, Any] | None = _given_settings(prepare)
         self.fields = None if fields is None else list(fields)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.seed = seed
-        self.prepare_config = PrepareConfig(
-            keep_rate=keep_rate,
-            trim=trim,
-            sampling=sampling,
-            target_fps=target_fps,
-            seed=prepare_seed,
-            default_fps=default_fps,
-            augmentations=augmentations,  # type: ignore[arg-type]
-            augment_passes=augment_passes,
-            num_workers=prepare_num_workers,
-            batch_size=prepare_batch_size,
-            strict=strict,
-            hdf5_compression=hdf5_compression,
-            hdf5_compression_level=hdf5_compression_level,
-            progress=progress,
-        )
         self.datasets: dict[str, VPoserDataset] = {}
-        self._checked = False
+        self._served: tuple[dict[str, list[str]], PrepareConfig] | None = None
+
+    # -- what is asked for ---------------------------------------------------------------------
+
+    def resolve(
+        self, manifest: Manifest | None = None
+    ) -> tuple[dict[str, list[str]], PrepareConfig]:
+        """The split mapping and settings this DataModule prepares and serves: those given,
+        completed by the folder's own (or, for a new folder, by the defaults)."""
+        manifest = Manifest.load(self.data_dir) if manifest is None else manifest
+        recorded = manifest.settings if manifest.exists else None
+        if self.requested_splits is not None:
+            splits = self.requested_splits
+        elif recorded is not None:
+            splits = normalize_splits(recorded["splits"])
+        else:
+            splits = normalize_splits(AMASS_SPLITS)
+        base = PrepareConfig.from_mapping(recorded["config"]) if recorded else PrepareConfig()
+        given = self.requested_settings or {}
+        config = PrepareConfig.from_mapping({**_settings_of(base), **given})
+        return splits, config
+
+    @property
+    def splits(self) -> dict[str, list[str]]:
+        """The split mapping served (see :meth:`resolve`)."""
+        return self._served[0] if self._served is not None else self.resolve()[0]
+
+    @property
+    def prepare_config(self) -> PrepareConfig:
+        """The preparation settings (see :meth:`resolve`)."""
+        return self._served[1] if self._served is not None else self.resolve()[1]
 
     # -- preparation (disk only) ---------------------------------------------------------------
 
@@ -160,22 +166,23 @@ class VPoserDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Run the three stages into ``data_dir`` unless they are done (no state is set)."""
-        if self.amass_dir is None and not Manifest.load(self.data_dir).complete:
+        manifest = Manifest.load(self.data_dir)
+        if self.amass_dir is None and not manifest.complete:
             # checked here so that a mistyped data_dir leaves nothing behind on disk
             raise self._not_prepared("nothing is prepared here (no complete manifest.json)")
-        prepare_vposer_datasets(
-            self.splits, self.amass_dir, self.data_dir, logger=_log, config=self.prepare_config
-        )
+        splits, config = self.resolve(manifest)
+        prepare_vposer_datasets(splits, self.amass_dir, self.data_dir, logger=_log, config=config)
 
     # -- loading -------------------------------------------------------------------------------
 
     def check_prepared(self) -> Manifest:
-        """The folder's manifest, after checking that preparation finished with these settings
-        and that every final file has its recorded size.
+        """The folder's manifest, after checking that preparation finished, with the settings
+        given (if any), and that every final file has its recorded size.
 
         Raises:
             PrepareError: nothing (complete) is prepared at ``data_dir``.
-            StaleOutputError: it was prepared with other settings (lists them).
+            StaleOutputError: it was prepared with other settings than those given (lists
+                them).
             ManifestError: a final file is missing or resized (names it).
         """
         manifest = Manifest.load(self.data_dir)
@@ -187,31 +194,40 @@ class VPoserDataModule(pl.LightningDataModule):
                 f"{self.data_dir}: {why}; call prepare_data() before setup() "
                 "(a Trainer does this for you)"
             )
-        expected = output_identity(self.splits, self.prepare_config)
+        splits, config = self.resolve(manifest)
+        expected = output_identity(splits, config)
         if manifest.settings != expected:
             raise StaleOutputError(
                 f"{self.data_dir} holds data prepared with other settings than this "
                 "VPoserDataModule's:\n  "
                 + "\n  ".join(settings_differences(manifest.settings, expected))
-                + "\nPass the settings it was prepared with, choose another data_dir, or "
+                + "\nPass the settings it was prepared with (or none: prepare=None and "
+                "splits=None serve the folder as it is), choose another data_dir, or "
                 "rebuild it with `vposer-data prepare --overwrite`."
             )
         manifest.require_intact(
             "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
         )
+        if self._served is None and self.requested_settings is None:
+            _log.info(
+                "serving %s as it was prepared: splits %s, settings %s",
+                self.data_dir,
+                json.dumps(splits),
+                json.dumps(manifest.settings["config"], sort_keys=True),
+            )
+        self._served = (splits, config)
         return manifest
 
     def dataset(self, split: str) -> VPoserDataset:
         """The :class:`VPoserDataset` of ``split`` (mapped once, then kept)."""
         if split not in self.datasets:
             if split not in self.splits:
-                raise ValueError(
+                raise ConfigError(
                     f"split {split!r}: not among this VPoserDataModule's splits "
                     f"{sorted(self.splits)}"
                 )
-            if not self._checked:
+            if self._served is None:
                 self.check_prepared()
-                self._checked = True
             self.datasets[split] = VPoserDataset(split_dir(self.data_dir, split), self.fields)
         return self.datasets[split]
 
@@ -219,16 +235,17 @@ class VPoserDataModule(pl.LightningDataModule):
         """Map the splits ``stage`` needs: "fit" train + vald, "validate" vald, "test" and
         "predict" test, ``None`` all three."""
         if stage not in STAGE_SPLITS:
-            raise ValueError(
+            raise ConfigError(
                 f"stage={stage!r}: expected one of {[s for s in STAGE_SPLITS if s]} or None"
             )
-        self._checked = False  # check the folder again on every setup
         for split in STAGE_SPLITS[stage]:
             if split not in self.splits:
-                raise ValueError(
+                raise ConfigError(
                     f"setup({stage!r}) needs a {split!r} split; this VPoserDataModule has "
                     f"{sorted(self.splits)}"
                 )
+        self.check_prepared()  # again on every setup
+        for split in STAGE_SPLITS[stage]:
             self.datasets.pop(split, None)
             self.dataset(split)
 
@@ -247,8 +264,44 @@ class VPoserDataModule(pl.LightningDataModule):
             return self.num_workers > 0
         return bool(self.persistent_workers)
 
+    def _distributed(self) -> tuple[int, int] | None:
+        """(world size, rank) when Lightning runs several processes and lets the DataModule's
+        samplers stand, else None."""
+        kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
+        connector = getattr(self.trainer, "_accelerator_connector", None)
+        if (
+            kwargs
+            and int(kwargs.get("num_replicas", 1)) > 1
+            and getattr(connector, "use_distributed_sampler", True)
+        ):
+            return int(kwargs["num_replicas"]), int(kwargs["rank"])
+        return None
+
     def _loader(self, dataset: VPoserDataset) -> DataLoader[dict[str, torch.Tensor]]:
-        """Every sample in order; each batch fetched by ``__getitems__``."""
+        """Every sample in order, each once. Under DDP each rank gets a contiguous, disjoint
+        share and nothing is repeated to even them out (Lightning's own sampler would pad with
+        duplicates), so a metric over the split counts every sample exactly once; the shares
+        differ by at most one sample."""
+        distributed = self._distributed()
+        if distributed is not None:
+            world, rank = distributed
+            return BatchDataLoader(
+                dataset,
+                sampler=DistributedBatchIndexSampler(
+                    len(dataset),
+                    self.batch_size,
+                    num_replicas=world,
+                    rank=rank,
+                    shuffle=False,
+                    drop_last=False,
+                    even=False,
+                ),
+                batch_size=None,
+                collate_fn=collate_batch,
+                num_workers=self.num_workers,
+                pin_memory=self._pin_memory(),
+                persistent_workers=self._persistent_workers(),
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -265,19 +318,11 @@ class VPoserDataModule(pl.LightningDataModule):
         rank's share: the ranks take turns through one permutation after ``len % world_size``
         rows are left out, so the shares are disjoint (Lightning's own sampler would pad them
         by repeating samples) and the order does not depend on ``seed_everything``."""
-        kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
-        connector = getattr(self.trainer, "_accelerator_connector", None)
-        if (
-            kwargs
-            and int(kwargs.get("num_replicas", 1)) > 1
-            and getattr(connector, "use_distributed_sampler", True)
-        ):
+        distributed = self._distributed()
+        if distributed is not None:
+            world, rank = distributed
             return DistributedBatchIndexSampler(
-                len(dataset),
-                self.batch_size,
-                num_replicas=int(kwargs["num_replicas"]),
-                rank=int(kwargs["rank"]),
-                seed=self.seed,
+                len(dataset), self.batch_size, num_replicas=world, rank=rank, seed=self.seed
             )
         return BatchIndexSampler(len(dataset), self.batch_size, seed=self.seed)
 
@@ -323,3 +368,21 @@ class VPoserDataModule(pl.LightningDataModule):
             f"{None if self.amass_dir is None else str(self.amass_dir)!r}, "
             f"splits={sorted(self.splits)}, batch_size={self.batch_size})"
         )
+
+
+def _settings_of(config: PrepareConfig) -> dict[str, Any]:
+    """Every setting of ``config`` as plain values, ready for ``PrepareConfig(**...)``."""
+    return config.to_dict()
+
+
+def _given_settings(prepare: Mapping[str, Any] | PrepareConfig | None) -> dict[str, Any] | None:
+    """The settings given explicitly: every one of a PrepareConfig, the keys of a mapping
+    (checked now, so that a typo fails at construction)."""
+    if prepare is None:
+        return None
+    if isinstance(prepare, PrepareConfig):
+        return prepare.to_dict()
+    given = dict(prepare)
+    # checked now, completed by the defaults, so that a typo or a bad value fails at once
+    PrepareConfig.from_mapping({**PrepareConfig().to_dict(), **given})
+    return given

@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vposer_data.errors import ConfigError, VPoserDataError
+
 __all__ = [
-    "POSE_FIELDS",
+    "DEFAULT_FIELDS",
     "DatasetFormatError",
     "DatasetNotFoundError",
     "VPoserBatch",
@@ -39,14 +41,21 @@ __all__ = [
 #: the pose parameters, axis-angle (``pose_body_matrot``: the body pose as flattened 3x3
 #: rotation matrices). Provenance and shape fields (``seq_id``, ``frame_id``, ``betas``,
 #: ``trans``, ``gender``, ``dmpls``) are loaded when asked for by name.
-POSE_FIELDS = ("root_orient", "pose_body", "pose_body_matrot", "pose_hand", "pose_jaw", "pose_eye")
+DEFAULT_FIELDS = (
+    "root_orient",
+    "pose_body",
+    "pose_body_matrot",
+    "pose_hand",
+    "pose_jaw",
+    "pose_eye",
+)
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(VPoserDataError, FileNotFoundError):
     """A split folder, or a requested field in it, that does not exist."""
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(VPoserDataError, ValueError):
     """A split folder whose files cannot be used: not plain tensors, or of unequal lengths."""
 
 
@@ -116,7 +125,7 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
     Args:
         split_dir: the split's folder, e.g. ``vposer_data.prepare.split_dir(data_dir, "train")``.
         fields: the fields to load, by name (the ``.pt`` file stems); default ``None``: the
-            :data:`POSE_FIELDS` the folder holds. Ask for ``seq_id`` and ``frame_id`` to trace
+            :data:`DEFAULT_FIELDS` the folder holds. Ask for ``seq_id`` and ``frame_id`` to trace
             samples back to their source file and frame (see the manifest's ``files``).
 
     Raises:
@@ -142,7 +151,7 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
             )
         available = field_names(self.split_dir)
         if fields is None:
-            chosen = [name for name in POSE_FIELDS if name in available]
+            chosen = [name for name in DEFAULT_FIELDS if name in available]
             if "pose_body" not in chosen:
                 raise DatasetNotFoundError(
                     f"{self.split_dir}: no pose_body.pt; fields present: {available or 'none'}"
@@ -150,12 +159,12 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
             return tuple(chosen)
         chosen = list(fields)
         if not chosen:
-            raise ValueError(f"fields={fields!r}: expected at least one field name, or None")
+            raise ConfigError(f"fields={fields!r}: expected at least one field name, or None")
         bad = [name for name in chosen if not isinstance(name, str)]
         if bad:
-            raise ValueError(f"fields={fields!r}: expected field names (str), found {bad!r}")
+            raise ConfigError(f"fields={fields!r}: expected field names (str), found {bad!r}")
         if len(set(chosen)) != len(chosen):
-            raise ValueError(f"fields={fields!r}: a field is named twice")
+            raise ConfigError(f"fields={fields!r}: a field is named twice")
         missing = [name for name in chosen if name not in available]
         if missing:
             raise DatasetNotFoundError(

@@ -1,11 +1,27 @@
-"""The pipeline's own exceptions (reading errors live in ``amass``, split errors in ``splits``)."""
+"""The package's exceptions: one family, so a caller (and the command line) can tell a problem
+the user can fix from a bug.
+
+Every error a user can cause derives from :class:`VPoserDataError` and, where that is what it
+is, also from the built-in type callers already catch (``ValueError`` for bad values,
+``FileNotFoundError`` for missing data). Reading errors (``AmassFormatError``) live in
+``amass``, split errors (``SplitError``) in ``splits``, dataset errors in ``dataset``; each
+derives from the base here.
+"""
 
 from __future__ import annotations
 
-__all__ = ["PrepareError", "StaleOutputError"]
+__all__ = ["ConfigError", "PrepareError", "StaleOutputError", "VPoserDataError"]
 
 
-class PrepareError(RuntimeError):
+class VPoserDataError(Exception):
+    """Base of every error a user can cause: a bad setting, input file, split or folder."""
+
+
+class ConfigError(VPoserDataError, ValueError):
+    """A setting out of range or of the wrong type; the message shows the value found."""
+
+
+class PrepareError(VPoserDataError, RuntimeError):
     """Preparation cannot go on; the message says which split, file or setting, and why."""
 
 

@@ -37,6 +37,9 @@ class BatchIndexSampler(Sampler[np.ndarray]):
         num_replicas, rank: under DDP, the number of processes and this one's rank: the first
             ``size - size % num_replicas`` rows of the permutation are dealt out
             in turn, so the shares are disjoint and of equal size (nothing is repeated).
+        even: with ``False`` (for evaluation), every row is served once: rank ``r`` takes the
+            contiguous block ``[r * size // num_replicas, (r + 1) * size // num_replicas)``
+            of the order, so shares are disjoint, cover the split, and differ by at most one.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class BatchIndexSampler(Sampler[np.ndarray]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        even: bool = True,
     ) -> None:
         if size < 0 or batch_size < 1:
             raise ValueError(
@@ -65,8 +69,11 @@ class BatchIndexSampler(Sampler[np.ndarray]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self.even = even
+        self._block = (rank * size // num_replicas, (rank + 1) * size // num_replicas)
         #: rows this rank gets per epoch (``num_samples`` as DistributedSampler names it)
-        self.share = self.num_samples = size // num_replicas
+        share = size // num_replicas if even else self._block[1] - self._block[0]
+        self.share = self.num_samples = share
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of ``epoch`` on the next iteration."""
@@ -84,7 +91,9 @@ class BatchIndexSampler(Sampler[np.ndarray]):
             order = torch.randperm(self.size, generator=generator).numpy()
         else:
             order = np.arange(self.size, dtype=np.int64)
-        if self.num_replicas > 1:
+        if self.num_replicas > 1 and not self.even:
+            order = order[self._block[0] : self._block[1]]
+        elif self.num_replicas > 1:
             order = order[: self.share * self.num_replicas][self.rank :: self.num_replicas]
         return order
 
@@ -109,6 +118,7 @@ class DistributedBatchIndexSampler(BatchIndexSampler, DistributedSampler):
         shuffle: bool = True,
         drop_last: bool = True,
         seed: int = 0,
+        even: bool = True,
     ) -> None:
         # DistributedSampler.__init__ is not called: it needs the dataset and process group,
         # and every attribute it would set is set here.
@@ -121,8 +131,9 @@ class DistributedBatchIndexSampler(BatchIndexSampler, DistributedSampler):
             seed=seed,
             num_replicas=num_replicas,
             rank=rank,
+            even=even,
         )
-        self.total_size = self.share * num_replicas
+        self.total_size = self.share * num_replicas if even else size
 
 
 class BatchDataLoader(DataLoader):

@@ -1,4 +1,5 @@
-"""The manifest of a prepared folder: its identity, what each stage finished, and the lock.
+"""A prepared folder: its layout, its identity, its manifest (what each stage finished) and
+its lock. Torch-free, so that reading a prepared folder's description loads no torch.
 
 ``manifest.json`` is the only record of completion. A stage's split counts as done when its
 record is in the manifest, which is written (atomically) after the split's files are renamed
@@ -8,14 +9,16 @@ into place; a file merely existing proves nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from vposer_data.atomic import atomic_write_text, file_sha256
+from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
+from vposer_data.splits import SplitError, normalize_splits
 
 __all__ = [
     "FORMAT_VERSION",
@@ -24,10 +27,12 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "lock_for",
+    "output_identity",
+    "split_dir",
     "stage_path",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".vposer_data.lock"
 STAGES = ("stage_I", "stage_II", "stage_III")
@@ -42,6 +47,38 @@ def stage_path(root: str | Path, stage: str, split: str) -> Path:
     """Where a stage puts a split: ``stage_I/<split>/``, ``stage_II/<split>.h5``,
     ``stage_III/<split>/``."""
     return Path(root) / stage / (f"{split}.h5" if stage == "stage_II" else split)
+
+
+def split_dir(root: str | Path, split: str) -> Path:
+    """Where the final tensors of ``split`` live: ``stage_III/<split>/``."""
+    return stage_path(root, "stage_III", split)
+
+
+def output_identity(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dict[str, Any]:
+    """What identifies a prepared folder: the split mapping and the settings that change the
+    final tensors, in the form the manifest stores (so the two compare equal)."""
+    if not isinstance(splits, Mapping):
+        raise PrepareError(
+            f"amass_splits is a {type(splits).__name__}; expected a mapping such as "
+            "{'train': ['CMU', ...], 'vald': [...], 'test': [...]}"
+        )
+    if not splits:  # else nothing would run and an empty folder would count as prepared
+        raise SplitError("the split mapping is empty; expected e.g. {'train': [...], ...}")
+    settings = {"splits": normalize_splits(splits), "config": config.identity()}
+    return json.loads(json.dumps(settings))
+
+
+def _upgrade(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 manifest stored every output setting, also those that do not change the
+    final tensors; its identity is recomputed from them (the data are the same)."""
+    settings = data.get("settings", {})
+    try:
+        config = PrepareConfig.from_mapping(settings.get("config", {}))
+    except ValueError as exc:
+        raise ManifestError(f"{path}: settings of format 1 not understood ({exc})") from None
+    settings["config"] = json.loads(json.dumps(config.identity()))
+    data["format_version"] = FORMAT_VERSION
+    return data
 
 
 def lock_for(root: str | Path, timeout: float = -1) -> FileLock:
@@ -69,6 +106,8 @@ class Manifest:
             raise ManifestError(
                 f"{path} is unreadable ({exc}); delete the folder or pass overwrite=True"
             ) from None
+        if isinstance(data, dict) and data.get("format_version") == 1:
+            data = _upgrade(path, data)
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise ManifestError(
                 f"{path} is not a vposer_data manifest of format {FORMAT_VERSION}; "

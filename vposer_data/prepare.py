@@ -4,6 +4,10 @@ Under an inter-process lock: check the folder's identity (settings differing fro
 manifest's is an error unless ``overwrite``), work out which (stage, split) pairs are missing,
 run only those, and record each in the manifest as it completes. A killed run resumes from
 the last recorded pair; a second caller waits on the lock and then finds the work done.
+
+This module is the driver: each stage (:data:`vposer_data.stages.PIPELINE`) only turns one
+split's inputs into a temporary output; the temporary folder or file, its rename into place,
+the manifest record, timing, logging and Ctrl-C are handled here, once for all stages.
 """
 
 from __future__ import annotations
@@ -12,9 +16,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -22,29 +23,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vposer_data import __version__
-from vposer_data.atomic import release_free_memory, remove_temp_files
+from vposer_data._version import __version__
+from vposer_data.atomic import atomic_dir, atomic_path, release_free_memory, remove_temp_files
 from vposer_data.config import PrepareConfig, settings_differences
-from vposer_data.errors import PrepareError, StaleOutputError
-from vposer_data.inputs import fingerprint, input_changes
+from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
+from vposer_data.inputs import input_changes
+from vposer_data.interrupts import Interrupts
 from vposer_data.manifest import (
     MANIFEST_NAME,
     STAGES,
     Manifest,
     ManifestError,
     lock_for,
+    output_identity,
+    split_dir,
     stage_path,
 )
 from vposer_data.runlog import LoggerLike, RunLog
-from vposer_data.splits import SplitError, normalize_splits, resolve_split_files
-from vposer_data.stages.stage1 import run_stage1
-from vposer_data.stages.stage2 import run_stage2
-from vposer_data.stages.stage3 import run_stage3
+from vposer_data.splits import SourceFile, SplitError, resolve_split_files
+from vposer_data.stages import PIPELINE, SplitJob
 
-__all__ = ["PrepareResult", "output_identity", "prepare_vposer_datasets", "split_dir"]
+__all__ = ["LOG_NAME", "PrepareResult", "prepare_vposer_datasets"]
 
 LOG_NAME = "prepare.log"
-STATS_SPLIT = "train"
 
 
 @dataclass(frozen=True)
@@ -57,25 +58,6 @@ class PrepareResult:
     skipped: dict[str, int]
     ran: list[str] = field(default_factory=list)  # "stage_I/train", ...; empty: nothing to do
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def split_dir(data_dir: str | Path, split: str) -> Path:
-    """Where the final tensors of ``split`` live."""
-    return stage_path(data_dir, "stage_III", split)
-
-
-def output_identity(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dict[str, Any]:
-    """What identifies a prepared folder: the split mapping and the settings that change the
-    data, in the form the manifest stores (so the two compare equal)."""
-    if not isinstance(splits, Mapping):
-        raise PrepareError(
-            f"amass_splits is a {type(splits).__name__}; expected a mapping such as "
-            "{'train': ['CMU', ...], 'vald': [...], 'test': [...]}"
-        )
-    if not splits:  # else nothing would run and an empty folder would count as prepared
-        raise SplitError("the split mapping is empty; expected e.g. {'train': [...], ...}")
-    settings = {"splits": normalize_splits(splits), "config": config.output_settings()}
-    return json.loads(json.dumps(settings))
 
 
 def _prepare_root(root: Path) -> None:
@@ -132,7 +114,7 @@ def prepare_vposer_datasets(
     amass_dir: str | Path | None,
     vposer_datadir: str | Path,
     logger: LoggerLike = None,
-    config: PrepareConfig | None = None,
+    config: PrepareConfig | Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> PrepareResult:
     """Prepare VPoser train / validation / test data from AMASS, once.
@@ -143,7 +125,8 @@ def prepare_vposer_datasets(
         amass_dir: the AMASS root; may be None when ``vposer_datadir`` is already prepared.
         vposer_datadir: output folder; the final tensors land in ``stage_III/<split>/``.
         logger: a ``logging.Logger`` or a callable taking a string (as in the original tools).
-        config: a :class:`PrepareConfig`; the defaults follow the original VPoser recipe.
+        config: a :class:`PrepareConfig` or a mapping of its settings; the defaults follow
+            the original VPoser recipe.
         overwrite: discard output prepared with other settings instead of refusing.
 
     Raises:
@@ -152,9 +135,15 @@ def prepare_vposer_datasets(
         AmassFormatError: in strict mode, the first unusable motion file.
         PrepareError: anything else that stops preparation, with the path or split concerned.
     """
-    config = config or PrepareConfig()
+    config = PrepareConfig() if config is None else PrepareConfig.from_mapping(config)
     root = Path(vposer_datadir)
     settings = output_identity(amass_splits, config)
+    if config.stats_split is not None and config.stats_split not in settings["splits"]:
+        raise ConfigError(
+            f"stats_split={config.stats_split!r}: the split mapping has no such split "
+            f"(splits: {list(settings['splits'])}); name the split to compute training "
+            "statistics on, or pass stats_split=None to store none"
+        )
     if amass_dir is None and not (root / MANIFEST_NAME).is_file():
         raise PrepareError(
             f"nothing is prepared at {root} and amass_dir is None; "
@@ -196,7 +185,7 @@ def prepare_vposer_datasets(
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:
-            with _Interrupts() as interrupts:
+            with Interrupts() as interrupts:
                 try:
                     return _run(root, manifest, settings, amass_dir, config, log, interrupts)
                 except Exception:
@@ -204,46 +193,6 @@ def prepare_vposer_datasets(
                     raise  # RuntimeError) is an interruption, not a failure
         finally:
             log.close()
-
-
-class _Interrupts:
-    """Ctrl-C during a run raises KeyboardInterrupt as usual and is also remembered: the
-    interpreter swallows a KeyboardInterrupt raised inside a finalizer, a weakref callback or
-    an at-fork hook, and the run would go on to record the interrupted split as done. ``check``
-    before each record stops it there instead (and the swallowed one is not printed as an
-    "Exception ignored" traceback)."""
-
-    def __init__(self) -> None:
-        self.received = False
-        self._previous: Any = None
-        self._previous_hook: Any = None
-
-    def __enter__(self) -> _Interrupts:
-        if (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._previous_hook = sys.unraisablehook
-            sys.unraisablehook = self._unraisable
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received = True
-        raise KeyboardInterrupt
-
-    def _unraisable(self, unraisable: Any) -> None:
-        if not (self.received and isinstance(unraisable.exc_value, KeyboardInterrupt)):
-            self._previous_hook(unraisable)
-
-    def check(self) -> None:
-        if self.received:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            sys.unraisablehook = self._previous_hook
 
 
 def _check_inputs(
@@ -294,7 +243,7 @@ def _run(
     amass_dir: str | Path | None,
     config: PrepareConfig,
     log: RunLog,
-    interrupts: _Interrupts,
+    interrupts: Interrupts,
 ) -> PrepareResult:
     splits = list(settings["splits"])
     versions = _versions()
@@ -314,79 +263,35 @@ def _run(
     log.info(f"versions: {versions}")
     log.info(f"config: {json.dumps(config.to_dict(), sort_keys=True)}")
     log.info(f"splits: {json.dumps(settings['splits'])}")
+    sources = _sources(root, settings, amass_dir, log) if need["stage_I"] else {}
     ran: list[str] = []
     seconds: dict[str, float] = {}
-
-    def finish(stage: str, split: str, record: dict[str, Any]) -> None:
-        interrupts.check()  # an interrupted split is never recorded
-        manifest.set_record(stage, split, record)
-        ran.append(f"{stage}/{split}")
-        release_free_memory()
-
-    if need["stage_I"]:
-        if amass_dir is None:
-            raise PrepareError(
-                f"nothing (or not all) is prepared at {root} and amass_dir is None; "
-                "pass amass_dir (the AMASS root folder) to prepare it"
-            )
-        log.info(f"AMASS: {Path(amass_dir).resolve()}")
+    for stage in PIPELINE:
+        todo = [split for split in splits if split in need[stage.name]]
+        if not todo:
+            continue
         started = time.perf_counter()
-        sources = resolve_split_files(settings["splits"], amass_dir, log.info)
-        for split in splits:
-            per_dataset = Counter(s.dataset for s in sources[split])
-            log.info(f"{split}: .npz files found per dataset: {dict(per_dataset)}")
-        for split in splits:
-            if split not in need["stage_I"]:
-                continue
-            record = run_stage1(
-                split,
-                sources[split],
-                Path(amass_dir),
-                stage_path(root, "stage_I", split),
-                config,
-                log.info,
-                log.warning,
-            )
-            record["inputs"] = fingerprint(Path(amass_dir), sources[split])
-            finish("stage_I", split, record)
-            log.info(
-                f"stage I {split}: {record['samples']} samples from {len(record['files'])} "
-                f"motions ({len(record['skipped'])} skipped, "
-                f"{len(record['not_motions'])} non-motion files)"
-            )
-        seconds["stage_I"] = time.perf_counter() - started
-
-    if need["stage_II"]:
-        started = time.perf_counter()
-        for split in splits:
-            if split not in need["stage_II"]:
-                continue
-            record = run_stage2(
-                split,
-                stage_path(root, "stage_I", split),
-                manifest.record("stage_I", split) or {},
-                stage_path(root, "stage_II", split),
-                config,
-                log.info,
-            )
-            finish("stage_II", split, record)
-        seconds["stage_II"] = time.perf_counter() - started
-
-    if need["stage_III"]:
-        started = time.perf_counter()
-        for split in splits:
-            if split not in need["stage_III"]:
-                continue
-            record = run_stage3(
-                split,
-                stage_path(root, "stage_II", split),
-                stage_path(root, "stage_III", split),
-                config,
-                log.info,
-                with_stats=split == STATS_SPLIT,
-            )
-            finish("stage_III", split, record)
-        seconds["stage_III"] = time.perf_counter() - started
+        for split in todo:
+            final = stage_path(root, stage.name, split)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temporary = atomic_dir(final) if stage.makes == "folder" else atomic_path(final)
+            with temporary as out:
+                job = SplitJob(
+                    split=split,
+                    config=config,
+                    manifest=manifest,
+                    log=log,
+                    out=out,
+                    final=final,
+                    amass_dir=None if amass_dir is None else Path(amass_dir),
+                    sources=sources.get(split),
+                )
+                record = stage.run(job)
+                interrupts.check()  # an interrupted split is never renamed nor recorded
+            manifest.set_record(stage.name, split, record)
+            ran.append(f"{stage.name}/{split}")
+            release_free_memory()
+        seconds[stage.name] = time.perf_counter() - started
 
     interrupts.check()
     manifest.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -400,3 +305,20 @@ def _run(
         + ", ".join(f"{s}={t:.2f}" for s, t in seconds.items())
     )
     return result
+
+
+def _sources(
+    root: Path, settings: dict[str, Any], amass_dir: str | Path | None, log: RunLog
+) -> dict[str, list[SourceFile]]:
+    """The candidate files of every split, found once for Stage I, with counts logged."""
+    if amass_dir is None:
+        raise PrepareError(
+            f"nothing (or not all) is prepared at {root} and amass_dir is None; "
+            "pass amass_dir (the AMASS root folder) to prepare it"
+        )
+    log.info(f"AMASS: {Path(amass_dir).resolve()}")
+    sources = resolve_split_files(settings["splits"], amass_dir, log.info)
+    for split, files in sources.items():
+        per_dataset = Counter(s.dataset for s in files)
+        log.info(f"{split}: .npz files found per dataset: {dict(per_dataset)}")
+    return sources

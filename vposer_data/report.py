@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vposer_data.dataset import VPoserDataset
-from vposer_data.manifest import Manifest
-from vposer_data.prepare import split_dir
+from vposer_data.manifest import Manifest, split_dir
 from vposer_data.summary import load_prepared
 from vposer_data.summary import samples_per_dataset as per_split
 

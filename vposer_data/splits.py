@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from vposer_data.errors import VPoserDataError
+
 __all__ = [
     "AMASS_SPLITS",
     "DATASET_ALIASES",
@@ -66,7 +68,7 @@ DATASET_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-class SplitError(ValueError):
+class SplitError(VPoserDataError, ValueError):
     """A split mapping that cannot be resolved against an AMASS directory."""
 
 

@@ -61,6 +61,11 @@ def summarize(data_dir: str | Path) -> str:
         )
         for dataset, count in samples_per_dataset(manifest, split).items():
             lines.append(f"    {dataset:<22s} {count:>10,}")
+        files = len(stage1.get("files", []))
+        for name, lacking in stage1.get("dropped_fields", {}).items():
+            lines.append(
+                f"  WARNING: field {name} left out: {lacking} of {files} motion files lack it"
+            )
         lines.append("  fields:")
         for name, meta in final["fields"].items():
             shape = "x".join(str(d) for d in meta["shape"])

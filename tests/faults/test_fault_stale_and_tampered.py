@@ -70,7 +70,7 @@ def flip_a_byte(path: Path) -> None:
 
 def datamodule(out: Path) -> VPoserDataModule:
     """A module for this folder, with the settings it was prepared with."""
-    return VPoserDataModule(out, splits=SPLITS, prepare_batch_size=256, prepare_num_workers=0)
+    return VPoserDataModule(out, splits=SPLITS, prepare={"batch_size": 256, "num_workers": 0})
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,8 @@ the source file). Files are read in parallel threads; the result does not depend
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +18,20 @@ import numpy as np
 from tqdm import tqdm
 
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
-from vposer_data.atomic import atomic_dir, save_field
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
+from vposer_data.fields import FIELDS, frame_fields
+from vposer_data.inputs import fingerprint
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
 from vposer_data.splits import SourceFile
+from vposer_data.stages.job import SplitJob
+from vposer_data.tensorfile import save_field
 
 __all__ = ["GENDER_CODES", "run_stage1"]
 
 GENDER_CODES = {"male": -1, "neutral": 0, "female": 1}
-#: Per-frame pose fields, in output order; the optional ones are kept when every file has them.
-FRAME_FIELDS = ("root_orient", "pose_body", "pose_hand", "pose_jaw", "pose_eye", "trans", "dmpls")
-OPTIONAL_FIELDS = ("pose_hand", "pose_jaw", "pose_eye", "dmpls")
+#: Per-frame source fields, in output order; the optional ones are kept when every file has them.
+FRAME_FIELDS = frame_fields()
 
 
 @dataclass
@@ -127,23 +128,17 @@ def _check_consistency(split: str, motions: Sequence[_Motion]) -> None:
         )
 
 
-def run_stage1(
-    split: str,
-    sources: Sequence[SourceFile],
-    amass_dir: Path,
-    out_dir: Path,
-    config: PrepareConfig,
-    log: Callable[[str], None],
-    warn: Callable[[str], None],
-) -> dict[str, Any]:
-    """Read, subsample and save one split; returns its manifest record.
+def run_stage1(job: SplitJob) -> dict[str, Any]:
+    """Read, subsample and save one split into ``job.out``; returns its manifest record.
 
     Raises:
         AmassFormatError: in strict mode, the first unusable motion file.
         PrepareError: no usable motion in the split, or families/betas that cannot be mixed.
     """
-    if out_dir.exists():
-        shutil.rmtree(out_dir)  # an unrecorded earlier attempt
+    split, config = job.split, job.config
+    if job.amass_dir is None or job.sources is None:
+        raise PrepareError(f"split {split!r}: Stage I needs amass_dir and the split's files")
+    amass_dir, sources = job.amass_dir, job.sources
     motions: list[_Motion] = []
     unusable: list[_Unusable] = []
     with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
@@ -161,7 +156,7 @@ def run_stage1(
             if not result.not_a_motion:
                 if config.strict:
                     raise AmassFormatError(amass_dir / result.source.path, result.reason)
-                warn(f"skipped {result.source.path}: {result.reason}")
+                job.log.warning(f"skipped {result.source.path}: {result.reason}")
             unusable.append(result)
     skipped = [u for u in unusable if not u.not_a_motion]
     if not motions:
@@ -173,35 +168,41 @@ def run_stage1(
     _check_consistency(split, motions)
 
     present = [name for name in FRAME_FIELDS if all(name in m.arrays for m in motions)]
-    dropped = [
-        name
-        for name in OPTIONAL_FIELDS
-        if name not in present and any(name in m.arrays for m in motions)
-    ]
-    if dropped:
-        log(f"split {split!r}: fields {dropped} left out, not every file of the split has them")
+    dropped = {
+        name: sum(name not in m.arrays for m in motions)
+        for name in FRAME_FIELDS
+        if FIELDS[name].optional and name not in present and any(name in m.arrays for m in motions)
+    }
+    for name, lacking in dropped.items():
+        job.log.warning(
+            f"split {split!r}: field {name!r} left out of the split: {lacking} of "
+            f"{len(motions)} motion files lack it (a field is kept only when every file has it)"
+        )
     counts = np.array([m.frames.size for m in motions])
     fields: dict[str, dict[str, Any]] = {}
 
-    with atomic_dir(out_dir) as tmp_dir:
+    def write(name: str, array: np.ndarray) -> None:
+        fields[name] = save_field(job.out, name, array, job.final)
 
-        def write(name: str, array: np.ndarray) -> None:
-            fields[name] = save_field(tmp_dir, name, array, out_dir)
-
-        for name in present:
-            write(name, np.concatenate([m.arrays[name] for m in motions]))
-        write("betas", np.repeat(np.stack([m.betas for m in motions]), counts, axis=0))
-        write("gender", np.repeat(np.array([m.gender for m in motions], dtype=np.int8), counts))
-        write("seq_id", np.repeat(np.arange(len(motions), dtype=np.int32), counts))
-        write("frame_id", np.concatenate([m.frames for m in motions]).astype(np.int32))
+    for name in present:
+        write(name, np.concatenate([m.arrays[name] for m in motions]))
+    write("betas", np.repeat(np.stack([m.betas for m in motions]), counts, axis=0))
+    write("gender", np.repeat(np.array([m.gender for m in motions], dtype=np.int8), counts))
+    write("seq_id", np.repeat(np.arange(len(motions), dtype=np.int32), counts))
+    write("frame_id", np.concatenate([m.frames for m in motions]).astype(np.int32))
 
     per_dataset: Counter[str] = Counter()
     for motion in motions:
         per_dataset[motion.source.dataset] += motion.frames.size
+    job.log.info(
+        f"stage I {split}: {int(counts.sum())} samples from {len(motions)} motions "
+        f"({len(skipped)} skipped, {len(unusable) - len(skipped)} non-motion files)"
+    )
     return {
         "samples": int(counts.sum()),
         "fields": fields,
         "datasets": dict(per_dataset),
+        "dropped_fields": dropped,
         "files": [
             {
                 "path": m.source.path,
@@ -215,4 +216,5 @@ def run_stage1(
         ],
         "skipped": [{"path": u.source.path, "reason": u.reason} for u in skipped],
         "not_motions": [u.source.path for u in unusable if u.not_a_motion],
+        "inputs": fingerprint(amass_dir, sources),
     }

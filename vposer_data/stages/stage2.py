@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from vposer_data import __version__
-from vposer_data.atomic import atomic_path
-from vposer_data.augment import AugmentSpec, apply_augmentations
-from vposer_data.config import PrepareConfig
+from vposer_data._version import __version__
+from vposer_data.augment.ops import apply_augmentations
+from vposer_data.augment.registry import AugmentSpec
 from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
+from vposer_data.interrupts import start_workers
+from vposer_data.stages.job import SplitJob
 
 __all__ = ["AugmentedBatches", "batch_seed", "run_stage2"]
 
@@ -161,24 +161,10 @@ def _layouts(dataset: AugmentedBatches, total: int, batch_size: int) -> dict[str
     return layouts
 
 
-def _start_workers(loader: DataLoader[Pieces]) -> Iterator[Pieces]:
-    """``iter(loader)``, which forks the workers, with Ctrl-C held back meanwhile and raised
-    right after. Arriving during a fork, it would be swallowed by the interpreter's at-fork
-    hooks (the run would go on, printing a traceback) or break the half-made iterator. The
-    workers inherit the holding handler, so they leave Ctrl-C to this process, which stops
-    them."""
-    if threading.current_thread() is not threading.main_thread():
-        return iter(loader)
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    try:
-        batches = iter(loader)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:
-        del batches  # stops the workers
-        raise KeyboardInterrupt
-    return batches
+def _errno_in(text: str) -> int | None:
+    """The error number HDF5 quotes as ``[Errno N]`` in its message, if any."""
+    found = re.search(r"\[Errno (\d+)\]", text)
+    return int(found.group(1)) if found else None
 
 
 @contextmanager
@@ -188,18 +174,18 @@ def _writing(path: Path) -> Iterator[None]:
     try:
         yield
     except (OSError, RuntimeError) as exc:
-        raise PrepareError(f"could not write {path}: {exc}") from exc
+        reason = str(exc)
+        code = getattr(exc, "errno", None) or _errno_in(reason)
+        if code and os.strerror(code) not in reason.split("\n", 1)[0]:  # say it up front
+            reason = f"{os.strerror(code)}: {reason}"
+        raise PrepareError(f"could not write {path}: {reason}") from exc
 
 
-def run_stage2(
-    split: str,
-    stage1_dir: Path,
-    stage1_record: dict[str, Any],
-    out_path: Path,
-    config: PrepareConfig,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Augment one split into one HDF5 file; returns its manifest record."""
+def run_stage2(job: SplitJob) -> dict[str, Any]:
+    """Augment one split into one HDF5 file, ``job.out``; returns its manifest record."""
+    split, config, out_path = job.split, job.config, job.final
+    stage1_record = job.input_record("stage_I")
+    stage1_dir = job.input_path("stage_I")
     num_rows = int(stage1_record["samples"])
     total = num_rows * config.augment_passes
     gzip = config.hdf5_compression == "gzip"
@@ -231,56 +217,57 @@ def run_stage2(
         collate_fn=_pass_through,
         prefetch_factor=2 if config.num_workers else None,
     )
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_path) as tmp:
-        # HDF5 writes only are wrapped (not the loader, whose errors are not about the file)
+    tmp = job.out
+    # HDF5 writes only are wrapped (not the loader, whose errors are not about the file)
+    with _writing(out_path):
+        h5 = h5py.File(tmp, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+    try:
         with _writing(out_path):
-            h5 = h5py.File(tmp, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-        try:
+            h5.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
+            h5.attrs["package_version"] = __version__
+            h5.attrs["split"] = split
+            h5.attrs["augment_passes"] = config.augment_passes
+            h5.attrs["source_rows"] = num_rows
+            targets = {
+                name: h5.create_dataset(
+                    name,
+                    shape=(total, *layout.row_shape),
+                    dtype=layout.dtype,
+                    chunks=(layout.chunk_rows, *layout.row_shape),
+                    **filters,
+                )
+                for name, layout in dataset.layouts.items()
+            }
+        for pieces in tqdm(
+            start_workers(loader),
+            total=len(dataset),
+            desc=f"Stage II {split}",
+            unit="batch",
+            disable=config.progress_disabled(),
+        ):
             with _writing(out_path):
-                h5.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
-                h5.attrs["package_version"] = __version__
-                h5.attrs["split"] = split
-                h5.attrs["augment_passes"] = config.augment_passes
-                h5.attrs["source_rows"] = num_rows
-                targets = {
-                    name: h5.create_dataset(
-                        name,
-                        shape=(total, *layout.row_shape),
-                        dtype=layout.dtype,
-                        chunks=(layout.chunk_rows, *layout.row_shape),
-                        **filters,
+                for name, chunk, payload in pieces.chunks:
+                    origin = (chunk * dataset.layouts[name].chunk_rows,) + (0,) * len(
+                        dataset.layouts[name].row_shape
                     )
-                    for name, layout in dataset.layouts.items()
-                }
-            for pieces in tqdm(
-                _start_workers(loader),
-                total=len(dataset),
-                desc=f"Stage II {split}",
-                unit="batch",
-                disable=config.progress_disabled(),
-            ):
-                with _writing(out_path):
-                    for name, chunk, payload in pieces.chunks:
-                        origin = (chunk * dataset.layouts[name].chunk_rows,) + (0,) * len(
-                            dataset.layouts[name].row_shape
-                        )
-                        targets[name].id.write_direct_chunk(origin, payload)
-                    for name, start, rows in pieces.rows:
-                        targets[name][start : start + rows.shape[0]] = rows
-        finally:
-            with _writing(out_path):
-                h5.close()  # flushes the chunk cache: a full disk may show only here
-        with _writing(out_path), open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+                    targets[name].id.write_direct_chunk(origin, payload)
+                for name, start, rows in pieces.rows:
+                    targets[name][start : start + rows.shape[0]] = rows
+    finally:
+        with _writing(out_path):
+            h5.close()  # flushes the chunk cache: a full disk may show only here
+    with _writing(out_path), open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
     shapes = {
         name: {"shape": [total, *layout.row_shape], "dtype": layout.dtype}
         for name, layout in dataset.layouts.items()
     }
-    log(f"stage II {split}: {total} rows ({config.augment_passes} pass(es)), fields {list(shapes)}")
+    job.log.info(
+        f"stage II {split}: {total} rows ({config.augment_passes} pass(es)), fields {list(shapes)}"
+    )
     return {
         "samples": total,
         "file": out_path.name,
-        "bytes": out_path.stat().st_size,
+        "bytes": tmp.stat().st_size,
         "fields": shapes,
     }

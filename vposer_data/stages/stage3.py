@@ -8,19 +8,17 @@ original VPoser loader, which globs ``*.pt``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
-from vposer_data.atomic import atomic_dir, save_field
-from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import read_column
+from vposer_data.stages.job import SplitJob
+from vposer_data.tensorfile import save_field
 
 __all__ = ["REQUIRED_FIELDS", "run_stage3"]
 
@@ -51,33 +49,12 @@ def _column_stats(array: np.ndarray) -> dict[str, list[float]]:
     return {"mean": mean.tolist(), "std": std.tolist()}
 
 
-def run_stage3(
-    split: str,
-    h5_path: Path,
-    out_dir: Path,
-    config: PrepareConfig,
-    log: Callable[[str], None],
-    with_stats: bool = False,
-) -> dict[str, Any]:
-    """Finalize one split; returns its manifest record (with per-field stats if asked).
-
-    The split is written into a hidden temp folder renamed into place when whole: a split
-    stopped half-way (an error, Ctrl-C, SIGKILL) never leaves a folder with some of the fields,
-    which would look usable to loaders that only glob ``*.pt``.
-    """
-    with atomic_dir(out_dir) as tmp_dir:
-        return _finalize(split, h5_path, tmp_dir, out_dir, config, log, with_stats)
-
-
-def _finalize(
-    split: str,
-    h5_path: Path,
-    tmp_dir: Path,
-    out_dir: Path,
-    config: PrepareConfig,
-    log: Callable[[str], None],
-    with_stats: bool,
-) -> dict[str, Any]:
+def run_stage3(job: SplitJob) -> dict[str, Any]:
+    """Finalize one split into ``job.out``; returns its manifest record, with per-field
+    statistics when it is the statistics split (``stats_split``)."""
+    split, config = job.split, job.config
+    h5_path = job.input_path("stage_II")
+    with_stats = split == config.stats_split
     fields: dict[str, dict[str, Any]] = {}
     stats: dict[str, dict[str, list[float]]] = {}
     threads = ThreadPoolExecutor(max_workers=max(1, config.num_workers))
@@ -96,10 +73,10 @@ def _finalize(
                 array = array.astype(np.float32, copy=False)
                 if with_stats:
                     stats[name] = _column_stats(array)
-            fields[name] = save_field(tmp_dir, name, array, out_dir)
+            fields[name] = save_field(job.out, name, array, job.final)
             del array
     samples = next(iter(lengths.values()))
-    log(f"stage III {split}: {samples} samples, {len(fields)} fields")
+    job.log.info(f"stage III {split}: {samples} samples, {len(fields)} fields")
     record_out: dict[str, Any] = {"samples": samples, "fields": fields}
     if with_stats:
         record_out["stats"] = stats

@@ -1,0 +1,200 @@
+"""The augmentation functions: named, pure functions on a batch of Stage I samples.
+
+A batch is a ``dict`` of tensors, each ``(n, width)``; poses are axis-angle (widths from
+:mod:`vposer_data.fields`). Every function is ``fn(batch, generator, **params) -> Batch`` and
+never mutates its input: it returns a new dict in which the fields it does not touch are the
+same tensors as before and the pose fields it writes are float32. Randomness comes only from
+the given CPU :class:`torch.Generator`, so a seed fixes the output. Which function a name
+means, its parameters and the fields it reads and adds are declared once, in
+:mod:`vposer_data.augment.registry`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from vposer_data.augment.registry import MATROT_FIELD, AugmentSpec, parse_augmentations
+from vposer_data.fields import NUM_BODY_JOINTS, pose_fields
+from vposer_data.rotations import aa_to_matrot, matrot_to_aa, rotz, yaw_sxyz
+
+__all__ = [
+    "POSE_FIELDS",
+    "Batch",
+    "apply_augmentations",
+    "matrot",
+    "mirror",
+    "noise",
+    "random_zrot",
+    "remove_zrot",
+]
+
+Batch = dict[str, torch.Tensor]
+
+#: Axis-angle pose fields and their widths (3 values per joint), from the field vocabulary.
+POSE_FIELDS: dict[str, int] = pose_fields()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _batch_size(batch: Mapping[str, torch.Tensor]) -> int:
+    sizes = {name: int(t.shape[0]) for name, t in batch.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"batch fields disagree on the number of samples: {sizes}")
+    return next(iter(sizes.values()), 0)
+
+
+def _require(batch: Mapping[str, torch.Tensor], field: str, augmentation: str) -> torch.Tensor:
+    if field not in batch:
+        raise ValueError(
+            f"augmentation {augmentation!r} needs field {field!r}; batch has {sorted(batch)}"
+        )
+    x = batch[field]
+    width = POSE_FIELDS.get(field)
+    if width is not None and (x.ndim != 2 or x.shape[1] != width):
+        raise ValueError(
+            f"augmentation {augmentation!r}: field {field!r} should be (n, {width}), "
+            f"got {tuple(x.shape)}"
+        )
+    return x
+
+
+def _rotate_root(root_orient: torch.Tensor, Rz: torch.Tensor) -> torch.Tensor:
+    """Axis-angle of ``Rz @ R(root_orient)``, computed in float64, returned float32."""
+    R = aa_to_matrot(root_orient.to(torch.float64))
+    return matrot_to_aa(Rz.to(R.device) @ R).to(torch.float32)
+
+
+# --------------------------------------------------------------------------- augmentations
+
+
+def matrot(batch: Batch, generator: torch.Generator | None = None) -> Batch:
+    """Add ``pose_body_matrot`` ``(n, 189)``: joint ``j``'s 3x3 matrix (row-major) at
+    columns ``9*j : 9*j+9``, from ``pose_body``. Computed in float64, stored float32."""
+    pose_body = _require(batch, "pose_body", "matrot")
+    n = pose_body.shape[0]
+    R = aa_to_matrot(pose_body.to(torch.float64).reshape(n, NUM_BODY_JOINTS, 3))
+    out = dict(batch)
+    out[MATROT_FIELD] = R.reshape(n, NUM_BODY_JOINTS * 9).to(torch.float32)
+    return out
+
+
+def noise(
+    batch: Batch,
+    generator: torch.Generator,
+    fields: Sequence[str] = ("pose_body",),
+    sigma: float = 0.01,
+) -> Batch:
+    """Add Gaussian noise ``sigma * N(0, 1)`` to each of ``fields`` present in the batch."""
+    out = dict(batch)
+    for field in fields:
+        if field not in batch:
+            continue
+        x = batch[field].to(torch.float32)
+        if sigma == 0:
+            out[field] = x
+            continue
+        eps = torch.randn(x.shape, generator=generator, dtype=torch.float32)
+        out[field] = x + sigma * eps.to(x.device)
+    return out
+
+
+def remove_zrot(batch: Batch, generator: torch.Generator | None = None) -> Batch:
+    """Remove the root's rotation about the vertical axis (the original VPoser remove_Zrot).
+
+    With ``R = Rz(g) Ry(b) Rx(a)`` (static xyz Euler angles), ``root_orient`` becomes the
+    axis-angle of ``Rz(-g) @ R = Ry(b) Rx(a)``. ``trans`` and the other fields are unchanged.
+    """
+    root = _require(batch, "root_orient", "remove_zrot")
+    R = aa_to_matrot(root.to(torch.float64))
+    out = dict(batch)
+    out["root_orient"] = matrot_to_aa(rotz(-yaw_sxyz(R)) @ R).to(torch.float32)
+    return out
+
+
+def random_zrot(batch: Batch, generator: torch.Generator) -> Batch:
+    """Rotate each sample about the world's vertical (z) axis by ``theta ~ U[0, 2 pi)``:
+    ``root_orient`` becomes ``aa(Rz(theta) @ R)`` and ``trans`` (if present) ``Rz(theta) @ trans``.
+    """
+    root = _require(batch, "root_orient", "random_zrot")
+    n = root.shape[0]
+    theta = torch.rand(n, generator=generator, dtype=torch.float64) * (2 * math.pi)
+    Rz = rotz(theta)
+    out = dict(batch)
+    out["root_orient"] = _rotate_root(root, Rz)
+    if "trans" in batch:
+        trans = batch["trans"]
+        rotated = (Rz.to(trans.device) @ trans.to(torch.float64).unsqueeze(-1)).squeeze(-1)
+        out["trans"] = rotated.to(trans.dtype if trans.is_floating_point() else torch.float32)
+    return out
+
+
+# Left/right pairs among SMPL joints 1..21 (pose_body), as 0-based indices into pose_body:
+# hip (1,2), knee (4,5), ankle (7,8), foot (10,11), collar (13,14), shoulder (16,17),
+# elbow (18,19), wrist (20,21).
+_BODY_LR_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21))
+
+
+def _joint_table(
+    num_joints: int, pairs: Sequence[tuple[int, int]]
+) -> tuple[list[int], list[float]]:
+    """Column permutation and signs that swap the joint ``pairs`` and reflect every joint."""
+    joint_perm = list(range(num_joints))
+    for a, b in pairs:
+        joint_perm[a], joint_perm[b] = joint_perm[b], joint_perm[a]
+    columns = [3 * joint_perm[j] + k for j in range(num_joints) for k in range(3)]
+    # Reflection M = diag(-1, 1, 1) across the sagittal plane maps R to M R M, i.e. the
+    # axis-angle (x, y, z) to (x, -y, -z).
+    return columns, [1.0, -1.0, -1.0] * num_joints
+
+
+_MIRROR_TABLES: dict[str, tuple[list[int], list[float]]] = {
+    "root_orient": _joint_table(1, ()),
+    "pose_body": _joint_table(21, [(a - 1, b - 1) for a, b in _BODY_LR_PAIRS]),
+    "pose_hand": _joint_table(30, [(j, j + 15) for j in range(15)]),  # left 15, right 15
+    "pose_jaw": _joint_table(1, ()),
+    "pose_eye": _joint_table(2, [(0, 1)]),  # left eye, right eye
+    "trans": ([0, 1, 2], [-1.0, 1.0, 1.0]),  # x -> -x
+}
+
+
+def mirror(batch: Batch, generator: torch.Generator, p: float = 1.0) -> Batch:
+    """Flip left and right (across the body's sagittal plane) with probability ``p`` per sample.
+
+    Body joint pairs (hips, knees, ankles, feet, collars, shoulders, elbows, wrists), the two
+    hands and the two eyes are swapped, and every axis-angle ``(x, y, z)`` becomes
+    ``(x, -y, -z)`` (``root_orient`` and ``pose_jaw`` too); ``trans`` x becomes ``-x``.
+    Other fields pass through. Exact (a permutation and sign flips): mirroring twice with
+    ``p = 1`` is the identity.
+    """
+    n = _batch_size(batch)
+    flip = (torch.rand(n, generator=generator, dtype=torch.float64) < p).unsqueeze(-1)
+    out = dict(batch)
+    for field, (columns, signs) in _MIRROR_TABLES.items():
+        if field not in batch:
+            continue
+        x = _require(batch, field, "mirror")
+        if field in POSE_FIELDS:
+            x = x.to(torch.float32)
+        elif x.ndim != 2 or x.shape[1] != 3:
+            raise ValueError(f"augmentation 'mirror': field {field!r} should be (n, 3)")
+        index = torch.tensor(columns, device=x.device)
+        sign = torch.tensor(signs, dtype=x.dtype, device=x.device)
+        mirrored = x.index_select(1, index) * sign
+        out[field] = torch.where(flip.to(x.device), mirrored, x)
+    return out
+
+
+def apply_augmentations(
+    batch: Batch, specs: Sequence[AugmentSpec], generator: torch.Generator
+) -> Batch:
+    """Apply ``specs`` in order (validated again) and return a new batch; ``batch`` is not
+    modified."""
+    out = dict(batch)
+    for spec in parse_augmentations(list(specs)):
+        function = globals()[spec.augmentation.function]
+        out = function(out, generator, **dict(spec.params))
+    return out

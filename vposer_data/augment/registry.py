@@ -1,0 +1,292 @@
+"""The one registry of augmentations: name, parameters, fields read / added / changed,
+whether it draws at random, and the function that applies it.
+
+Torch-free: settings, the command line and the folder identity read it without loading torch.
+The functions live in :mod:`vposer_data.augment.ops` and are looked up by name when applied.
+Configuration is a list of names or mappings, e.g. ``["mirror", {"name": "noise", "sigma":
+0.02}, "matrot"]``, normalized by :func:`parse_augmentations` into hashable
+:class:`AugmentSpec` values with every parameter filled in (so that a folder's identity changes
+when a default does).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vposer_data.errors import ConfigError
+from vposer_data.fields import pose_fields
+
+__all__ = [
+    "AUGMENTATIONS",
+    "DEFAULT_AUGMENTATIONS",
+    "MATROT_FIELD",
+    "AugmentSpec",
+    "Augmentation",
+    "is_random",
+    "output_fields",
+    "parse_augmentations",
+]
+
+#: The field ``matrot`` adds: 21 body joints x row-major 3x3 = 189 columns.
+MATROT_FIELD = "pose_body_matrot"
+
+Check = Callable[[str, str, Any], Any]
+
+
+# --------------------------------------------------------------------------- parameter checks
+
+
+def _check_real(name: str, key: str, value: Any, low: float, high: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(float(value))
+        or not low <= float(value) <= high
+    ):
+        bounds = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
+        raise ConfigError(
+            f"augmentation {name!r}: parameter {key!r} must be a finite number {bounds}, "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
+def _check_sigma(name: str, key: str, value: Any) -> float:
+    return _check_real(name, key, value, 0.0, math.inf)
+
+
+def _check_probability(name: str, key: str, value: Any) -> float:
+    return _check_real(name, key, value, 0.0, 1.0)
+
+
+def _check_pose_fields(name: str, key: str, value: Any) -> tuple[str, ...]:
+    fields = (value,) if isinstance(value, str) else value
+    valid = ", ".join(pose_fields())
+    if not isinstance(fields, Sequence) or not fields:
+        raise ConfigError(
+            f"augmentation {name!r}: parameter {key!r} must be a non-empty list of pose "
+            f"fields ({valid}), got {value!r}"
+        )
+    for item in fields:
+        if item not in pose_fields():
+            raise ConfigError(
+                f"augmentation {name!r}: {item!r} in {key!r} is not a pose field; "
+                f"valid fields: {valid}"
+            )
+    if len(set(fields)) != len(fields):
+        raise ConfigError(f"augmentation {name!r}: {key!r} lists a field twice: {value!r}")
+    return tuple(fields)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """One named augmentation.
+
+    Attributes:
+        name: its registry name.
+        summary: one line for help texts.
+        params: parameter -> (default, check); a check returns the normalized value or raises
+            ConfigError naming the augmentation, the parameter and the value.
+        reads: fields it needs.
+        adds: fields it adds, given its parameters.
+        changes_poses: it changes pose values (so it must come before ``matrot``).
+        random: whether it draws at random, given its parameters.
+        function: the name of its function in :mod:`vposer_data.augment.ops`.
+    """
+
+    name: str
+    summary: str
+    params: Mapping[str, tuple[Any, Check]]
+    reads: tuple[str, ...]
+    adds: Callable[[Mapping[str, Any]], tuple[str, ...]]
+    changes_poses: bool
+    random: Callable[[Mapping[str, Any]], bool]
+    function: str
+
+
+def _none(params: Mapping[str, Any]) -> tuple[str, ...]:
+    return ()
+
+
+def _always(params: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _never(params: Mapping[str, Any]) -> bool:
+    return False
+
+
+_DECLARED = (
+    Augmentation(
+        "matrot",
+        "adds pose_body_matrot (N, 189): each body joint's 3x3 rotation matrix, row by row",
+        {},
+        ("pose_body",),
+        lambda p: (MATROT_FIELD,),
+        changes_poses=False,
+        random=_never,
+        function="matrot",
+    ),
+    Augmentation(
+        "noise",
+        "Gaussian noise sigma*N(0,1) on `fields` (default pose_body, sigma 0.01)",
+        {"fields": (("pose_body",), _check_pose_fields), "sigma": (0.01, _check_sigma)},
+        (),
+        _none,
+        changes_poses=True,
+        random=lambda p: p["sigma"] > 0,
+        function="noise",
+    ),
+    Augmentation(
+        "remove_zrot",
+        "removes the root's rotation about the vertical axis",
+        {},
+        ("root_orient",),
+        _none,
+        changes_poses=True,
+        random=_never,
+        function="remove_zrot",
+    ),
+    Augmentation(
+        "random_zrot",
+        "rotates each sample about the vertical axis by an angle drawn in [0, 2 pi)",
+        {},
+        ("root_orient",),
+        _none,
+        changes_poses=True,
+        random=_always,
+        function="random_zrot",
+    ),
+    Augmentation(
+        "mirror",
+        "swaps left and right with probability p (default 1)",
+        {"p": (1.0, _check_probability)},
+        (),
+        _none,
+        changes_poses=True,
+        random=lambda p: 0 < p["p"] < 1,
+        function="mirror",
+    ),
+)
+
+#: Every augmentation, by name.
+AUGMENTATIONS: dict[str, Augmentation] = {a.name: a for a in _DECLARED}
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """One configured augmentation: its registry name and all its parameters, sorted."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"name": ..., **params}`` with plain JSON-able values (tuples as lists)."""
+        return {
+            "name": self.name,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in self.params},
+        }
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return AUGMENTATIONS[self.name]
+
+    @property
+    def random(self) -> bool:
+        """Whether it draws at random with these parameters."""
+        return self.augmentation.random(dict(self.params))
+
+
+#: What ``None`` means: body rotation matrices only, so every pose is a source frame.
+DEFAULT_AUGMENTATIONS: tuple[AugmentSpec, ...] = (AugmentSpec("matrot"),)
+
+
+def _parse_one(item: Any, position: int) -> AugmentSpec:
+    if isinstance(item, AugmentSpec):
+        item = item.as_dict()
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, Mapping):
+        raise ConfigError(
+            f"augmentation #{position} must be a name, a mapping with a 'name' or an "
+            f"AugmentSpec, got {item!r}"
+        )
+    valid_names = ", ".join(sorted(AUGMENTATIONS))
+    name = item.get("name")
+    if not isinstance(name, str) or name not in AUGMENTATIONS:
+        raise ConfigError(
+            f"unknown augmentation {name!r} (#{position}); valid names: {valid_names}"
+        )
+    declared = AUGMENTATIONS[name].params
+    given = {k: v for k, v in item.items() if k != "name"}
+    unknown = sorted(set(given) - set(declared), key=str)
+    if unknown:
+        valid_params = ", ".join(sorted(declared)) or "none"
+        raise ConfigError(
+            f"augmentation {name!r} has no parameter {unknown[0]!r}; "
+            f"valid parameters: {valid_params}"
+        )
+    params = {
+        key: check(name, key, given.get(key, default)) for key, (default, check) in declared.items()
+    }
+    return AugmentSpec(name, tuple(sorted(params.items())))
+
+
+def parse_augmentations(
+    value: Sequence[str | Mapping[str, Any] | AugmentSpec] | str | Mapping[str, Any] | None,
+) -> tuple[AugmentSpec, ...]:
+    """Validate and normalize an augmentation configuration.
+
+    ``None`` means the default ``(matrot,)``; an empty list means no augmentation; a single
+    name or mapping is read as a one-item list. Raises :class:`ConfigError` (a ValueError),
+    naming the bad value, on an unknown name or parameter, a bad parameter value, or a
+    pose-changing augmentation listed after ``matrot`` (which would leave
+    ``pose_body_matrot`` stale).
+    """
+    if value is None:
+        return DEFAULT_AUGMENTATIONS
+    if isinstance(value, (str, Mapping, AugmentSpec)):
+        value = [value]
+    if not isinstance(value, Sequence):
+        raise ConfigError(f"augmentations must be a list, got {value!r}")
+    specs = tuple(_parse_one(item, i) for i, item in enumerate(value))
+    matrot_at: int | None = None
+    for i, spec in enumerate(specs):
+        if spec.name == "matrot" and matrot_at is None:
+            matrot_at = i
+        elif matrot_at is not None and spec.augmentation.changes_poses:
+            raise ConfigError(
+                f"augmentation {spec.name!r} (#{i}) changes poses but is listed after "
+                f"'matrot' (#{matrot_at}): pose_body_matrot would be stale. List "
+                f"pose-changing augmentations before 'matrot'."
+            )
+    return specs
+
+
+def is_random(specs: Sequence[AugmentSpec]) -> bool:
+    """Whether any of ``specs`` draws at random (else every pass would be the same)."""
+    return any(spec.random for spec in specs)
+
+
+def output_fields(
+    input_fields: Sequence[str], specs: Sequence[AugmentSpec | str | Mapping[str, Any]]
+) -> list[str]:
+    """The fields a batch with ``input_fields`` has after ``specs``: the inputs in order,
+    then the fields the augmentations add. Raises ConfigError if one needs a missing field."""
+    fields = list(input_fields)
+    for spec in parse_augmentations(list(specs)):
+        augmentation = spec.augmentation
+        for needed in augmentation.reads:
+            if needed not in fields:
+                raise ConfigError(
+                    f"augmentation {spec.name!r} needs field {needed!r}; fields are {fields}"
+                )
+        fields.extend(f for f in augmentation.adds(dict(spec.params)) if f not in fields)
+    return fields
