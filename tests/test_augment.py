@@ -13,20 +13,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vposer_data.augment import (
-    AUGMENTATIONS,
-    MATROT_FIELD,
+from vposer_data.augment.ops import (
     POSE_FIELDS,
-    AugmentSpec,
     Batch,
     apply_augmentations,
     matrot,
     mirror,
     noise,
-    output_fields,
-    parse_augmentations,
     random_zrot,
     remove_zrot,
+)
+from vposer_data.augment.registry import (
+    AUGMENTATIONS,
+    MATROT_FIELD,
+    AugmentSpec,
+    is_random,
+    output_fields,
+    parse_augmentations,
 )
 from vposer_data.rotations import aa_to_matrot, rotz, yaw_sxyz
 
@@ -464,3 +467,12 @@ def test_output_fields() -> None:
         output_fields(["root_orient"], ["matrot"])
     with pytest.raises(ValueError, match="needs field 'root_orient'"):
         output_fields(["pose_body"], ["random_zrot"])
+
+
+def test_registry_says_which_augmentations_draw_at_random() -> None:
+    assert not is_random(parse_augmentations(["remove_zrot", "matrot"]))
+    assert not is_random(parse_augmentations([{"name": "noise", "sigma": 0}, "matrot"]))
+    assert not is_random(parse_augmentations([{"name": "mirror", "p": 1}]))
+    assert is_random(parse_augmentations([{"name": "mirror", "p": 0.5}]))
+    assert is_random(parse_augmentations(["noise"]))
+    assert is_random(parse_augmentations(["random_zrot", "matrot"]))
