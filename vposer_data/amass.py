@@ -4,10 +4,17 @@ AMASS ships three families of file (SMPL, SMPL+H, SMPL-X), told apart here by th
 the width of ``poses``, never by file name. Files are opened with ``allow_pickle=False`` and only
 the keys we need are read, so SMPL-X files whose marker metadata are object arrays still load,
 and a file that is really a pickle is refused without being unpickled.
+
+Every member read is checked against the CRC-32 its zip directory entry records, over the
+member's bytes as stored (``.npy`` header and data), whichever way it is read: zipfile checks
+the members it reads, and the large stored members this module memory-maps are checked here.
+A mismatch means the download is damaged, and is an :class:`AmassFormatError` naming the member.
 """
 
 from __future__ import annotations
 
+import io
+import mmap
 import struct
 import zipfile
 import zlib
@@ -67,6 +74,10 @@ class AmassFormatError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class _DamagedMember(Exception):
+    """A member whose bytes disagree with its CRC-32 or cannot be inflated: a damaged file."""
 
 
 class NotAMotionError(AmassFormatError):
@@ -173,6 +184,8 @@ class _KeyReader:
         self.path = path
         self.archive = archive
         self.keys = set(archive.files)
+        self._names = set(archive.zip.namelist()) if archive.zip is not None else set()
+        self._mapping: mmap.mmap | None = None
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys
@@ -182,9 +195,17 @@ class _KeyReader:
             raise AmassFormatError(
                 self.path, f"missing key '{key}' (keys present: {sorted(self.keys)})"
             )
+        # np.savez names a key's member '<key>.npy'; np.load also reads members without it
+        member = key if key in self._names else f"{key}.npy"
         try:
-            mapped = self._map_stored(key)
-            value = self.archive[key] if mapped is None else mapped
+            mapped = self._map_stored(key, member)
+            value = self._read_member(key, member) if mapped is None else mapped
+        except _DamagedMember as exc:
+            raise AmassFormatError(
+                self.path,
+                f"key '{key}' (member {member}) is damaged: {exc}; "
+                "the file is damaged, download it again",
+            ) from None
         except ValueError as exc:
             if "pickle" in str(exc) or "Object arrays" in str(exc):
                 raise AmassFormatError(
@@ -197,44 +218,86 @@ class _KeyReader:
             ) from None
         return np.asarray(value)
 
-    def _map_stored(self, key: str) -> np.ndarray | None:
+    def _read_member(self, key: str, member: str) -> np.ndarray:
+        """A member read whole through zipfile, which checks its CRC-32 at the end of the
+        member, then parsed. Reading it whole first means every byte is checked, the ``.npy``
+        header too: ``np.load`` stops at the end of the array its header announces, so a
+        damaged header announcing fewer elements would pass unchecked."""
+        if self.archive.zip is None:
+            return np.asarray(self.archive[key])
+        try:
+            data = self.archive.zip.read(member)
+        except zipfile.BadZipFile as exc:
+            if "CRC" in str(exc):
+                raise _DamagedMember(f"CRC-32 mismatch ({exc})") from None
+            raise
+        except zlib.error as exc:
+            raise _DamagedMember(f"its compressed data cannot be inflated ({exc})") from None
+        stream = io.BytesIO(data)
+        if stream.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+            raise ValueError(f"member {member} is not an .npy array")
+        stream.seek(0)
+        return np.asarray(np.lib.format.read_array(stream, allow_pickle=False))
+
+    def _map_stored(self, key: str, member: str) -> np.ndarray | None:
         """A large array stored uncompressed, memory-mapped where it lies in the archive.
 
-        ``np.load`` copies a member through Python-level reads and a CRC check; Stage I keeps
-        about a quarter of the frames, so mapping the array and copying only the kept rows
-        halves the time spent reading AMASS. None for deflated or small members (read as
-        usual). The member's bounds are checked, so a truncated file is still an error.
+        ``np.load`` copies a member through Python-level reads; Stage I keeps about a quarter
+        of the frames, so mapping the array and copying only the kept rows saves a copy of
+        every input. None for deflated or small members (read by :meth:`_read_member`). The
+        member's bounds are checked, so a truncated file is still an error, and so is its
+        CRC-32, computed over the mapped bytes (one pass at memory speed, outside the GIL)
+        before its header is parsed, so damage anywhere in the member reads as damage.
         """
         if self.archive.zip is None:
             return None
-        info = self.archive.zip.getinfo(f"{key}.npy")
+        info = self.archive.zip.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED or info.file_size < _MAP_MIN_BYTES:
             return None
-        with open(self.path, "rb") as handle:
-            handle.seek(info.header_offset)
-            local = handle.read(30)
-            if len(local) < 30 or local[:4] != b"PK\x03\x04":
-                raise OSError(f"no zip entry header at offset {info.header_offset}")
-            name_length, extra_length = struct.unpack("<HH", local[26:30])
-            start = info.header_offset + 30 + name_length + extra_length
-            handle.seek(start)
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-            offset = handle.tell()
+        mapping = self._map_file()
+        local = mapping[info.header_offset : info.header_offset + 30]
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise OSError(f"no zip entry header at offset {info.header_offset}")
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        start = info.header_offset + 30 + name_length + extra_length
+        stop = start + info.compress_size
+        if stop > len(mapping):
+            raise OSError(
+                f"member {member} ends at byte {stop}, past the end of the file "
+                f"({len(mapping)} bytes)"
+            )
+        with memoryview(mapping) as view, view[start:stop] as stored:
+            crc = zlib.crc32(stored)
+        if crc != info.CRC:
+            raise _DamagedMember(
+                f"CRC-32 mismatch (the zip directory records {info.CRC:08x}, "
+                f"its {info.compress_size} bytes give {crc:08x})"
+            )
+        mapping.seek(start)
+        version = np.lib.format.read_magic(mapping)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(mapping)
+        else:
+            header = np.lib.format.read_array_header_2_0(mapping)
+        shape, fortran, dtype = header
+        offset = mapping.tell()
         if dtype.hasobject:
             raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
         end = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if end > start + info.file_size or end > self.path.stat().st_size:
+        if end > stop:
             raise OSError(f"array data ends at byte {end}, past the end of the archive member")
         if end == offset:
             return None
         order: Literal["C", "F"] = "F" if fortran else "C"
-        return np.memmap(
-            str(self.path), dtype=dtype, mode="r", offset=offset, shape=shape, order=order
-        )
+        # the array keeps the mapping alive; it is unmapped when the last view is freed
+        return np.ndarray(shape, dtype=dtype, buffer=mapping, offset=offset, order=order)
+
+    def _map_file(self) -> mmap.mmap:
+        """The whole file, mapped read-only once for all of its large members."""
+        if self._mapping is None:
+            with open(self.path, "rb") as handle:
+                self._mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        return self._mapping
 
     def numeric(self, key: str, ndim: int, width: int | None = None) -> np.ndarray:
         value = self.get(key)
