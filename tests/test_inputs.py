@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -62,14 +66,115 @@ def test_removed_and_replaced_files_are_named(prepared: tuple[Path, Path]) -> No
         prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
 
 
-def test_a_file_replaced_by_another_of_the_same_name_is_noticed(
+def _rewrite(target: Path, frames: int | None = None, seed: int = 1) -> None:
+    """Write another motion in place of ``target``: the same keys, dtypes and (unless
+    ``frames`` says otherwise) shapes, hence the same size, with other values."""
+    with np.load(target, allow_pickle=False) as archive:
+        num_frames = archive["poses"].shape[0] if frames is None else frames
+        fps = float(archive["mocap_framerate"])
+        gender = archive["gender"].item()  # str or bytes, as the original stores it
+        betas = archive["betas"]
+    rng = np.random.default_rng(seed)
+    write_motion_npz(target, "smplh", num_frames, fps, gender, betas, rng)
+
+
+def _later_mtime(path: Path, before: os.stat_result) -> None:
+    """Make sure the modification time moved, even on a file system with coarse times."""
+    now = path.stat()
+    if now.st_mtime_ns == before.st_mtime_ns:
+        os.utime(path, ns=(now.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    assert path.stat().st_mtime_ns != before.st_mtime_ns
+
+
+def test_a_file_replaced_by_another_of_another_size_is_named(
     prepared: tuple[Path, Path],
 ) -> None:
     amass, out = prepared
     target = _first_motion(amass / "CMU")
-    rng = np.random.default_rng(1)
-    write_motion_npz(target, "smplh", 321, 120.0, "male", rng.normal(size=16), rng)
-    with pytest.raises(StaleOutputError, match="files replaced"):
+    _rewrite(target, frames=321)
+    name = target.relative_to(amass).as_posix()
+    with pytest.raises(
+        StaleOutputError, match=rf"split 'train'.*1 replaced.*\(e\.g\. {re.escape(name)}\)"
+    ):
+        prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
+
+
+def test_a_file_replaced_by_another_of_the_same_size_is_named(
+    prepared: tuple[Path, Path],
+) -> None:
+    amass, out = prepared
+    target = _first_motion(amass / "HumanEva")
+    before_stat, before_bytes = target.stat(), target.read_bytes()
+    _rewrite(target)
+    _later_mtime(target, before_stat)
+    assert target.stat().st_size == before_stat.st_size
+    assert target.read_bytes() != before_bytes
+    name = target.relative_to(amass).as_posix()
+    with pytest.raises(StaleOutputError) as info:
+        prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
+    message = str(info.value)
+    assert "split 'vald': the AMASS files changed since it was prepared: 1 replaced" in message
+    assert f"same name but other size or modification time (e.g. {name})" in message
+    assert "split 'train'" not in message  # only the split whose file changed
+    # without amass_dir, the prepared data is served as it is
+    served = prepare_vposer_datasets(SPLITS, None, out, config=CONFIG)
+    assert served.ran == []
+    # overwrite rebuilds it from the new file, and then it is current again
+    assert prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG, overwrite=True).ran
+    assert prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG).ran == []
+
+
+def test_a_touched_file_counts_as_replaced(prepared: tuple[Path, Path]) -> None:
+    """Modification times are part of a file's identity, as for make and rsync: a copy that
+    does not keep them looks replaced (the documented price)."""
+    amass, out = prepared
+    target = _first_motion(amass / "CMU")
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    name = target.relative_to(amass).as_posix()
+    with pytest.raises(StaleOutputError, match=rf"1 replaced.*{re.escape(name)}"):
+        prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the time restored: current
+    assert prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG).ran == []
+
+
+def test_several_replaced_files_are_counted_and_some_named(prepared: tuple[Path, Path]) -> None:
+    amass, out = prepared
+    targets = sorted((amass / "CMU").rglob("*.npz"))  # the motions and the shape.npz files
+    assert len(targets) > 3
+    for target in targets:
+        stat = target.stat()
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    names = ", ".join(t.relative_to(amass).as_posix() for t in targets[:3])
+    with pytest.raises(StaleOutputError) as info:
+        prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
+    expected = f"{len(targets)} replaced, same name but other size or modification time"
+    assert f"{expected} (e.g. {names})" in str(info.value)
+
+
+def test_a_record_from_before_times_were_kept_is_checked_by_size(
+    prepared: tuple[Path, Path],
+) -> None:
+    """Stage I records written by earlier versions hold a digest of paths and sizes only:
+    they stay valid, and a change of size is still noticed."""
+    amass, out = prepared
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for record in manifest["stages"]["stage_I"].values():
+        paths = {f["path"] for f in record["files"]}
+        paths |= {s["path"] for s in record["skipped"]} | set(record["not_motions"])
+        text = "\n".join(f"{p}\t{(amass / p).stat().st_size}" for p in sorted(paths))
+        record["inputs"] = {
+            "count": len(paths),
+            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        }
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    target = _first_motion(amass / "CMU")
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG).ran == []
+    _rewrite(target, frames=321)
+    with pytest.raises(StaleOutputError, match=r"files replaced \(same names, other sizes\)"):
         prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
 
 
