@@ -46,7 +46,9 @@ def _config_from_args(args: argparse.Namespace) -> PrepareConfig:
         for f in dataclasses.fields(PrepareConfig)
         if hasattr(args, f.name)
     }
-    if "target_fps" in given and "sampling" not in given:
+    if "sampling" not in given and "clip_frames" in given:
+        given["sampling"] = "clips"  # a clip length asks for clips
+    elif "sampling" not in given and "target_fps" in given:
         given["sampling"] = "fps"  # a clock rate alone asks for clock sampling
     return PrepareConfig(**given)
 

@@ -29,7 +29,7 @@ __all__ = [
     "settings_table",
 ]
 
-SAMPLING_MODES = ("random", "fps")
+SAMPLING_MODES = ("random", "fps", "clips")
 COMPRESSIONS = ("none", "gzip", "lzf")
 
 
@@ -68,6 +68,10 @@ def _clocked(c: PrepareConfig) -> bool:
     return c.sampling != "random"
 
 
+def _clips(c: PrepareConfig) -> bool:
+    return c.sampling == "clips"
+
+
 def _random_augmentation(c: PrepareConfig) -> bool:
     return is_random(c.augmentations)
 
@@ -86,14 +90,33 @@ class PrepareConfig:
     trim: float = setting(0.1, "fraction of frames dropped at each end of a motion (T-poses)")
     sampling: str = setting(
         "random",
-        '"random" (a `keep_rate` fraction per file) or "fps" (the frames nearest to a regular '
-        "clock at `target_fps`, by each file's own rate)",
+        '"random" (a `keep_rate` fraction per file), "fps" (the frames nearest to a regular '
+        'clock at `target_fps`, by each file\'s own rate) or "clips" (windows of '
+        "`clip_frames` ticks of that clock)",
         choices=SAMPLING_MODES,
     )
     target_fps: float | None = setting(
         None,
-        'clock rate in Hz for `sampling="fps"`; on the command line, giving it alone selects "fps"',
+        'clock rate in Hz for `sampling="fps"` and `"clips"`; on the command line, giving it '
+        'alone selects "fps"',
         applies=_clocked,
+    )
+    clip_frames: int | None = setting(
+        None,
+        'frames per clip (T >= 2) for `sampling="clips"`; on the command line, giving it '
+        'selects "clips"',
+        applies=_clips,
+    )
+    clip_stride: int | None = setting(
+        None,
+        "ticks between the starts of consecutive clips (None: `clip_frames`, no overlap)",
+        applies=_clips,
+    )
+    canonicalize: bool = setting(
+        True,
+        "move each clip rigidly about the vertical so its first frame faces +y at x = y = 0 "
+        "(`canon_yaw` and `canon_offset` restore it)",
+        applies=_clips,
     )
     seed: int = setting(
         0,
@@ -192,6 +215,13 @@ class PrepareConfig:
             raise ConfigError(f"unknown PrepareConfig settings {unknown}; known: {known}")
         return cls(**dict(values))
 
+    @property
+    def stride(self) -> int:
+        """Ticks between clip starts (``clip_stride``, or ``clip_frames``); clips only."""
+        if self.clip_frames is None:
+            raise ConfigError("stride: only sampling='clips' has clips")
+        return self.clip_stride or self.clip_frames
+
     def progress_disabled(self) -> bool | None:
         """tqdm's ``disable``: None lets tqdm decide (bars on a terminal only)."""
         return None if self.progress is None else not self.progress
@@ -223,8 +253,22 @@ def _problems(c: PrepareConfig) -> list[str]:
         problems.append(f"sampling={c.sampling!r}: expected one of {SAMPLING_MODES}")
     if c.target_fps is not None and not (_is_real(c.target_fps) and c.target_fps > 0):
         problems.append(f"target_fps={c.target_fps!r}: expected a rate > 0 in Hz, or None")
-    elif c.sampling == "fps" and c.target_fps is None:
-        problems.append("target_fps=None: sampling='fps' needs a rate > 0 in Hz")
+    elif c.sampling != "random" and c.target_fps is None:
+        problems.append(f"target_fps=None: sampling={c.sampling!r} needs a rate > 0 in Hz")
+    if c.clip_frames is not None and not (_is_int(c.clip_frames) and c.clip_frames >= 2):
+        problems.append(f"clip_frames={c.clip_frames!r}: expected an integer >= 2, or None")
+    elif c.sampling == "clips" and c.clip_frames is None:
+        problems.append("clip_frames=None: sampling='clips' needs the frames per clip (>= 2)")
+    if c.clip_stride is not None and not (_is_int(c.clip_stride) and c.clip_stride >= 1):
+        problems.append(f"clip_stride={c.clip_stride!r}: expected an integer >= 1, or None")
+    if not isinstance(c.canonicalize, bool):
+        problems.append(f"canonicalize={c.canonicalize!r}: expected True or False")
+    needs_clips = [s.name for s in c.augmentations if s.augmentation.needs_clips]
+    if needs_clips and c.sampling != "clips":
+        problems.append(
+            f"augmentations {needs_clips}: need sampling='clips' (a rate and several frames "
+            f"per sample), not sampling={c.sampling!r}"
+        )
     if not _is_int(c.seed) or c.seed < 0:
         problems.append(f"seed={c.seed!r}: expected an integer >= 0")
     if c.default_fps is not None and not (_is_real(c.default_fps) and c.default_fps > 0):

@@ -15,6 +15,7 @@ __all__ = [
     "ALL_FAMILIES",
     "FIELDS",
     "NUM_BODY_JOINTS",
+    "REPRESENTATIONS",
     "Field",
     "field",
     "frame_fields",
@@ -85,18 +86,34 @@ _DECLARED = (
         None,
         "body joints as 3x3 rotation matrices, row by row",
     ),
+    Field("trans_vel", 3, "float32", "frame", (), None, "clips: root velocity, m/s"),
+    Field("root_angvel", 3, "float32", "frame", (), None, "clips: root angular velocity, rad/s"),
+    Field("canon_yaw", 0, "float32", "motion", (), None, "clips: rotation about z applied, rad"),
+    Field("canon_offset", 3, "float32", "motion", (), None, "clips: horizontal shift removed"),
 )
+
+#: Rotation representations an augmentation derives from an axis-angle pose field, as
+#: ``<field>_<suffix>``: numbers per joint.
+REPRESENTATIONS = {"rot6d": 6, "quat": 4}
 
 #: Every field, by name, in the order outputs list them.
 FIELDS: dict[str, Field] = {f.name: f for f in _DECLARED}
 
 
 def field(name: str) -> Field:
-    """The declaration of ``name``; a KeyError listing the known names otherwise."""
-    try:
+    """The declaration of ``name`` (also ``<pose field>_rot6d`` and ``<pose field>_quat``); a
+    KeyError listing the known names otherwise."""
+    if name in FIELDS:
         return FIELDS[name]
-    except KeyError:
-        raise KeyError(f"unknown field {name!r}; known fields: {', '.join(FIELDS)}") from None
+    base, _, suffix = name.rpartition("_")
+    source = FIELDS.get(base)
+    if source is not None and source.joints and suffix in REPRESENTATIONS:
+        width = source.joints * REPRESENTATIONS[suffix]
+        return Field(name, width, "float32", "frame", (), None, f"{base} as {suffix}")
+    raise KeyError(
+        f"unknown field {name!r}; known fields: {', '.join(FIELDS)}, and "
+        f"<pose field>_{{{','.join(REPRESENTATIONS)}}}"
+    )
 
 
 def pose_fields() -> dict[str, int]:
@@ -109,7 +126,7 @@ def source_fields() -> tuple[Field, ...]:
     return tuple(f for f in FIELDS.values() if f.families)
 
 
-def frame_fields(names: tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
+def frame_fields() -> tuple[str, ...]:
     """The per-frame source fields (Stage I's float arrays), in output order."""
     return tuple(
         f.name for f in FIELDS.values() if f.families and f.per == "frame" and f.dtype == "float32"

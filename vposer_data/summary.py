@@ -7,7 +7,13 @@ from pathlib import Path
 from vposer_data.errors import PrepareError
 from vposer_data.manifest import Manifest
 
-__all__ = ["load_prepared", "samples_per_dataset", "summarize", "verify"]
+__all__ = [
+    "clip_seconds_per_dataset",
+    "load_prepared",
+    "samples_per_dataset",
+    "summarize",
+    "verify",
+]
 
 
 def load_prepared(data_dir: str | Path, complete: bool = False) -> Manifest:
@@ -29,6 +35,23 @@ def samples_per_dataset(manifest: Manifest, split: str) -> dict[str, int]:
     passes = int(manifest.settings.get("config", {}).get("augment_passes", 1))
     stage1 = manifest.record("stage_I", split) or {}
     return {name: int(count) * passes for name, count in stage1.get("datasets", {}).items()}
+
+
+def clip_seconds_per_dataset(manifest: Manifest, split: str) -> dict[str, float] | None:
+    """Clip folders: source dataset -> seconds of motion the clips of ``split`` cover (each
+    motion's span from its first clip's start to its last clip's end, counted once however
+    the clips overlap); None for frame folders."""
+    config = manifest.settings.get("config", {})
+    if config.get("sampling") != "clips":
+        return None
+    T, rate = int(config["clip_frames"]), float(config["target_fps"])
+    stride = int(config.get("clip_stride") or T)
+    seconds: dict[str, float] = {}
+    for item in (manifest.record("stage_I", split) or {}).get("files", []):
+        clips = int(item["kept"])
+        covered = ((clips - 1) * stride + T) / rate if clips else 0.0
+        seconds[item["dataset"]] = seconds.get(item["dataset"], 0.0) + covered
+    return seconds
 
 
 def summarize(data_dir: str | Path) -> str:
@@ -55,12 +78,24 @@ def summarize(data_dir: str | Path) -> str:
         if final is None:
             lines.append(f"\n[{split}] not finished")
             continue
-        lines.append(
-            f"\n[{split}] {final['samples']:,} samples "
-            f"from {len(stage1.get('files', []))} motion files"
-        )
-        for dataset, count in samples_per_dataset(manifest, split).items():
-            lines.append(f"    {dataset:<22s} {count:>10,}")
+        seconds = clip_seconds_per_dataset(manifest, split)
+        if seconds is None:
+            lines.append(
+                f"\n[{split}] {final['samples']:,} samples "
+                f"from {len(stage1.get('files', []))} motion files"
+            )
+            for dataset, count in samples_per_dataset(manifest, split).items():
+                lines.append(f"    {dataset:<22s} {count:>10,}")
+        else:
+            lines.append(
+                f"\n[{split}] {final['samples']:,} clips of {config['clip_frames']} frames at "
+                f"{config['target_fps']:g} Hz from {len(stage1.get('files', []))} motion files, "
+                f"{sum(seconds.values()):,.1f} seconds of motion; "
+                f"{len(stage1.get('too_short', []))} motions too short for a clip"
+            )
+            lines.append(f"    {'dataset':<22s} {'clips':>10s} {'seconds':>10s}")
+            for dataset, count in samples_per_dataset(manifest, split).items():
+                lines.append(f"    {dataset:<22s} {count:>10,} {seconds.get(dataset, 0):>10,.1f}")
         files = len(stage1.get("files", []))
         for name, lacking in stage1.get("dropped_fields", {}).items():
             lines.append(

@@ -1,12 +1,14 @@
 """The augmentation functions: named, pure functions on a batch of Stage I samples.
 
-A batch is a ``dict`` of tensors, each ``(n, width)``; poses are axis-angle (widths from
-:mod:`vposer_data.fields`). Every function is ``fn(batch, generator, **params) -> Batch`` and
-never mutates its input: it returns a new dict in which the fields it does not touch are the
-same tensors as before and the pose fields it writes are float32. Randomness comes only from
-the given CPU :class:`torch.Generator`, so a seed fixes the output. Which function a name
-means, its parameters and the fields it reads and adds are declared once, in
-:mod:`vposer_data.augment.registry`.
+A batch is a ``dict`` of tensors: per-frame fields ``(n, width)`` for frames or
+``(n, T, width)`` for clips of ``T`` frames, per-motion fields ``(n, width)``; poses are
+axis-angle (widths from :mod:`vposer_data.fields`). Random draws are per sample: once per clip
+(a rotation, a mirror flip), except noise, which is drawn per frame. Every function is
+``fn(batch, generator, **params) -> Batch`` and never mutates its input: it returns a new dict
+in which the fields it does not touch are the same tensors as before and the pose fields it
+writes are float32. Randomness comes only from the given CPU :class:`torch.Generator`, so a
+seed fixes the output. Which function a name means, its parameters and the fields it reads
+and adds are declared once, in :mod:`vposer_data.augment.registry`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from vposer_data.augment.registry import MATROT_FIELD, AugmentSpec, parse_augmentations
+from vposer_data.clips import root_angular_velocity, rotate_clips_about_z, trans_velocity
 from vposer_data.fields import NUM_BODY_JOINTS, pose_fields
-from vposer_data.rotations import aa_to_matrot, matrot_to_aa, rotz, yaw_sxyz
+from vposer_data.rotations import (
+    aa_to_matrot,
+    aa_to_quat,
+    matrot_to_aa,
+    matrot_to_rot6d,
+    rotz,
+    yaw_sxyz,
+)
 
 __all__ = [
     "POSE_FIELDS",
@@ -27,8 +37,11 @@ __all__ = [
     "matrot",
     "mirror",
     "noise",
+    "quat",
     "random_zrot",
     "remove_zrot",
+    "rot6d",
+    "velocities",
 ]
 
 Batch = dict[str, torch.Tensor]
@@ -54,12 +67,22 @@ def _require(batch: Mapping[str, torch.Tensor], field: str, augmentation: str) -
         )
     x = batch[field]
     width = POSE_FIELDS.get(field)
-    if width is not None and (x.ndim != 2 or x.shape[1] != width):
+    if width is not None and (x.ndim not in (2, 3) or x.shape[-1] != width):
         raise ValueError(
-            f"augmentation {augmentation!r}: field {field!r} should be (n, {width}), "
-            f"got {tuple(x.shape)}"
+            f"augmentation {augmentation!r}: field {field!r} should be (n, {width}) or "
+            f"(n, T, {width}), got {tuple(x.shape)}"
         )
     return x
+
+
+def _is_clips(batch: Mapping[str, torch.Tensor]) -> bool:
+    """Clips: per-frame fields are ``(n, T, width)``."""
+    return batch["root_orient"].ndim == 3 if "root_orient" in batch else False
+
+
+def _per_joint(x: torch.Tensor) -> torch.Tensor:
+    """``(..., 3 J)`` axis-angle as ``(..., J, 3)`` in float64."""
+    return x.to(torch.float64).reshape(*x.shape[:-1], x.shape[-1] // 3, 3)
 
 
 def _rotate_root(root_orient: torch.Tensor, Rz: torch.Tensor) -> torch.Tensor:
@@ -72,13 +95,54 @@ def _rotate_root(root_orient: torch.Tensor, Rz: torch.Tensor) -> torch.Tensor:
 
 
 def matrot(batch: Batch, generator: torch.Generator | None = None) -> Batch:
-    """Add ``pose_body_matrot`` ``(n, 189)``: joint ``j``'s 3x3 matrix (row-major) at
-    columns ``9*j : 9*j+9``, from ``pose_body``. Computed in float64, stored float32."""
+    """Add ``pose_body_matrot`` ``(..., 189)``: joint ``j``'s 3x3 matrix (row-major) at
+    columns ``9*j : 9*j+9``, from ``pose_body``, every frame. Computed in float64, stored
+    float32."""
     pose_body = _require(batch, "pose_body", "matrot")
-    n = pose_body.shape[0]
-    R = aa_to_matrot(pose_body.to(torch.float64).reshape(n, NUM_BODY_JOINTS, 3))
+    R = aa_to_matrot(_per_joint(pose_body))
     out = dict(batch)
-    out[MATROT_FIELD] = R.reshape(n, NUM_BODY_JOINTS * 9).to(torch.float32)
+    out[MATROT_FIELD] = R.reshape(*pose_body.shape[:-1], NUM_BODY_JOINTS * 9).to(torch.float32)
+    return out
+
+
+def rot6d(
+    batch: Batch, generator: torch.Generator | None = None, fields: Sequence[str] = ("pose_body",)
+) -> Batch:
+    """Add ``<field>_rot6d`` ``(..., 6 J)`` for each of ``fields``: per joint, the first two
+    columns of its rotation matrix, ``[R00, R10, R20, R01, R11, R21]`` (Zhou et al. 2019)."""
+    out = dict(batch)
+    for field in fields:
+        x = _require(batch, field, "rot6d")
+        six = matrot_to_rot6d(aa_to_matrot(_per_joint(x)))
+        out[f"{field}_rot6d"] = six.reshape(*x.shape[:-1], -1).to(torch.float32)
+    return out
+
+
+def quat(
+    batch: Batch, generator: torch.Generator | None = None, fields: Sequence[str] = ("pose_body",)
+) -> Batch:
+    """Add ``<field>_quat`` ``(..., 4 J)`` for each of ``fields``: per joint the unit quaternion
+    ``(w, x, y, z)`` with ``w >= 0``."""
+    out = dict(batch)
+    for field in fields:
+        x = _require(batch, field, "quat")
+        q = aa_to_quat(_per_joint(x))
+        out[f"{field}_quat"] = q.reshape(*x.shape[:-1], -1).to(torch.float32)
+    return out
+
+
+def velocities(batch: Batch, generator: torch.Generator | None = None, *, fps: float) -> Batch:
+    """Clips only: add ``trans_vel`` ``(n, T, 3)`` in m/s and ``root_angvel`` ``(n, T, 3)`` in
+    rad/s (world frame) at the clips' rate ``fps``; see
+    :func:`vposer_data.clips.trans_velocity` and :func:`vposer_data.clips.root_angular_velocity`
+    for the formulas."""
+    root = _require(batch, "root_orient", "velocities")
+    trans = _require(batch, "trans", "velocities")
+    if root.ndim != 3:
+        raise ValueError("augmentation 'velocities' needs clips (n, T, 3), got frames")
+    out = dict(batch)
+    out["trans_vel"] = trans_velocity(trans, fps).to(torch.float32)
+    out["root_angvel"] = root_angular_velocity(root, fps).to(torch.float32)
     return out
 
 
@@ -106,11 +170,22 @@ def remove_zrot(batch: Batch, generator: torch.Generator | None = None) -> Batch
     """Remove the root's rotation about the vertical axis (the original VPoser remove_Zrot).
 
     With ``R = Rz(g) Ry(b) Rx(a)`` (static xyz Euler angles), ``root_orient`` becomes the
-    axis-angle of ``Rz(-g) @ R = Ry(b) Rx(a)``. ``trans`` and the other fields are unchanged.
+    axis-angle of ``Rz(-g) @ R = Ry(b) Rx(a)``. For frames ``trans`` and the other fields are
+    unchanged. For clips the first frame's ``g`` is removed from the whole clip, as one rigid
+    rotation about the vertical through the first frame's position (``trans`` too), so the
+    motion keeps its shape.
     """
     root = _require(batch, "root_orient", "remove_zrot")
     R = aa_to_matrot(root.to(torch.float64))
     out = dict(batch)
+    if root.ndim == 3:
+        angle = -yaw_sxyz(R[:, 0])
+        out["root_orient"], trans = rotate_clips_about_z(
+            root, _require(batch, "trans", "remove_zrot"), angle
+        )
+        out["root_orient"] = out["root_orient"].to(torch.float32)
+        out["trans"] = trans.to(torch.float32)
+        return out
     out["root_orient"] = matrot_to_aa(rotz(-yaw_sxyz(R)) @ R).to(torch.float32)
     return out
 
@@ -118,12 +193,18 @@ def remove_zrot(batch: Batch, generator: torch.Generator | None = None) -> Batch
 def random_zrot(batch: Batch, generator: torch.Generator) -> Batch:
     """Rotate each sample about the world's vertical (z) axis by ``theta ~ U[0, 2 pi)``:
     ``root_orient`` becomes ``aa(Rz(theta) @ R)`` and ``trans`` (if present) ``Rz(theta) @ trans``.
+    A clip is rotated whole, by one angle, about the vertical through its first frame's
+    position (:func:`vposer_data.clips.rotate_clips_about_z`).
     """
     root = _require(batch, "root_orient", "random_zrot")
     n = root.shape[0]
     theta = torch.rand(n, generator=generator, dtype=torch.float64) * (2 * math.pi)
-    Rz = rotz(theta)
     out = dict(batch)
+    if root.ndim == 3:
+        rotated, trans = rotate_clips_about_z(root, _require(batch, "trans", "random_zrot"), theta)
+        out["root_orient"], out["trans"] = rotated.to(torch.float32), trans.to(torch.float32)
+        return out
+    Rz = rotz(theta)
     out["root_orient"] = _rotate_root(root, Rz)
     if "trans" in batch:
         trans = batch["trans"]
@@ -168,10 +249,10 @@ def mirror(batch: Batch, generator: torch.Generator, p: float = 1.0) -> Batch:
     hands and the two eyes are swapped, and every axis-angle ``(x, y, z)`` becomes
     ``(x, -y, -z)`` (``root_orient`` and ``pose_jaw`` too); ``trans`` x becomes ``-x``.
     Other fields pass through. Exact (a permutation and sign flips): mirroring twice with
-    ``p = 1`` is the identity.
+    ``p = 1`` is the identity. A clip is flipped whole (one draw per clip).
     """
     n = _batch_size(batch)
-    flip = (torch.rand(n, generator=generator, dtype=torch.float64) < p).unsqueeze(-1)
+    flip = torch.rand(n, generator=generator, dtype=torch.float64) < p
     out = dict(batch)
     for field, (columns, signs) in _MIRROR_TABLES.items():
         if field not in batch:
@@ -179,22 +260,34 @@ def mirror(batch: Batch, generator: torch.Generator, p: float = 1.0) -> Batch:
         x = _require(batch, field, "mirror")
         if field in POSE_FIELDS:
             x = x.to(torch.float32)
-        elif x.ndim != 2 or x.shape[1] != 3:
-            raise ValueError(f"augmentation 'mirror': field {field!r} should be (n, 3)")
+        elif x.ndim not in (2, 3) or x.shape[-1] != 3:
+            raise ValueError(
+                f"augmentation 'mirror': field {field!r} should be (n, 3) or (n, T, 3)"
+            )
         index = torch.tensor(columns, device=x.device)
         sign = torch.tensor(signs, dtype=x.dtype, device=x.device)
-        mirrored = x.index_select(1, index) * sign
-        out[field] = torch.where(flip.to(x.device), mirrored, x)
+        mirrored = x.index_select(x.ndim - 1, index) * sign
+        chosen = flip.reshape(n, *([1] * (x.ndim - 1))).to(x.device)
+        out[field] = torch.where(chosen, mirrored, x)
     return out
 
 
 def apply_augmentations(
-    batch: Batch, specs: Sequence[AugmentSpec], generator: torch.Generator
+    batch: Batch,
+    specs: Sequence[AugmentSpec],
+    generator: torch.Generator,
+    fps: float | None = None,
 ) -> Batch:
     """Apply ``specs`` in order (validated again) and return a new batch; ``batch`` is not
-    modified."""
+    modified. ``fps``: the clips' rate, for the augmentations that work on clips only."""
     out = dict(batch)
     for spec in parse_augmentations(list(specs)):
-        function = globals()[spec.augmentation.function]
-        out = function(out, generator, **dict(spec.params))
+        augmentation = spec.augmentation
+        function = globals()[augmentation.function]
+        params = dict(spec.params)
+        if augmentation.needs_clips:
+            if fps is None:
+                raise ValueError(f"augmentation {spec.name!r} needs clips and their rate (fps)")
+            params["fps"] = fps
+        out = function(out, generator, **params)
     return out

@@ -99,6 +99,8 @@ class Augmentation:
         changes_poses: it changes pose values (so it must come before ``matrot``).
         random: whether it draws at random, given its parameters.
         function: the name of its function in :mod:`vposer_data.augment.ops`.
+        needs_clips: it works on clips only (``sampling="clips"``); its function then also
+            receives ``fps``, the clips' rate.
     """
 
     name: str
@@ -109,6 +111,16 @@ class Augmentation:
     changes_poses: bool
     random: Callable[[Mapping[str, Any]], bool]
     function: str
+    needs_clips: bool = False
+
+
+def _suffixed(suffix: str) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:
+    """``adds`` of a representation: ``<field>_<suffix>`` for each of its ``fields``."""
+
+    def adds(params: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(f"{name}_{suffix}" for name in params["fields"])
+
+    return adds
 
 
 def _none(params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -173,6 +185,40 @@ _DECLARED = (
         changes_poses=True,
         random=lambda p: 0 < p["p"] < 1,
         function="mirror",
+    ),
+    Augmentation(
+        "rot6d",
+        "adds <field>_rot6d for each of `fields` (default pose_body): per joint the first two "
+        "columns of its rotation matrix, [R00, R10, R20, R01, R11, R21]",
+        {"fields": (("pose_body",), _check_pose_fields)},
+        (),
+        _suffixed("rot6d"),
+        changes_poses=False,
+        random=_never,
+        function="rot6d",
+    ),
+    Augmentation(
+        "quat",
+        "adds <field>_quat for each of `fields` (default pose_body): per joint a unit "
+        "quaternion (w, x, y, z) with w >= 0",
+        {"fields": (("pose_body",), _check_pose_fields)},
+        (),
+        _suffixed("quat"),
+        changes_poses=False,
+        random=_never,
+        function="quat",
+    ),
+    Augmentation(
+        "velocities",
+        "clips: adds trans_vel (m/s) and root_angvel (rad/s, world frame), central "
+        "differences at the clip rate, one-sided at the ends",
+        {},
+        ("root_orient", "trans"),
+        lambda p: ("trans_vel", "root_angvel"),
+        changes_poses=False,
+        random=_never,
+        function="velocities",
+        needs_clips=True,
     ),
 )
 
@@ -248,7 +294,7 @@ def parse_augmentations(
     name or mapping is read as a one-item list. Raises :class:`ConfigError` (a ValueError),
     naming the bad value, on an unknown name or parameter, a bad parameter value, or a
     pose-changing augmentation listed after ``matrot`` (which would leave
-    ``pose_body_matrot`` stale).
+    ``pose_body_matrot`` stale; likewise any field an augmentation derives).
     """
     if value is None:
         return DEFAULT_AUGMENTATIONS
@@ -257,16 +303,17 @@ def parse_augmentations(
     if not isinstance(value, Sequence):
         raise ConfigError(f"augmentations must be a list, got {value!r}")
     specs = tuple(_parse_one(item, i) for i, item in enumerate(value))
-    matrot_at: int | None = None
+    derived_at: int | None = None
     for i, spec in enumerate(specs):
-        if spec.name == "matrot" and matrot_at is None:
-            matrot_at = i
-        elif matrot_at is not None and spec.augmentation.changes_poses:
+        if spec.augmentation.changes_poses and derived_at is not None:
+            deriving = specs[derived_at].name
             raise ConfigError(
                 f"augmentation {spec.name!r} (#{i}) changes poses but is listed after "
-                f"'matrot' (#{matrot_at}): pose_body_matrot would be stale. List "
-                f"pose-changing augmentations before 'matrot'."
+                f"{deriving!r} (#{derived_at}), whose derived fields would be stale. List "
+                f"pose-changing augmentations before {deriving!r}."
             )
+        if derived_at is None and spec.augmentation.adds(dict(spec.params)):
+            derived_at = i
     return specs
 
 

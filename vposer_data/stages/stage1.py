@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
+from vposer_data.clips import canonicalize, clip_frames, tick_count
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.fields import FIELDS, frame_fields
@@ -32,20 +34,26 @@ __all__ = ["GENDER_CODES", "run_stage1"]
 GENDER_CODES = {"male": -1, "neutral": 0, "female": 1}
 #: Per-frame source fields, in output order; the optional ones are kept when every file has them.
 FRAME_FIELDS = frame_fields()
+#: What canonical clips add.
+CANON_FIELDS = ("canon_yaw", "canon_offset")
 
 
 @dataclass
 class _Motion:
-    """The kept frames of one file."""
+    """The kept samples of one file: frames, or clips of T frames."""
 
     source: SourceFile
     family: str
     fps: float
     num_frames: int
-    frames: np.ndarray  # int64 indices into the file
-    arrays: dict[str, np.ndarray]  # field -> (k, width) float32
+    frames: np.ndarray  # int64 indices into the file: (k,) frames or (k, T) clips
+    arrays: dict[str, np.ndarray]  # field -> (k, width) or (k, T, width) float32
     betas: np.ndarray  # (B,) float32
     gender: int
+
+    @property
+    def samples(self) -> int:
+        return int(self.frames.shape[0])
 
 
 @dataclass
@@ -53,13 +61,36 @@ class _Unusable:
     source: SourceFile
     reason: str
     not_a_motion: bool
+    too_short: bool = False  # clips: a usable motion with fewer ticks than one clip
 
 
 def _select(sequence: AmassSequence, source: SourceFile, config: PrepareConfig) -> np.ndarray:
+    """The kept frames: ``(k,)`` indices, or ``(k, T)`` for clips."""
+    if config.sampling == "clips" and config.target_fps and config.clip_frames:
+        return clip_frames(
+            sequence.num_frames,
+            config.trim,
+            sequence.fps,
+            config.target_fps,
+            config.clip_frames,
+            config.stride,
+        )
     if config.sampling == "fps" and config.target_fps is not None:
         return clock_frames(sequence.num_frames, config.trim, sequence.fps, config.target_fps)
     rng = sequence_rng(config.seed, source.path)
     return random_frames(sequence.num_frames, config.trim, config.keep_rate, rng)
+
+
+def _canonical(arrays: dict[str, np.ndarray], sequence: AmassSequence, frames: np.ndarray) -> None:
+    """Replace the clips' ``root_orient`` and ``trans`` by their canonical form (computed from
+    the file's own precision) and add ``canon_yaw`` and ``canon_offset``."""
+    root = torch.from_numpy(np.asarray(sequence.root_orient[frames], dtype=np.float64))
+    trans = torch.from_numpy(np.asarray(sequence.trans[frames], dtype=np.float64))
+    root_c, trans_c, yaw, offset = canonicalize(root, trans)
+    arrays["root_orient"] = root_c.numpy().astype(np.float32)
+    arrays["trans"] = trans_c.numpy().astype(np.float32)
+    arrays["canon_yaw"] = yaw.numpy().astype(np.float32)
+    arrays["canon_offset"] = offset.numpy().astype(np.float32)
 
 
 def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Motion | _Unusable:
@@ -81,6 +112,16 @@ def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Mo
             not_a_motion=False,
         )
     frames = _select(sequence, source, config)
+    if frames.size == 0 and config.sampling == "clips":
+        ticks = tick_count(sequence.num_frames, config.trim, sequence.fps, config.target_fps or 1)
+        return _Unusable(
+            source,
+            f"too short for one clip: {sequence.num_frames} frames at {sequence.fps:g} Hz give "
+            f"{ticks} ticks at {config.target_fps:g} Hz after trimming, a clip needs "
+            f"{config.clip_frames}",
+            not_a_motion=False,
+            too_short=True,
+        )
     if frames.size == 0:
         return _Unusable(
             source,
@@ -93,6 +134,8 @@ def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Mo
         for name in FRAME_FIELDS
         if (value := getattr(sequence, name)) is not None
     }
+    if config.sampling == "clips" and config.canonicalize:
+        _canonical(arrays, sequence, frames)
     return _Motion(
         source=source,
         family=sequence.family,
@@ -139,6 +182,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
     if job.amass_dir is None or job.sources is None:
         raise PrepareError(f"split {split!r}: Stage I needs amass_dir and the split's files")
     amass_dir, sources = job.amass_dir, job.sources
+    inputs = fingerprint(amass_dir, sources)  # before reading: a file replaced meanwhile is seen
     motions: list[_Motion] = []
     unusable: list[_Unusable] = []
     with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
@@ -153,12 +197,18 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
             if isinstance(result, _Motion):
                 motions.append(result)
                 continue
-            if not result.not_a_motion:
+            if not result.not_a_motion and not result.too_short:
                 if config.strict:
                     raise AmassFormatError(amass_dir / result.source.path, result.reason)
                 job.log.warning(f"skipped {result.source.path}: {result.reason}")
             unusable.append(result)
-    skipped = [u for u in unusable if not u.not_a_motion]
+    skipped = [u for u in unusable if not u.not_a_motion and not u.too_short]
+    too_short = [u for u in unusable if u.too_short]
+    if too_short:
+        job.log.info(
+            f"split {split!r}: {len(too_short)} motions too short for one clip "
+            f"(listed in the manifest as too_short)"
+        )
     if not motions:
         reasons = "; ".join(f"{u.source.path}: {u.reason}" for u in skipped[:3])
         raise PrepareError(
@@ -167,7 +217,8 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         )
     _check_consistency(split, motions)
 
-    present = [name for name in FRAME_FIELDS if all(name in m.arrays for m in motions)]
+    produced = FRAME_FIELDS + tuple(n for n in CANON_FIELDS if n in motions[0].arrays)
+    present = [name for name in produced if all(name in m.arrays for m in motions)]
     dropped = {
         name: sum(name not in m.arrays for m in motions)
         for name in FRAME_FIELDS
@@ -178,7 +229,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
             f"split {split!r}: field {name!r} left out of the split: {lacking} of "
             f"{len(motions)} motion files lack it (a field is kept only when every file has it)"
         )
-    counts = np.array([m.frames.size for m in motions])
+    counts = np.array([m.samples for m in motions])
     fields: dict[str, dict[str, Any]] = {}
 
     def write(name: str, array: np.ndarray) -> None:
@@ -193,7 +244,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
 
     per_dataset: Counter[str] = Counter()
     for motion in motions:
-        per_dataset[motion.source.dataset] += motion.frames.size
+        per_dataset[motion.source.dataset] += motion.samples
     job.log.info(
         f"stage I {split}: {int(counts.sum())} samples from {len(motions)} motions "
         f"({len(skipped)} skipped, {len(unusable) - len(skipped)} non-motion files)"
@@ -210,11 +261,12 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
                 "family": m.family,
                 "fps": m.fps,
                 "frames": m.num_frames,
-                "kept": int(m.frames.size),
+                "kept": m.samples,
             }
             for m in motions
         ],
         "skipped": [{"path": u.source.path, "reason": u.reason} for u in skipped],
         "not_motions": [u.source.path for u in unusable if u.not_a_motion],
-        "inputs": fingerprint(amass_dir, sources),
+        "too_short": [{"path": u.source.path, "reason": u.reason} for u in too_short],
+        "inputs": inputs,
     }

@@ -85,6 +85,7 @@ class AugmentedBatches(Dataset[Pieces]):
         seed: int,
         layouts: dict[str, FieldLayout] | None = None,
         gzip_level: int | None = None,
+        fps: float | None = None,
     ) -> None:
         self.stage1_dir = stage1_dir
         self.fields = fields
@@ -96,6 +97,7 @@ class AugmentedBatches(Dataset[Pieces]):
         self.seed = seed
         self.layouts = layouts or {}
         self.gzip_level = gzip_level
+        self.fps = fps  # the clips' rate (clips only)
         self._tensors: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
@@ -118,7 +120,7 @@ class AugmentedBatches(Dataset[Pieces]):
         """The augmented rows of one batch (``rows`` within the split)."""
         source = {name: tensor[rows] for name, tensor in self._load().items()}
         generator = torch.Generator().manual_seed(batch_seed(self.seed, augment_pass, batch))
-        return apply_augmentations(source, self.specs, generator)
+        return apply_augmentations(source, self.specs, generator, fps=self.fps)
 
     def __getitem__(self, index: int) -> Pieces:
         augment_pass, batch = divmod(index, self.num_batches)
@@ -198,6 +200,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         config.augmentations,
         config.seed,
         gzip_level=config.hdf5_compression_level if gzip else None,
+        fps=config.target_fps if config.sampling == "clips" else None,
     )
     dataset.layouts = _layouts(dataset, total, config.batch_size)
     filters: dict[str, Any] = {}
