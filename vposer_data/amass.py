@@ -24,6 +24,8 @@ from typing import Literal
 
 import numpy as np
 
+from vposer_data.errors import VPoserDataError
+
 __all__ = [
     "AmassFormatError",
     "AmassSequence",
@@ -67,7 +69,7 @@ NON_MOTION_SUFFIXES = ("_stagei.npz",)
 MOTION_SUFFIXES = ("_poses.npz", "_stageii.npz")
 
 
-class AmassFormatError(ValueError):
+class AmassFormatError(VPoserDataError, ValueError):
     """An AMASS file that cannot be used; the message names the file and what was expected."""
 
     def __init__(self, path: str | Path, problem: str) -> None:

@@ -28,6 +28,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         release=args.release,
         seed=args.seed,
         compress=args.compress,
+        errata_examples=args.errata_examples,
     )
     print(
         f"Wrote a synthetic AMASS tree ({summary.release} release) to {summary.root}: "
@@ -164,8 +165,19 @@ def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse_or_none
 
 
-def _augmentation(text: str) -> str | dict[str, Any]:
-    """An --augment value: a name, or a JSON mapping."""
+def _json_mapping(text: str) -> dict[str, Any]:
+    """A JSON object given on the command line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def _name_or_json(text: str) -> str | dict[str, Any]:
+    """A repeatable list item: a name, or a JSON mapping."""
     if not text.lstrip().startswith("{"):
         return text
     try:
@@ -198,10 +210,19 @@ def _add_prepare_options(parser: argparse.ArgumentParser) -> None:
             listed = "; ".join(f"{a.name}: {a.summary}" for a in AUGMENTATIONS.values())
             options.update(
                 action="append",
-                type=_augmentation,
+                type=_name_or_json,
                 metavar="NAME|JSON",
                 help=f"{help_text}; repeatable, in order ({listed}) (default: matrot)",
             )
+        elif kind.startswith("tuple"):
+            options.update(
+                action="append",
+                type=_name_or_json,
+                metavar="NAME|JSON",
+                help=f"{help_text}; repeatable",
+            )
+        elif kind.startswith(("dict", "Mapping")):
+            options.update(type=_json_mapping, metavar="JSON", help=f"{help_text}")
         elif kind.startswith("bool"):
             options.update(
                 action=argparse.BooleanOptionalAction,
@@ -246,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--compress", action="store_true", help="deflate the archives")
+    synth.add_argument(
+        "--errata-examples",
+        action="store_true",
+        help="also write the files the frame-rate errata and exclusion presets are about "
+        "(BMLhandball, the two SSM subjects, BMLrub treadmill walking, HDM05 inline skating)",
+    )
     synth.set_defaults(func=_cmd_synth)
 
     prepare = commands.add_parser("prepare", help="run the three stages over AMASS")

@@ -11,6 +11,7 @@ it. Torch-free.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import numbers
@@ -19,6 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vposer_data.augment.registry import AugmentSpec, is_random, parse_augmentations
+from vposer_data.errata import (
+    AMASS_FPS_ERRATA,
+    EXCLUSION_PRESETS,
+    Exclusion,
+    parse_exclusions,
+    parse_fps_overrides,
+)
 from vposer_data.errors import ConfigError
 
 __all__ = [
@@ -55,8 +63,10 @@ def setting(
         "shown": shown,
         "choices": choices,
     }
-    if isinstance(default, (list, dict, tuple)):
-        return dataclasses.field(default_factory=lambda: default, metadata=metadata)
+    if isinstance(default, Mapping):  # a fresh plain dict for every config
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=metadata)
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default_factory=lambda: copy.copy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -126,6 +136,20 @@ class PrepareConfig:
     default_fps: float | None = setting(
         None, "frame rate assumed for files without one (None: such files are skipped)"
     )
+    fps_overrides: Mapping[str, float] = setting(
+        AMASS_FPS_ERRATA,
+        "path pattern -> true frame rate in Hz, for files whose stated rate is wrong; patterns "
+        "match paths below amass_dir (either release's dataset names); the default is the "
+        "documented preset of known errata; `{}` disables it",
+        applies=_clocked,
+        shown="`AMASS_FPS_ERRATA`",
+    )
+    exclude: tuple[Exclusion, ...] = setting(
+        (),
+        "files left out by name: `{pattern, reason}` entries or preset names "
+        f"({', '.join(EXCLUSION_PRESETS)}); none by default (the VPoser recipe)",
+        shown="`()`",
+    )
     augmentations: tuple[AugmentSpec, ...] = setting(
         ("matrot",),
         "applied in order in Stage II: names or mappings such as "
@@ -144,7 +168,8 @@ class PrepareConfig:
     )
     stats_split: str | None = setting(
         "train",
-        "the split whose statistics (per-field mean and std) are stored; None: none",
+        "the split whose statistics (per field and dimension: mean, std, min, max) are stored; "
+        "None: none",
     )
     hdf5_compression: str = setting(
         "none",
@@ -175,6 +200,12 @@ class PrepareConfig:
         except ConfigError as exc:
             raise ConfigError(f"invalid PrepareConfig: augmentations: {exc}") from None
         object.__setattr__(self, "augmentations", augmentations)
+        try:
+            overrides = parse_fps_overrides(self.fps_overrides)
+        except ValueError as exc:
+            raise ConfigError(f"invalid PrepareConfig: fps_overrides: {exc}") from None
+        object.__setattr__(self, "fps_overrides", overrides)
+        object.__setattr__(self, "exclude", _parse_exclude(self.exclude))
         problems = _problems(self)
         if problems:
             raise ConfigError("invalid PrepareConfig: " + "; ".join(problems))
@@ -185,6 +216,8 @@ class PrepareConfig:
         """Plain JSON-able values (augmentations as a list of mappings)."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["augmentations"] = [spec.as_dict() for spec in self.augmentations]
+        values["fps_overrides"] = dict(self.fps_overrides)
+        values["exclude"] = [entry.as_dict() for entry in self.exclude]
         return values
 
     def identity(self) -> dict[str, Any]:
@@ -228,6 +261,27 @@ class PrepareConfig:
 
     def replace(self, **changes: Any) -> PrepareConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _parse_exclude(value: Any) -> tuple[Exclusion, ...]:
+    """Exclusion entries, a preset's name standing for its entries."""
+    if isinstance(value, str):
+        value = [value]
+    expanded: list[Any] = []
+    for entry in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(entry, str):
+            if entry not in EXCLUSION_PRESETS:
+                raise ConfigError(
+                    f"invalid PrepareConfig: exclude: {entry!r} is not a preset; presets: "
+                    f"{', '.join(EXCLUSION_PRESETS)}, or give {{'pattern': ..., 'reason': ...}}"
+                )
+            expanded.extend(EXCLUSION_PRESETS[entry])
+        else:
+            expanded.append(entry)
+    try:
+        return parse_exclusions(expanded)
+    except ValueError as exc:
+        raise ConfigError(f"invalid PrepareConfig: exclude: {exc}") from None
 
 
 def _is_int(value: Any) -> bool:

@@ -109,6 +109,8 @@ def input_changes(
     before = {f["path"] for f in record.get("files", [])}
     before |= {s["path"] for s in record.get("skipped", [])}
     before |= set(record.get("not_motions", []))
+    before |= {s["path"] for s in record.get("too_short", [])}
+    before |= {s["path"] for s in record.get("excluded", [])}
     added, removed = sorted(set(stats) - before), sorted(before - set(stats))
     replaced = _replaced(stats, sorted(before), stamps)
     parts = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from vposer_data.errors import PrepareError
 from vposer_data.manifest import Manifest
@@ -52,6 +53,10 @@ def clip_seconds_per_dataset(manifest: Manifest, split: str) -> dict[str, float]
         covered = ((clips - 1) * stride + T) / rate if clips else 0.0
         seconds[item["dataset"]] = seconds.get(item["dataset"], 0.0) + covered
     return seconds
+
+
+def _stage1(manifest: Manifest, split: str, key: str) -> list[dict[str, Any]]:
+    return list((manifest.record("stage_I", split) or {}).get(key, []))
 
 
 def summarize(data_dir: str | Path) -> str:
@@ -108,6 +113,27 @@ def summarize(data_dir: str | Path) -> str:
     lines.append("\nconfiguration:")
     for key, value in config.items():
         lines.append(f"  {key} = {value}")
+    excluded = [
+        (split, item) for split in manifest.splits for item in _stage1(manifest, split, "excluded")
+    ]
+    lines.append(f"\nexcluded by name (exclude): {len(excluded)}")
+    for split, item in excluded[:50]:
+        lines.append(f"  [{split}] {item['path']}: {item['reason']}")
+    if len(excluded) > 50:
+        lines.append(f"  ... and {len(excluded) - 50} more (see manifest.json)")
+    fixed = [
+        (split, item)
+        for split in manifest.splits
+        for item in _stage1(manifest, split, "fps_overrides")
+    ]
+    lines.append(f"\nframe rates overridden (fps_overrides): {len(fixed)}")
+    for split, item in fixed[:50]:
+        lines.append(
+            f"  [{split}] {item['path']}: {item['file_fps']:g} -> {item['fps']:g} Hz "
+            f"({item['pattern']})"
+        )
+    if len(fixed) > 50:
+        lines.append(f"  ... and {len(fixed) - 50} more (see manifest.json)")
     lines.append(f"\nskipped motion files: {len(skipped_all)}")
     for split, item in skipped_all[:50]:
         lines.append(f"  [{split}] {item['path']}: {item['reason']}")

@@ -19,7 +19,39 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RELEASES", "SyntheticSummary", "write_amass_tree", "write_motion_npz", "write_npz"]
+__all__ = [
+    "RELEASES",
+    "SyntheticSummary",
+    "write_amass_tree",
+    "write_errata_examples",
+    "write_motion_npz",
+    "write_npz",
+]
+
+#: Files real AMASS has that :mod:`vposer_data.errata` is about, per release: the relative
+#: path (SMPL+H era names; SMPL-X era below), the frame rate the file states, frames.
+_ERRATA_EXAMPLES: tuple[tuple[str, float, int], ...] = (
+    # BMLhandball: stated 120 Hz (SMPL+H) / 60 Hz, really 240 Hz
+    ("BMLhandball/S01_Expert/Trial_upper_left_033", 120.0, 900),
+    ("BMLhandball/S02_Novice/Trial_lower_right_129", 120.0, 700),
+    # SSM subjects whose stated 120 Hz is really 59 Hz
+    ("SSM_synced/20160930_50032/punch_kick_sync", 120.0, 600),
+    ("SSM_synced/20161014_50033/jumping_jack_sync", 120.0, 500),
+    ("SSM_synced/20161014_50031/walk_sync", 120.0, 500),  # a subject without erratum
+    # BMLrub: treadmill and normal walking (the treadmill preset) beside other motions
+    ("BioMotionLab_NTroje/rub101/0001_treadmill_norm", 120.0, 600),
+    ("BioMotionLab_NTroje/rub101/0005_normal_walk1", 120.0, 500),
+    ("BioMotionLab_NTroje/rub101/0011_circle_walk", 120.0, 500),
+    ("BioMotionLab_NTroje/rub101/0019_throwing_hard1", 120.0, 400),
+    # HDM05: inline skating (the inline_skating preset) and another scene of the subject
+    ("MPI_HDM05/dg/HDM_dg_07-01_01_120", 120.0, 600),
+    ("MPI_HDM05/dg/HDM_dg_03-02_01_120", 120.0, 500),
+)
+_SMPLX_NAMES = {
+    "SSM_synced": "SSM",
+    "BioMotionLab_NTroje": "BMLrub",
+    "MPI_HDM05": "HDM05",
+}
 
 #: Dataset folder names per release: "smplh" is the SMPL+H G era, "smplx" the SMPL-X G era.
 RELEASES: dict[str, dict[str, str]] = {
@@ -233,6 +265,7 @@ def write_amass_tree(
     release: str = "smplh",
     seed: int = 0,
     compress: bool = False,
+    errata_examples: bool = False,
 ) -> SyntheticSummary:
     """Write an AMASS-like tree of about ``total_frames`` motion frames (exactly, when each
     dataset's share is at least a few hundred frames) under ``root``.
@@ -244,6 +277,9 @@ def write_amass_tree(
             ``*_stageii.npz``).
         seed: everything written follows from it.
         compress: deflate the archives (``np.savez_compressed``) instead of storing them.
+        errata_examples: also write the files real AMASS has that the errata and exclusion
+            presets are about (:func:`write_errata_examples`). Off by default, so that the
+            default tree, and the data prepared from it, stay as they were.
     """
     if release not in RELEASES:
         raise ValueError(f"release {release!r}: expected one of {', '.join(RELEASES)}")
@@ -307,6 +343,11 @@ def write_amass_tree(
             )
             frames_written += length
         written[folder] = len(lengths)
+    if errata_examples:
+        for path, length in write_errata_examples(root, release, seed, compress).items():
+            folder = path.split("/", 1)[0]
+            written[folder] = written.get(folder, 0) + 1
+            frames_written += length
     return SyntheticSummary(
         root=str(root),
         release=release,
@@ -314,3 +355,38 @@ def write_amass_tree(
         total_frames=frames_written,
         datasets=written,
     )
+
+
+def write_errata_examples(
+    root: str | Path, release: str = "smplh", seed: int = 0, compress: bool = False
+) -> dict[str, int]:
+    """Write the files real AMASS has that the errata and exclusion presets are about: every
+    ``BMLhandball`` motion (stated 120 Hz, really 240), the two SSM subjects stated at 120 Hz
+    that are really 59 Hz (and one that is right), BMLrub treadmill and ``normal_*`` walking
+    beside other motions, HDM05's inline skating beside another scene. Folder and file names
+    follow ``release``. Returns relative path -> frames written."""
+    if release not in RELEASES:
+        raise ValueError(f"release {release!r}: expected one of {', '.join(RELEASES)}")
+    root = Path(root)
+    suffix = "_poses.npz" if release == "smplh" else "_stageii.npz"
+    written: dict[str, int] = {}
+    for k, (stem, fps, length) in enumerate(_ERRATA_EXAMPLES):
+        folder, rest = stem.split("/", 1)
+        if release == "smplx":
+            folder = _SMPLX_NAMES.get(folder, folder)
+        rel = f"{folder}/{rest}{suffix}"
+        rng = _seeded(seed, release, "errata", k)
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_motion_npz(
+            path,
+            family=release,
+            num_frames=length,
+            fps=fps,
+            gender=("male", "female")[k % 2],
+            betas=rng.normal(0, 1, 16),
+            rng=rng,
+            compress=compress,
+        )
+        written[rel] = length
+    return written

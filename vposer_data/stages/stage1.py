@@ -7,6 +7,7 @@ the source file). Files are read in parallel threads; the result does not depend
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
 from vposer_data.clips import canonicalize, clip_frames, tick_count
 from vposer_data.config import PrepareConfig
+from vposer_data.errata import find_exclusion, find_fps_override, override_applies
 from vposer_data.errors import PrepareError
 from vposer_data.fields import FIELDS, frame_fields
 from vposer_data.inputs import fingerprint
@@ -44,12 +46,13 @@ class _Motion:
 
     source: SourceFile
     family: str
-    fps: float
+    fps: float  # the rate used: the file's own, or an override's
     num_frames: int
     frames: np.ndarray  # int64 indices into the file: (k,) frames or (k, T) clips
     arrays: dict[str, np.ndarray]  # field -> (k, width) or (k, T, width) float32
     betas: np.ndarray  # (B,) float32
     gender: int
+    override: dict[str, Any] | None = None  # {pattern, file_fps, fps} where a rate was fixed
 
     @property
     def samples(self) -> int:
@@ -93,16 +96,29 @@ def _canonical(arrays: dict[str, np.ndarray], sequence: AmassSequence, frames: n
     arrays["canon_offset"] = offset.numpy().astype(np.float32)
 
 
+def _rate_override(source: SourceFile, config: PrepareConfig) -> tuple[str, float] | None:
+    """The frame-rate override covering this file, where rates are used."""
+    if config.sampling == "random" or not config.fps_overrides:
+        return None
+    return find_fps_override(source.path, config.fps_overrides)
+
+
 def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Motion | _Unusable:
     path = amass_dir / source.path
+    found = _rate_override(source, config)
     try:
-        sequence = load_sequence(path, default_fps=config.default_fps)
+        # a file without a rate that an override covers takes the override's
+        sequence = load_sequence(path, default_fps=found[1] if found else config.default_fps)
     except NotAMotionError as exc:
         return _Unusable(source, exc.problem, not_a_motion=True)
     except AmassFormatError as exc:
         return _Unusable(source, exc.problem, not_a_motion=False)
     except OSError as exc:  # permissions, vanished files, I/O errors
         return _Unusable(source, f"unreadable ({exc})", not_a_motion=False)
+    override = None
+    if found is not None and override_applies(sequence.fps, found[1]):
+        override = {"pattern": found[0], "file_fps": sequence.fps, "fps": found[1]}
+        sequence = dataclasses.replace(sequence, fps=found[1])
     if config.trim > 0 and trim_bounds(sequence.num_frames, config.trim)[0] == 0:
         # trimming would drop nothing, so the initial T-pose it is meant to remove would stay
         return _Unusable(
@@ -145,6 +161,7 @@ def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Mo
         arrays=arrays,
         betas=sequence.betas.astype(np.float32),
         gender=GENDER_CODES[sequence.gender],
+        override=override,
     )
 
 
@@ -171,6 +188,13 @@ def _check_consistency(split: str, motions: Sequence[_Motion]) -> None:
         )
 
 
+def _by_dataset(motions: Sequence[_Motion]) -> dict[str, list[_Motion]]:
+    groups: dict[str, list[_Motion]] = {}
+    for motion in motions:
+        groups.setdefault(motion.source.dataset, []).append(motion)
+    return groups
+
+
 def run_stage1(job: SplitJob) -> dict[str, Any]:
     """Read, subsample and save one split into ``job.out``; returns its manifest record.
 
@@ -183,13 +207,29 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         raise PrepareError(f"split {split!r}: Stage I needs amass_dir and the split's files")
     amass_dir, sources = job.amass_dir, job.sources
     inputs = fingerprint(amass_dir, sources)  # before reading: a file replaced meanwhile is seen
+    excluded: list[dict[str, str]] = []
+    to_read: list[SourceFile] = []
+    for source in sources:
+        rule = find_exclusion(source.path, config.exclude) if config.exclude else None
+        if rule is None:
+            to_read.append(source)
+        else:
+            excluded.append({"path": source.path, "reason": rule.reason})
+    if excluded:
+        per_dataset_excluded = Counter(
+            s.dataset for s in sources if s.path in {e["path"] for e in excluded}
+        )
+        job.log.info(
+            f"split {split!r}: {len(excluded)} files excluded by name "
+            f"({dict(per_dataset_excluded)}; listed in the manifest with their reasons)"
+        )
     motions: list[_Motion] = []
     unusable: list[_Unusable] = []
     with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
-        results = pool.map(lambda s: _read_one(amass_dir, s, config), sources)
+        results = pool.map(lambda s: _read_one(amass_dir, s, config), to_read)
         for result in tqdm(
             results,
-            total=len(sources),
+            total=len(to_read),
             desc=f"Stage I  {split}",
             unit="file",
             disable=config.progress_disabled(),
@@ -216,6 +256,16 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
             + (f" ({len(skipped)} unusable, e.g. {reasons})" if skipped else "")
         )
     _check_consistency(split, motions)
+    overrides = [{"path": m.source.path, **m.override} for m in motions if m.override]
+    for dataset, group in _by_dataset(motions).items():
+        fixed = [m.override for m in group if m.override]
+        if fixed:
+            rates = sorted({f"{o['file_fps']:g} -> {o['fps']:g} Hz" for o in fixed})
+            patterns = sorted({o["pattern"] for o in fixed})
+            job.log.warning(
+                f"split {split!r}, dataset {dataset!r}: frame rate overridden for {len(fixed)} "
+                f"of {len(group)} files ({', '.join(rates)}; fps_overrides {patterns})"
+            )
 
     produced = FRAME_FIELDS + tuple(n for n in CANON_FIELDS if n in motions[0].arrays)
     present = [name for name in produced if all(name in m.arrays for m in motions)]
@@ -268,5 +318,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         "skipped": [{"path": u.source.path, "reason": u.reason} for u in skipped],
         "not_motions": [u.source.path for u in unusable if u.not_a_motion],
         "too_short": [{"path": u.source.path, "reason": u.reason} for u in too_short],
+        "excluded": excluded,
+        "fps_overrides": overrides,
         "inputs": inputs,
     }
