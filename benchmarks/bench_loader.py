@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Benchmark ``VPoserDataModule.train_dataloader`` against the per-sample loader it replaces.
 
-Generates (or reuses) a synthetic AMASS tree of a given raw frame count and prepares it with
-the standard splits (or reuses the prepared folder), then, in one process, for each
-``num_workers`` value, times epochs over the training split of:
+Generates (or reuses, ``bench_common.ensure_tree``) a synthetic AMASS tree of a given raw
+frame count and prepares it with the standard splits (or reuses the prepared folder), then,
+in one process, for each ``num_workers`` value, times epochs over the training split of:
 
 - ``datamodule``: ``VPoserDataModule(fields=[FIELD]).train_dataloader()``: memory-mapped
   tensors; the sampler yields whole batches of indices and each batch is one
@@ -31,7 +31,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,13 +40,21 @@ from typing import Any
 
 import psutil
 import torch
-from bench_common import wait_until_idle
+from bench_common import (
+    MB,
+    code_state,
+    cpu_busy,
+    ensure_tree,
+    machine_info,
+    process_cpu,
+    wait_until_idle,
+)
 from torch.utils.data import DataLoader, Dataset
 
-from vposer_data import AMASS_SPLITS, VPoserDataModule, write_amass_tree
+from vposer_data.datamodule import VPoserDataModule
 from vposer_data.prepare import split_dir
+from vposer_data.splits import AMASS_SPLITS
 
-MB = 1e6
 TARGET_SPEEDUP = 30.0
 TARGET_SAMPLES_PER_SECOND = 2_000_000
 
@@ -65,20 +72,13 @@ class PerSampleDataset(Dataset[dict[str, torch.Tensor]]):
         return {k: v[idx] for k, v in self.ds.items()}
 
 
-def _busy(times: Any) -> float:
-    return float(times.user + times.system + getattr(times, "nice", 0.0))
-
-
 def prepared_folder(root: Path, frames: int) -> Path:
     """A synthetic tree of ``frames`` raw frames, prepared with the standard splits (reused)."""
-    amass = root / f"amass_{frames}"
-    if not (amass / ".complete").exists():
-        print(f"writing a synthetic AMASS tree of {frames:,} frames to {amass} ...", flush=True)
-        started = time.perf_counter()
-        write_amass_tree(amass, total_frames=frames)
-        (amass / ".complete").write_text("synthetic tree written\n")
-        print(f"  {time.perf_counter() - started:.1f} s", flush=True)
-    data_dir = root / f"vposer_{frames}"
+    tree_root, _summary, reused, seconds = ensure_tree(root, frames)
+    if not reused:
+        print(f"  {seconds:.1f} s", flush=True)
+    amass = tree_root / "amass"
+    data_dir = tree_root / "vposer_data"
     started = time.perf_counter()
     VPoserDataModule(data_dir=data_dir, amass_dir=amass, splits=AMASS_SPLITS).prepare_data()
     print(f"prepared data: {data_dir} ({time.perf_counter() - started:.1f} s)", flush=True)
@@ -142,11 +142,8 @@ def run(args: argparse.Namespace) -> dict:
         "field_file_mb": field_bytes / MB,
         "batch_size": args.batch_size,
         "epochs": args.epochs,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
+        "code": code_state(),
         "runs": {},
     }
 
@@ -182,7 +179,7 @@ def run(args: argparse.Namespace) -> dict:
             print(f"waited {waited:.0f} s for an idle machine", flush=True)
         machine_before, started = psutil.cpu_times(), time.perf_counter()
         me = psutil.Process()
-        mine_before = _busy(me.cpu_times()) + me.cpu_times().children_user
+        mine_before = process_cpu(me.cpu_times())
         # Interleaved: each round times one epoch of every loader, so that a load change on
         # the machine affects them alike; one warm-up epoch each first (page cache, workers).
         loaders: dict[str, tuple[Any, str]] = {
@@ -204,13 +201,13 @@ def run(args: argparse.Namespace) -> dict:
                 cpu_seconds[key].append(cpu)
         print("done", flush=True)
         wall = time.perf_counter() - started
-        machine = _busy(psutil.cpu_times()) - _busy(machine_before)
+        machine = cpu_busy(machine_before, psutil.cpu_times())
         mine = sum(
-            _busy(psutil.Process(pid).cpu_times())
+            process_cpu(psutil.Process(pid).cpu_times())
             for loader, _ in loaders.values()
             for pid in worker_pids(loader)
         )
-        mine += _busy(me.cpu_times()) - mine_before
+        mine += process_cpu(me.cpu_times()) - mine_before
         results.setdefault("others_cpu_share", {})[str(workers)] = max(
             0.0, (machine - mine) / (wall * (os.cpu_count() or 1))
         )
