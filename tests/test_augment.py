@@ -358,6 +358,8 @@ def test_inputs_never_mutated(seed: int, n: int) -> None:
     keep = clone(batch)
     keys = list(batch)
     for name in AUGMENTATIONS:
+        if AUGMENTATIONS[name].needs_clips:
+            continue  # frames here; clips in test_clips_pipeline
         out = apply_augmentations(batch, parse_augmentations([name]), gen(seed))
         assert list(batch) == keys
         assert_batches_equal(batch, keep)
@@ -412,7 +414,16 @@ def test_spec_dict_round_trip() -> None:
 
 
 def test_registry_is_complete() -> None:
-    assert set(AUGMENTATIONS) == {"matrot", "noise", "remove_zrot", "random_zrot", "mirror"}
+    assert set(AUGMENTATIONS) == {
+        "matrot",
+        "noise",
+        "remove_zrot",
+        "random_zrot",
+        "mirror",
+        "rot6d",
+        "quat",
+        "velocities",
+    }
     for name in AUGMENTATIONS:
         assert parse_augmentations([name])[0].name == name
 
@@ -420,7 +431,7 @@ def test_registry_is_complete() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (["rotate"], r"unknown augmentation 'rotate'.*matrot, mirror, noise, random_zrot"),
+        (["rotate"], r"unknown augmentation 'rotate'.*matrot, mirror, noise, quat, random_zrot"),
         ([{"sigma": 1}], r"unknown augmentation None"),
         (
             [{"name": "noise", "sgima": 0.1}],
@@ -476,3 +487,29 @@ def test_registry_says_which_augmentations_draw_at_random() -> None:
     assert is_random(parse_augmentations([{"name": "mirror", "p": 0.5}]))
     assert is_random(parse_augmentations(["noise"]))
     assert is_random(parse_augmentations(["random_zrot", "matrot"]))
+
+
+def test_rot6d_and_quat_augmentations_follow_the_stated_layouts() -> None:
+    """``<field>_rot6d``: per joint [R00, R10, R20, R01, R11, R21]; ``<field>_quat``: per
+    joint (w, x, y, z) with w >= 0, against roma (whose order is x, y, z, w)."""
+    from vposer_data.augment.ops import quat, rot6d
+
+    batch = make_batch(5)
+    out = quat(rot6d(batch, fields=("pose_body", "root_orient")), fields=("pose_hand",))
+    R = aa_to_matrot(batch["pose_body"].to(F64).reshape(5, 21, 3))
+    six = out["pose_body_rot6d"].reshape(5, 21, 6).to(F64)
+    expected = torch.cat([R[..., :, 0], R[..., :, 1]], dim=-1)
+    assert torch.allclose(six, expected, atol=1e-6)
+    assert out["root_orient_rot6d"].shape == (5, 6)
+    q = out["pose_hand_quat"].reshape(5, 30, 4).to(F64)
+    reference = roma.rotvec_to_unitquat(batch["pose_hand"].to(F64).reshape(5, 30, 3))
+    reference = torch.cat([reference[..., 3:], reference[..., :3]], dim=-1)  # xyzw -> wxyz
+    reference = torch.where(reference[..., :1] < 0, -reference, reference)
+    assert torch.allclose(q, reference, atol=1e-6) and bool((q[..., 0] >= 0).all())
+    clips = {k: v.reshape(5, 1, -1).expand(5, 3, -1) for k, v in batch.items()}
+    clip_out = rot6d(clips)
+    assert clip_out["pose_body_rot6d"].shape == (5, 3, 126)
+    assert torch.equal(clip_out["pose_body_rot6d"][:, 1], out["pose_body_rot6d"])
+    assert output_fields(list(batch), ["rot6d", {"name": "quat", "fields": ["pose_hand"]}])[
+        -2:
+    ] == ["pose_body_rot6d", "pose_hand_quat"]

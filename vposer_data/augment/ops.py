@@ -114,7 +114,7 @@ def rot6d(
     for field in fields:
         x = _require(batch, field, "rot6d")
         six = matrot_to_rot6d(aa_to_matrot(_per_joint(x)))
-        out[f"{field}_rot6d"] = six.reshape(*x.shape[:-1], -1).to(torch.float32)
+        out[f"{field}_rot6d"] = six.reshape(*x.shape[:-1], x.shape[-1] * 2).to(torch.float32)
     return out
 
 
@@ -127,7 +127,7 @@ def quat(
     for field in fields:
         x = _require(batch, field, "quat")
         q = aa_to_quat(_per_joint(x))
-        out[f"{field}_quat"] = q.reshape(*x.shape[:-1], -1).to(torch.float32)
+        out[f"{field}_quat"] = q.reshape(*x.shape[:-1], x.shape[-1] // 3 * 4).to(torch.float32)
     return out
 
 
