@@ -321,3 +321,10 @@ def test_command_line_prepares_clips_and_info_shows_them(
     assert cli_main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "clips of 16 frames at 30 Hz" in text and "seconds of motion" in text
+    png = tmp_path / "report.png"
+    assert cli_main(["report", str(out), "--out", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    from vposer_data.report import joint_angles
+
+    clips = torch.load(split_dir(out, "train") / "pose_body.pt", weights_only=True).shape[0]
+    assert joint_angles(split_dir(out, "train"), max_samples=None).shape == (clips * 16, 21)

@@ -15,7 +15,7 @@ import numpy as np
 
 from vposer_data.dataset import VPoserDataset
 from vposer_data.manifest import Manifest, split_dir
-from vposer_data.summary import load_prepared
+from vposer_data.summary import clip_seconds_per_dataset, load_prepared
 from vposer_data.summary import samples_per_dataset as per_split
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ def joint_angles(
     folder: str | Path, max_samples: int | None = 100_000, seed: int = 0
 ) -> np.ndarray:
     """(n, 21) rotation angle of each body joint, in degrees, for up to ``max_samples`` rows of
-    a split (a seeded random subset, in file order, when the split is larger)."""
+    a split (a seeded random subset, in file order, when the split is larger); for clips, one
+    row per clip frame."""
     pose_body = VPoserDataset(folder, ["pose_body"]).tensors["pose_body"]
     rows = pose_body.shape[0]
     if max_samples is not None and rows > max_samples:
@@ -64,7 +65,7 @@ def joint_angles(
         array = pose_body.numpy()[pick]
     else:
         array = pose_body.numpy()
-    aa = array.reshape(array.shape[0], -1, 3).astype(np.float64)
+    aa = array.reshape(-1, array.shape[-1] // 3, 3).astype(np.float64)
     return np.degrees(np.linalg.norm(aa, axis=-1))
 
 
@@ -91,15 +92,28 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
         for i, s in enumerate(splits)
     }
     totals = {s: int((manifest.record("stage_III", s) or {}).get("samples", 0)) for s in splits}
+    config = manifest.settings.get("config", {})
+    clips = config.get("sampling") == "clips"
+    unit = "clips" if clips else "samples"
+    seconds = {s: sum((clip_seconds_per_dataset(manifest, s) or {}).values()) for s in splits}
 
     fig = Figure(figsize=(15, 9), dpi=100, layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=(1, 1.35))
     ax_counts = fig.add_subplot(grid[:, 0])
     ax_hist = fig.add_subplot(grid[0, 1])
     ax_joint = fig.add_subplot(grid[1, 1])
+    what = (
+        f"clips of {config['clip_frames']} frames at {config['target_fps']:g} Hz"
+        if clips
+        else "samples"
+    )
     fig.suptitle(
-        f"VPoser data in {Path(data_dir).resolve()}\n"
-        + ",  ".join(f"{s}: {totals[s]:,} samples" for s in splits),
+        f"{'Motion clips' if clips else 'VPoser data'} in {Path(data_dir).resolve()}\n"
+        + ",  ".join(
+            f"{s}: {totals[s]:,} {unit}" + (f" ({seconds[s]:,.0f} s of motion)" if clips else "")
+            for s in splits
+        )
+        + (f"\n{what}" if clips else ""),
         fontsize=13,
     )
 
@@ -114,8 +128,8 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
     ax_counts.barh(y, values, color=colors)
     ax_counts.set_yticks(y, labels, fontsize=9)
     ax_counts.invert_yaxis()
-    ax_counts.set_xlabel("samples")
-    ax_counts.set_title("Samples per source dataset")
+    ax_counts.set_xlabel(unit)
+    ax_counts.set_title(f"{unit.capitalize()} per source dataset")
     ax_counts.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     top = max(values, default=1)
     for yi, v in zip(y, values, strict=True):
@@ -124,7 +138,7 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
     handles = [
         Patch(color=_color(s, i), label=f"{s} ({totals[s]:,})") for i, s in enumerate(splits)
     ]
-    ax_counts.legend(handles=handles, title="split (samples)", loc="lower right")
+    ax_counts.legend(handles=handles, title=f"split ({unit})", loc="lower right")
 
     # distribution of all body joint angles per split
     high = max((float(np.percentile(a, 99.9)) for a in angles.values() if a.size), default=180)
