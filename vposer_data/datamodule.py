@@ -6,6 +6,11 @@ node, and the folder's lock makes any extra call wait and then find the work don
 stage needs. The loaders fetch each batch with one fancy index per field: the training loader's
 sampler yields whole batches of indices (:class:`~vposer_data.loader.BatchIndexSampler`), the
 others batch in order through :meth:`VPoserDataset.__getitems__`.
+
+Training statistics (per field and dimension: mean, std, min, max of the ``stats_split``,
+"train" by default) are served as :attr:`VPoserDataModule.statistics`; with ``normalize=[...]``
+every split's batches hold those fields standardised by them, and
+:meth:`VPoserDataModule.denormalize` undoes it.
 """
 
 from __future__ import annotations
@@ -24,9 +29,16 @@ from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.dataset import VPoserDataset, collate_batch
 from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
-from vposer_data.manifest import Manifest, output_identity, split_dir
+from vposer_data.manifest import Manifest, ManifestError, output_identity, split_dir
 from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.splits import AMASS_SPLITS, normalize_splits
+from vposer_data.statistics import (
+    NORMALIZE_EPS,
+    Normalizer,
+    TrainingStatistics,
+    read_statistics,
+    statistics_problems,
+)
 
 __all__ = ["STAGE_SPLITS", "VPoserDataModule"]
 
@@ -58,6 +70,13 @@ class VPoserDataModule(pl.LightningDataModule):
             with, or the defaults (the original VPoser recipe) for a new folder. Settings given
             here are checked against the folder; a difference is a StaleOutputError naming it.
         fields: the fields each batch holds; default ``None``: the pose fields present.
+        normalize: fields served standardised in every split's batches (train, vald, test,
+            predict): ``(x - mean) / max(std, 1e-6)`` with the folder's training statistics
+            (:attr:`statistics`, computed on ``stats_split`` only; the floor,
+            :data:`~vposer_data.statistics.NORMALIZE_EPS`, keeps a dimension constant in
+            training finite). :meth:`denormalize` undoes it. Default ``None``: none. A field
+            without statistics (not a float field, not served, or a folder without statistics)
+            is a ConfigError at ``setup`` naming it.
         batch_size: samples per batch, 512.
         num_workers: DataLoader worker processes, 0 (batches are one fancy index per field,
             so the main process is usually fast enough).
@@ -78,6 +97,7 @@ class VPoserDataModule(pl.LightningDataModule):
         splits: dict[str, list[str]] | None = None,
         prepare: dict[str, Any] | PrepareConfig | None = None,
         fields: list[str] | None = None,
+        normalize: list[str] | None = None,
         batch_size: int = 512,
         num_workers: int = 0,
         pin_memory: bool | None = None,
@@ -102,6 +122,15 @@ class VPoserDataModule(pl.LightningDataModule):
             )
         if fields is not None and (isinstance(fields, str) or not fields):
             problems.append(f"fields={fields!r}: expected a list of field names, or None")
+        if normalize is not None and (
+            not isinstance(normalize, (list, tuple))
+            or not normalize
+            or not all(isinstance(name, str) for name in normalize)
+            or len(set(normalize)) != len(normalize)
+        ):
+            problems.append(
+                f"normalize={normalize!r}: expected a list of distinct field names, or None"
+            )
         if prepare is not None and not isinstance(prepare, (Mapping, PrepareConfig)):
             problems.append(
                 f"prepare={prepare!r}: expected a PrepareConfig, a mapping of its settings, or None"
@@ -116,6 +145,7 @@ class VPoserDataModule(pl.LightningDataModule):
         #: the settings given explicitly (checked against the folder); None: none given
         self.requested_settings: dict[str, Any] | None = _given_settings(prepare)
         self.fields = None if fields is None else list(fields)
+        self.normalize = None if normalize is None else list(normalize)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -123,6 +153,8 @@ class VPoserDataModule(pl.LightningDataModule):
         self.seed = seed
         self.datasets: dict[str, VPoserDataset] = {}
         self._served: tuple[dict[str, list[str]], PrepareConfig] | None = None
+        self._statistics: tuple[TrainingStatistics | None, str] | None = None
+        self._normalizer: Normalizer | None = None
 
     # -- what is asked for ---------------------------------------------------------------------
 
@@ -205,9 +237,15 @@ class VPoserDataModule(pl.LightningDataModule):
                 "splits=None serve the folder as it is), choose another data_dir, or "
                 "rebuild it with `vposer-data prepare --overwrite`."
             )
-        manifest.require_intact(
-            "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
-        )
+        remedy = "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
+        manifest.require_intact(remedy)
+        problems = statistics_problems(manifest)
+        if problems:
+            raise ManifestError(
+                f"{self.data_dir}: the training statistics no longer match manifest.json:\n  "
+                + "\n  ".join(problems)
+                + f"\n{remedy}"
+            )
         if self._served is None and self.requested_settings is None:
             _log.info(
                 "serving %s as it was prepared: splits %s, settings %s",
@@ -216,7 +254,63 @@ class VPoserDataModule(pl.LightningDataModule):
                 json.dumps(manifest.settings["config"], sort_keys=True),
             )
         self._served = (splits, config)
+        self._statistics = None  # read again from this (possibly rebuilt) folder
+        self._normalizer = None
         return manifest
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def _read_statistics(self) -> tuple[TrainingStatistics | None, str]:
+        if self._statistics is None:
+            self._statistics = read_statistics(self.data_dir)
+        return self._statistics
+
+    @property
+    def statistics(self) -> TrainingStatistics | None:
+        """The training statistics of ``data_dir``: a mapping field -> ``{"mean", "std",
+        "min", "max"}`` of float32 tensors shaped as one frame's value of the field
+        (``pose_body``: ``(63,)``), for every float field, computed on the ``stats_split``
+        ("train" by default) and never on validation or test; per frame for clip folders.
+        Provenance as attributes: ``split``, ``samples``, ``frames``, ``counts`` (see
+        :class:`~vposer_data.statistics.TrainingStatistics`).
+
+        None when the folder holds none (not prepared yet, ``stats_split=None``, or prepared
+        by a vposer_data from before statistics files); :attr:`statistics_missing` says why.
+
+        Raises:
+            ManifestError: the recorded statistics file is missing or altered.
+        """
+        return self._read_statistics()[0]
+
+    @property
+    def statistics_missing(self) -> str:
+        """Why :attr:`statistics` is None; empty when there are statistics."""
+        return self._read_statistics()[1]
+
+    def normalizer(self) -> Normalizer | None:
+        """The :class:`~vposer_data.statistics.Normalizer` of ``normalize`` (None without it).
+
+        Raises:
+            ConfigError: a ``normalize`` field without training statistics (names it).
+        """
+        if self.normalize is None:
+            return None
+        if self._normalizer is None:
+            statistics, why = self._read_statistics()
+            self._normalizer = Normalizer(statistics, self.normalize, NORMALIZE_EPS, why)
+        return self._normalizer
+
+    def denormalize(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A new dict: the ``normalize`` fields of ``batch`` back in their own units
+        (``x * max(std, eps) + mean``, on the batch's device), every other entry as it is.
+        Without ``normalize``, a plain copy of the dict."""
+        normalizer = self.normalizer()
+        return dict(batch) if normalizer is None else normalizer.denormalize(batch)
+
+    def _collate(self) -> Any:
+        """The loaders' ``collate_fn``: the batch as a plain dict, normalized as asked."""
+        normalizer = self.normalizer()
+        return collate_batch if normalizer is None else normalizer
 
     def dataset(self, split: str) -> VPoserDataset:
         """The :class:`VPoserDataset` of ``split`` (mapped once, then kept)."""
@@ -248,6 +342,16 @@ class VPoserDataModule(pl.LightningDataModule):
         for split in STAGE_SPLITS[stage]:
             self.datasets.pop(split, None)
             self.dataset(split)
+        if self.normalize is not None:
+            self.normalizer()  # a field without statistics fails here, before any batch
+            for split in STAGE_SPLITS[stage]:
+                served = self.datasets[split].fields
+                absent = [name for name in self.normalize if name not in served]
+                if absent:
+                    raise ConfigError(
+                        f"normalize={self.normalize}: {', '.join(absent)} not among the "
+                        f"fields served ({', '.join(served)}); add it to fields"
+                    )
 
     # -- loaders -------------------------------------------------------------------------------
 
@@ -297,7 +401,7 @@ class VPoserDataModule(pl.LightningDataModule):
                     even=False,
                 ),
                 batch_size=None,
-                collate_fn=collate_batch,
+                collate_fn=self._collate(),
                 num_workers=self.num_workers,
                 pin_memory=self._pin_memory(),
                 persistent_workers=self._persistent_workers(),
@@ -308,7 +412,7 @@ class VPoserDataModule(pl.LightningDataModule):
             shuffle=False,
             drop_last=False,
             num_workers=self.num_workers,
-            collate_fn=collate_batch,  # the dataset's __getitems__ returns whole batches
+            collate_fn=self._collate(),  # the dataset's __getitems__ returns whole batches
             pin_memory=self._pin_memory(),
             persistent_workers=self._persistent_workers(),
         )
@@ -344,7 +448,7 @@ class VPoserDataModule(pl.LightningDataModule):
             dataset,
             sampler=self._train_sampler(dataset),
             batch_size=None,
-            collate_fn=collate_batch,
+            collate_fn=self._collate(),
             num_workers=self.num_workers,
             pin_memory=self._pin_memory(),
             persistent_workers=self._persistent_workers(),

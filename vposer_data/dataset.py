@@ -13,6 +13,11 @@ with each batch's list of indices when the dataset has it, or, with a batch samp
 ``sampler`` and ``batch_size=None`` (:class:`vposer_data.loader.BatchIndexSampler`),
 ``dataset[indices]``; either way pair it with ``collate_fn=collate_batch``, which passes the
 batch through (the loaders of :class:`vposer_data.VPoserDataModule` do).
+
+A split folder inside a prepared folder (``<data_dir>/stage_III/<split>/``) also tells, from
+``<data_dir>/manifest.json``: the frame rate of its samples (:attr:`VPoserDataset.fps`) and the
+folder's training statistics (:attr:`VPoserDataset.statistics`); the number of frames per clip
+(:attr:`VPoserDataset.clip_frames`) comes from the tensors themselves.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import torch
 from torch.utils.data import Dataset
 
 from vposer_data.errors import ConfigError, VPoserDataError
+from vposer_data.manifest import MANIFEST_NAME, Manifest
+from vposer_data.statistics import TrainingStatistics, read_statistics
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -128,6 +135,20 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
             :data:`DEFAULT_FIELDS` the folder holds. Ask for ``seq_id`` and ``frame_id`` to trace
             samples back to their source file and frame (see the manifest's ``files``).
 
+    Attributes:
+        clip_frames: T, the frames per sample of a clip folder (per-frame fields stored
+            (N, T, D), ``pose_body`` 3-dimensional); None for a frame folder (N, D).
+        fps: the rate of the samples' frames in Hz (the manifest's ``target_fps``) when the
+            folder was sampled on a clock (``sampling`` "fps" or "clips"); None for random
+            sampling, or when ``<data_dir>/manifest.json`` is absent.
+        statistics: the prepared folder's training statistics (computed on its ``stats_split``,
+            whichever split this dataset serves), a mapping field -> ``{"mean", "std", "min",
+            "max"}`` (see :class:`vposer_data.statistics.TrainingStatistics`); None when the
+            folder has none (no manifest, ``stats_split=None``, prepared before statistics
+            files existed: :attr:`statistics_missing` says why).
+        data_dir: the prepared folder, ``split_dir/../..`` when ``split_dir`` lies in a
+            ``stage_III`` folder, else None.
+
     Raises:
         DatasetNotFoundError: the folder, or a requested field, does not exist (the message
             lists the fields that do).
@@ -184,6 +205,79 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
                 "re-create it with vposer-data prepare"
             )
         self._length = next(iter(lengths.values()))
+        pose_body = self.tensors.get("pose_body")
+        if pose_body is None and (self.split_dir / "pose_body.pt").is_file():
+            pose_body = _load_tensor(self.split_dir / "pose_body.pt")  # mapped: the header only
+        self.clip_frames: int | None = (
+            int(pose_body.shape[1]) if pose_body is not None and pose_body.dim() == 3 else None
+        )
+        self._manifest: Manifest | None = None
+        self._statistics: tuple[TrainingStatistics | None, str] | None = None
+
+    # -- what the prepared folder tells --------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path | None:
+        """The prepared folder this split belongs to (``split_dir/../..``), or None when the
+        split folder does not lie in a ``stage_III`` folder."""
+        parent = self.split_dir.parent
+        return parent.parent if parent.name == "stage_III" else None
+
+    def manifest(self) -> Manifest | None:
+        """The prepared folder's manifest (read once), or None when there is none.
+
+        Raises:
+            ManifestError: ``manifest.json`` exists but is unreadable.
+        """
+        if self._manifest is None:
+            root = self.data_dir
+            if root is None or not (root / MANIFEST_NAME).is_file():
+                return None
+            self._manifest = Manifest.load(root)
+        return self._manifest
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second of the samples, for a folder sampled on a clock (``sampling``
+        "fps" or "clips": the manifest's ``target_fps``); else, or without a manifest, None."""
+        manifest = self.manifest()
+        if manifest is None:
+            return None
+        config = manifest.settings.get("config", {})
+        rate = config.get("target_fps")
+        if config.get("sampling") in ("fps", "clips") and rate is not None:
+            return float(rate)
+        return None
+
+    def _read_statistics(self) -> tuple[TrainingStatistics | None, str]:
+        if self._statistics is None:
+            manifest = self.manifest()
+            if manifest is None:
+                self._statistics = (
+                    None,
+                    f"{self.split_dir}: no prepared folder's manifest.json "
+                    "at ../../ (no training statistics)",
+                )
+            else:
+                self._statistics = read_statistics(manifest.root, manifest)
+        return self._statistics
+
+    @property
+    def statistics(self) -> TrainingStatistics | None:
+        """The prepared folder's training statistics: field -> ``{"mean", "std", "min",
+        "max"}`` (float32 tensors shaped as one frame's value), with their provenance (split,
+        samples, frames, counts); None when the folder has none (:attr:`statistics_missing`
+        says why).
+
+        Raises:
+            ManifestError: the recorded statistics file is missing or altered.
+        """
+        return self._read_statistics()[0]
+
+    @property
+    def statistics_missing(self) -> str:
+        """Why :attr:`statistics` is None; empty when there are statistics."""
+        return self._read_statistics()[1]
 
     # Workers get the folder and field names and map the files again (nothing is copied).
     def __getstate__(self) -> dict[str, Any]:
