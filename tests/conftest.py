@@ -1,37 +1,66 @@
-"""Shared fixtures: small synthetic AMASS trees, one per release, written once per session."""
+"""Shared fixtures: small synthetic AMASS trees written once per session, and prepared
+folders the tests only read. The plain functions they use are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers import TRAINING_FRAMES, TRAINING_SPLITS, TreeCache, prepare
 
-from vposer_data.synthetic import RELEASES, SyntheticSummary, write_amass_tree
+from vposer_data.synthetic import RELEASES, SyntheticSummary
 
-#: Frames in each session tree: small enough to be fast, large enough that every dataset
-#: gets at least one motion and BML gets several subjects.
+#: Frames and seed of the per-release trees of the split and synthetic-tree tests: small
+#: enough to be fast, large enough that every dataset gets at least one motion and BML gets
+#: several subjects.
 SMALL_TREE_FRAMES = 8000
 SMALL_TREE_SEED = 7
 
 
 @pytest.fixture(scope="session")
+def amass_tree(tmp_path_factory: pytest.TempPathFactory) -> TreeCache:
+    """``amass_tree(frames=8000, release="smplh", seed=11)``: the root of a synthetic tree,
+    written once per session for those arguments. Read-only: copy it to change it."""
+    return TreeCache(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def small_tree(amass_tree: TreeCache) -> Path:
+    """The default SMPL+H-era tree (8000 frames, seed 11). Read-only."""
+    return amass_tree()
+
+
+@pytest.fixture(scope="session")
+def small_reference(small_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``small_tree`` prepared without incident (SPLITS, ``config()``). Read-only: tests copy
+    it to damage it, or check that it stays untouched."""
+    out = tmp_path_factory.mktemp("small_reference") / "out"
+    prepare(small_tree, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def training_dir(amass_tree: TreeCache, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The training-side tests' folder: a tree of TRAINING_FRAMES prepared with
+    TRAINING_SPLITS and ``config()``. Read-only: tests copy it to damage it."""
+    out = tmp_path_factory.mktemp("training") / "vposer"
+    prepare(amass_tree(TRAINING_FRAMES), out, TRAINING_SPLITS)
+    return out
+
+
+@pytest.fixture(scope="session")
 def small_tree_frames() -> int:
-    """The frame total requested for each session tree."""
+    """The frame total requested for each per-release tree."""
     return SMALL_TREE_FRAMES
 
 
 @pytest.fixture(scope="session")
-def synthetic_trees(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, tuple[Path, SyntheticSummary]]:
-    """release -> (root, summary) of a small synthetic tree. Treat as read-only."""
+def synthetic_trees(amass_tree: TreeCache) -> dict[str, tuple[Path, SyntheticSummary]]:
+    """release -> (root, summary) of a small synthetic tree. Read-only."""
     trees = {}
     for release in RELEASES:
-        root = tmp_path_factory.mktemp(f"amass_{release}")
-        summary = write_amass_tree(
-            root, total_frames=SMALL_TREE_FRAMES, release=release, seed=SMALL_TREE_SEED
-        )
-        trees[release] = (root, summary)
+        summary = amass_tree.summary(SMALL_TREE_FRAMES, release, SMALL_TREE_SEED)
+        trees[release] = (Path(summary.root), summary)
     return trees
 
 

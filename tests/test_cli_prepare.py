@@ -9,15 +9,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import SPLITS, make_tree, read_manifest
+from helpers import SPLITS, TreeCache, read_manifest
 
 from vposer_data.cli import main
 from vposer_data.summary import verify
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tree(tmp_path_factory.mktemp("cli_amass") / "amass", seed=23)
+def tree(amass_tree: TreeCache) -> Path:
+    return amass_tree(seed=23)
 
 
 def prepare_args(tree: Path, out: Path, *extra: str) -> list[str]:

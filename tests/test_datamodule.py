@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import TRAINING_FRAMES, TRAINING_SPLITS, TreeCache, provenance
 from torch.utils.data import DataLoader
-from training_helpers import SMALL_SPLITS, prepare_small, provenance, write_tree
 
 from vposer_data import AMASS_SPLITS, PrepareConfig, VPoserDataModule
 from vposer_data.cli import main as cli_main
@@ -25,14 +25,9 @@ from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBa
 from vposer_data.manifest import ManifestError
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_small(tmp_path_factory.mktemp("datamodule"))
-
-
 def prepared(data_dir: Path, **kwargs: Any) -> VPoserDataModule:
-    """A DataModule over the module's prepared folder (settings as it was prepared with)."""
-    kwargs = {"splits": SMALL_SPLITS, **kwargs}
+    """A DataModule over ``training_dir`` or a copy of it (settings as it was prepared with)."""
+    kwargs = {"splits": TRAINING_SPLITS, **kwargs}
     return VPoserDataModule(data_dir=data_dir, **kwargs)
 
 
@@ -48,11 +43,11 @@ def test_importing_the_package_does_not_import_lightning() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_hyperparameters_are_plain_values(data_dir: Path) -> None:
+def test_hyperparameters_are_plain_values(training_dir: Path) -> None:
     augmentations = [{"name": "noise", "sigma": 0.01}, "matrot"]
-    dm = prepared(data_dir, prepare={"augmentations": augmentations})
+    dm = prepared(training_dir, prepare={"augmentations": augmentations})
     assert dm.hparams["batch_size"] == 512 and dm.hparams["num_workers"] == 0
-    assert dm.hparams["splits"] == SMALL_SPLITS
+    assert dm.hparams["splits"] == TRAINING_SPLITS
     assert dm.hparams["prepare"]["augmentations"][0] == {"name": "noise", "sigma": 0.01}
     json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in dm.hparams.items()})
     assert [a.name for a in dm.prepare_config.augmentations] == ["noise", "matrot"]
@@ -65,11 +60,11 @@ def test_defaults() -> None:
 
 
 def test_a_folder_is_served_as_prepared_without_restating_its_settings(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    amass_tree: TreeCache, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Prepared by the command with other settings and a custom split mapping, a folder is
     served by VPoserDataModule(data_dir) alone; settings given are still checked."""
-    amass = write_tree(tmp_path / "amass")
+    amass = amass_tree(TRAINING_FRAMES)
     out = tmp_path / "vposer"
     splits = {"train": ["CMU", "KIT"], "vald": ["HumanEva"], "test": ["SFU"]}
     code = cli_main(
@@ -125,24 +120,24 @@ def test_invalid_arguments(kwargs: dict[str, Any], message: str) -> None:
     ],
 )
 def test_setup_maps_only_what_the_stage_needs(
-    data_dir: Path, stage: str | None, splits: set[str]
+    training_dir: Path, stage: str | None, splits: set[str]
 ) -> None:
-    dm = prepared(data_dir)
+    dm = prepared(training_dir)
     dm.setup(stage)
     assert set(dm.datasets) == splits
     assert all(isinstance(d, VPoserDataset) for d in dm.datasets.values())
 
 
-def test_prepare_data_sets_no_state(data_dir: Path) -> None:
-    dm = prepared(data_dir)
+def test_prepare_data_sets_no_state(training_dir: Path) -> None:
+    dm = prepared(training_dir)
     before = dict(vars(dm))
     dm.prepare_data()  # already prepared with these settings: nothing to do
     assert vars(dm) == before and dm.datasets == {}
 
 
-def test_train_loader_is_seeded_shuffled_and_drops_the_last_batch(data_dir: Path) -> None:
+def test_train_loader_is_seeded_shuffled_and_drops_the_last_batch(training_dir: Path) -> None:
     def order(seed: int) -> list[tuple[int, int]]:
-        dm = prepared(data_dir, fields=["pose_body", "seq_id", "frame_id"], batch_size=64)
+        dm = prepared(training_dir, fields=["pose_body", "seq_id", "frame_id"], batch_size=64)
         dm.seed = seed
         dm.setup("fit")
         batches = list(dm.train_dataloader())
@@ -156,14 +151,14 @@ def test_train_loader_is_seeded_shuffled_and_drops_the_last_batch(data_dir: Path
 
     first, again, other = order(0), order(0), order(1)
     assert first == again and first != other
-    train = VPoserDataset(data_dir / "stage_III" / "train", ["seq_id", "frame_id"])
+    train = VPoserDataset(training_dir / "stage_III" / "train", ["seq_id", "frame_id"])
     in_file_order = provenance(train)
     assert first != in_file_order[: len(first)]
     assert len(set(first)) == len(first)  # no sample twice in an epoch
 
 
-def test_second_epoch_is_a_different_order(data_dir: Path) -> None:
-    dm = prepared(data_dir, fields=["frame_id"], batch_size=64)
+def test_second_epoch_is_a_different_order(training_dir: Path) -> None:
+    dm = prepared(training_dir, fields=["frame_id"], batch_size=64)
     dm.setup("fit")
     loader = dm.train_dataloader()
     first = torch.cat([b["frame_id"] for b in loader])
@@ -172,8 +167,8 @@ def test_second_epoch_is_a_different_order(data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("split", ["vald", "test"])
-def test_eval_loaders_keep_every_sample_in_order(data_dir: Path, split: str) -> None:
-    dm = prepared(data_dir, batch_size=50)
+def test_eval_loaders_keep_every_sample_in_order(training_dir: Path, split: str) -> None:
+    dm = prepared(training_dir, batch_size=50)
     dm.setup(None)
     loader = dm.val_dataloader() if split == "vald" else dm.test_dataloader()
     got = torch.cat([b["pose_body"] for b in loader])
@@ -183,19 +178,19 @@ def test_eval_loaders_keep_every_sample_in_order(data_dir: Path, split: str) -> 
                        dm.datasets["test"].tensors["pose_body"])  # fmt: skip
 
 
-def test_loader_settings(data_dir: Path) -> None:
-    dm = prepared(data_dir, num_workers=2)
+def test_loader_settings(training_dir: Path) -> None:
+    dm = prepared(training_dir, num_workers=2)
     dm.setup("fit")
     loader = dm.train_dataloader()
     assert loader.num_workers == 2 and loader.persistent_workers
     assert loader.pin_memory == torch.cuda.is_available()
-    assert not prepared(data_dir).train_dataloader().persistent_workers
-    assert prepared(data_dir, pin_memory=True).val_dataloader().pin_memory
+    assert not prepared(training_dir).train_dataloader().persistent_workers
+    assert prepared(training_dir, pin_memory=True).val_dataloader().pin_memory
 
 
 @pytest.mark.parametrize("loader", ["train", "val"])
 def test_one_fancy_index_per_field_per_batch(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, loader: str
+    training_dir: Path, monkeypatch: pytest.MonkeyPatch, loader: str
 ) -> None:
     """Each batch is one batched fetch (``__getitems__``): one ``index_select`` per field, and
     never a per-sample ``dataset[i]``."""
@@ -219,7 +214,7 @@ def test_one_fancy_index_per_field_per_batch(
     monkeypatch.setattr(VPoserDataset, "__getitem__", counting_getitem)
     monkeypatch.setattr(VPoserDataset, "__getitems__", counting_getitems)
     monkeypatch.setattr(torch.Tensor, "index_select", counting_index_select)
-    dm = prepared(data_dir, fields=["pose_body", "root_orient", "seq_id"], batch_size=32)
+    dm = prepared(training_dir, fields=["pose_body", "root_orient", "seq_id"], batch_size=32)
     dm.setup("fit")
     batches = list(dm.train_dataloader() if loader == "train" else dm.val_dataloader())
     rows = sum(len(b["seq_id"]) for b in batches)
@@ -243,44 +238,44 @@ def test_amass_dir_none_and_nothing_prepared_says_how_to_fix(tmp_path: Path) -> 
         dm.setup("fit")
 
 
-def test_prepare_data_from_raw_amass_then_reuse(tmp_path: Path) -> None:
-    amass = write_tree(tmp_path / "amass", frames=6000)
+def test_prepare_data_from_raw_amass_then_reuse(amass_tree: TreeCache, tmp_path: Path) -> None:
+    amass = amass_tree(6000)
     out = tmp_path / "vposer"
     dm = VPoserDataModule(
-        data_dir=out, amass_dir=amass, splits=SMALL_SPLITS, prepare={"progress": False}
+        data_dir=out, amass_dir=amass, splits=TRAINING_SPLITS, prepare={"progress": False}
     )
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.datasets["train"]) > 0
     log = (out / "prepare.log").read_text()
     dm.prepare_data()  # done: nothing runs again
-    again = VPoserDataModule(data_dir=str(out), splits=SMALL_SPLITS)  # amass_dir=None
+    again = VPoserDataModule(data_dir=str(out), splits=TRAINING_SPLITS)  # amass_dir=None
     again.prepare_data()
     again.setup("test")
     assert (out / "prepare.log").read_text() == log
     assert log.count("=== vposer_data") == 1
 
 
-def test_setup_before_preparation_finished(tmp_path: Path) -> None:
-    amass = write_tree(tmp_path / "amass", frames=6000)
-    dm = VPoserDataModule(data_dir=tmp_path / "vposer", amass_dir=amass, splits=SMALL_SPLITS)
+def test_setup_before_preparation_finished(amass_tree: TreeCache, tmp_path: Path) -> None:
+    amass = amass_tree(6000)
+    dm = VPoserDataModule(data_dir=tmp_path / "vposer", amass_dir=amass, splits=TRAINING_SPLITS)
     with pytest.raises(PrepareError, match="call prepare_data\\(\\) before setup\\(\\)"):
         dm.setup("fit")
 
 
-def test_other_settings_are_loud(data_dir: Path) -> None:
-    dm = prepared(data_dir, prepare={"keep_rate": 0.5})
+def test_other_settings_are_loud(training_dir: Path) -> None:
+    dm = prepared(training_dir, prepare={"keep_rate": 0.5})
     with pytest.raises(StaleOutputError, match=re.escape("keep_rate: existing 0.3, requested 0.5")):
         dm.setup("fit")
     with pytest.raises(StaleOutputError, match="keep_rate"):
         dm.prepare_data()
-    other_splits = {**SMALL_SPLITS, "test": ["SFU", "ACCAD"]}
+    other_splits = {**TRAINING_SPLITS, "test": ["SFU", "ACCAD"]}
     with pytest.raises(StaleOutputError, match=re.escape("splits.test")):
-        prepared(data_dir, splits=other_splits).setup("test")
+        prepared(training_dir, splits=other_splits).setup("test")
 
 
-def test_damaged_file_is_named(data_dir: Path, tmp_path: Path) -> None:
-    copy = Path(shutil.copytree(data_dir, tmp_path / "copy"))
+def test_damaged_file_is_named(training_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(training_dir, tmp_path / "copy"))
     victim = copy / "stage_III" / "vald" / "pose_body.pt"
     with open(victim, "ab") as handle:
         handle.write(b"\0")
@@ -292,8 +287,8 @@ def test_damaged_file_is_named(data_dir: Path, tmp_path: Path) -> None:
         prepared(copy).setup("fit")
 
 
-def test_incomplete_manifest(data_dir: Path, tmp_path: Path) -> None:
-    copy = Path(shutil.copytree(data_dir, tmp_path / "copy"))
+def test_incomplete_manifest(training_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(training_dir, tmp_path / "copy"))
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["complete"] = False
     (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -301,14 +296,14 @@ def test_incomplete_manifest(data_dir: Path, tmp_path: Path) -> None:
         prepared(copy).setup("fit")
 
 
-def test_a_stage_whose_split_is_absent(data_dir: Path) -> None:
-    dm = VPoserDataModule(data_dir=data_dir, splits={"train": ["CMU"]})
+def test_a_stage_whose_split_is_absent(training_dir: Path) -> None:
+    dm = VPoserDataModule(data_dir=training_dir, splits={"train": ["CMU"]})
     with pytest.raises(ValueError, match="setup\\('test'\\) needs a 'test' split"):
         dm.setup("test")
     with pytest.raises(ValueError, match="stage='train'"):
         dm.setup("train")
     with pytest.raises(ValueError, match="not among this VPoserDataModule's splits"):
-        prepared(data_dir).dataset("holdout")
+        prepared(training_dir).dataset("holdout")
 
 
 def test_batch_index_sampler() -> None:
@@ -357,8 +352,8 @@ def test_batch_index_sampler_arguments(kwargs: dict[str, int]) -> None:
         BatchIndexSampler(**{"size": 10, "batch_size": 2, **kwargs})
 
 
-def test_batch_data_loader_fast_path_equals_the_dataloader(data_dir: Path) -> None:
-    dataset = VPoserDataset(data_dir / "stage_III" / "train", ["pose_body", "frame_id"])
+def test_batch_data_loader_fast_path_equals_the_dataloader(training_dir: Path) -> None:
+    dataset = VPoserDataset(training_dir / "stage_III" / "train", ["pose_body", "frame_id"])
 
     def batches(loader_cls: type, workers: int) -> list[dict[str, torch.Tensor]]:
         loader = loader_cls(

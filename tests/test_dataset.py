@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TRAINING_SPLITS, TreeCache, prepare
 from torch.utils.data import DataLoader
-from training_helpers import prepare_small
 
 from vposer_data.dataset import (
     DEFAULT_FIELDS,
@@ -24,13 +24,8 @@ from vposer_data.prepare import split_dir
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_small(tmp_path_factory.mktemp("dataset"))
-
-
-@pytest.fixture(scope="module")
-def train_dir(data_dir: Path) -> Path:
-    return split_dir(data_dir, "train")
+def train_dir(training_dir: Path) -> Path:
+    return split_dir(training_dir, "train")
 
 
 @pytest.fixture()
@@ -48,8 +43,9 @@ def test_default_fields_are_the_pose_fields_present(train_dir: Path) -> None:
     assert "seq_id" not in dataset.fields and "betas" not in dataset.fields
 
 
-def test_smplx_default_fields_include_jaw_and_eyes(tmp_path: Path) -> None:
-    data_dir = prepare_small(tmp_path, frames=8000, release="smplx")
+def test_smplx_default_fields_include_jaw_and_eyes(amass_tree: TreeCache, tmp_path: Path) -> None:
+    data_dir = tmp_path / "vposer"
+    prepare(amass_tree(8000, "smplx"), data_dir, TRAINING_SPLITS)
     dataset = VPoserDataset(split_dir(data_dir, "vald"))
     assert {"pose_jaw", "pose_eye"} <= set(dataset.fields)
     assert dataset[0]["pose_jaw"].shape == (3,) and dataset[0]["pose_eye"].shape == (6,)

@@ -19,20 +19,19 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from pipeline_helpers import (
+from helpers import (
     SPLITS,
+    TreeCache,
     config,
-    copy_tree_reversed,
     file_hashes,
-    listing_order,
     load_split,
-    make_tree,
     prepare,
     read_manifest,
     record_problems,
     recorded_pairs,
     snapshot,
     temp_files,
+    write_tree,
 )
 
 from vposer_data.amass import AmassFormatError
@@ -81,31 +80,18 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tree(tmp_path_factory.mktemp("amass") / "amass")
-
-
-@pytest.fixture(scope="module")
-def reference(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A default preparation of ``tree``; tests only read it (or check it stays untouched)."""
-    out = tmp_path_factory.mktemp("reference") / "V02"
-    prepare(tree, out)
-    return out
-
-
 # --------------------------------------------------------------------------- once
 
 
-def test_second_call_does_nothing_and_touches_no_file(tree: Path, tmp_path: Path) -> None:
+def test_second_call_does_nothing_and_touches_no_file(small_tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "V02"
     started = time.perf_counter()
-    first = prepare(tree, out)
+    first = prepare(small_tree, out)
     first_seconds = time.perf_counter() - started
     assert first.ran == ALL_PAIRS
     before = snapshot(out)
     started = time.perf_counter()
-    second = prepare(tree, out)
+    second = prepare(small_tree, out)
     second_seconds = time.perf_counter() - started
     assert second.ran == []
     assert second.samples == first.samples and second.split_dirs == first.split_dirs
@@ -156,39 +142,41 @@ def _difference_lines(message: str) -> dict[str, str]:
     ids=["keep_rate", "augmentations", "splits", "several"],
 )
 def test_other_settings_over_an_output_raise_naming_each_difference(
-    tree: Path, reference: Path, changes: dict[str, Any], expected: dict[str, str]
+    small_tree: Path, small_reference: Path, changes: dict[str, Any], expected: dict[str, str]
 ) -> None:
-    before = snapshot(reference)
+    before = snapshot(small_reference)
     changes = dict(changes)
     splits = changes.pop("splits", None)
     with pytest.raises(StaleOutputError) as error:
-        prepare(tree, reference, splits=splits, **changes)
+        prepare(small_tree, small_reference, splits=splits, **changes)
     message = str(error.value)
-    assert str(reference) in message and "overwrite=True" in message
+    assert str(small_reference) in message and "overwrite=True" in message
     found = _difference_lines(message)
     assert set(found) == set(expected), message
     for key, text in expected.items():
         assert found[key].startswith(text), found[key]
     if "augmentations" in expected:
         assert "'noise'" in found["augmentations"] and "0.02" in found["augmentations"]
-    assert snapshot(reference) == before  # refused without touching anything
+    assert snapshot(small_reference) == before  # refused without touching anything
 
 
-def test_settings_that_do_not_change_the_data_are_allowed(tree: Path, reference: Path) -> None:
-    before = snapshot(reference)
-    result = prepare(tree, reference, num_workers=2, strict=True, progress=None)
+def test_settings_that_do_not_change_the_data_are_allowed(
+    small_tree: Path, small_reference: Path
+) -> None:
+    before = snapshot(small_reference)
+    result = prepare(small_tree, small_reference, num_workers=2, strict=True, progress=None)
     assert result.ran == []
-    assert snapshot(reference) == before
+    assert snapshot(small_reference) == before
 
 
-def test_overwrite_rebuilds_like_a_fresh_build(tree: Path, tmp_path: Path) -> None:
+def test_overwrite_rebuilds_like_a_fresh_build(small_tree: Path, tmp_path: Path) -> None:
     out, fresh = tmp_path / "V02", tmp_path / "fresh"
-    prepare(tree, out)
+    prepare(small_tree, out)
     old = file_hashes(out)
     splits = {**SPLITS, "vald": ["HumanEva", "ACCAD"]}
-    result = prepare(tree, out, splits=splits, overwrite=True, keep_rate=0.5)
+    result = prepare(small_tree, out, splits=splits, overwrite=True, keep_rate=0.5)
     assert result.ran == [f"{stage}/{split}" for stage in STAGES for split in splits]
-    prepare(tree, fresh, splits=splits, keep_rate=0.5)
+    prepare(small_tree, fresh, splits=splits, keep_rate=0.5)
     assert file_hashes(out) == file_hashes(fresh) != old
     assert file_hashes(out, "stage_I") == file_hashes(fresh, "stage_I")
     leftovers = {p.relative_to(out) for p in out.rglob("*")} ^ {
@@ -203,17 +191,19 @@ def test_overwrite_rebuilds_like_a_fresh_build(tree: Path, tmp_path: Path) -> No
 # --------------------------------------------------------------------------- deterministic
 
 
-def test_worker_count_does_not_change_a_byte(tree: Path, reference: Path, tmp_path: Path) -> None:
+def test_worker_count_does_not_change_a_byte(
+    small_tree: Path, small_reference: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "workers2"
-    prepare(tree, out, num_workers=2)
+    prepare(small_tree, out, num_workers=2)
     hashes = file_hashes(out)
     assert len(hashes) == 3 * 10
-    assert hashes == file_hashes(reference)
-    assert file_hashes(out, "stage_I") == file_hashes(reference, "stage_I")
+    assert hashes == file_hashes(small_reference)
+    assert file_hashes(out, "stage_I") == file_hashes(small_reference, "stage_I")
 
 
 def test_random_augmentations_are_deterministic_across_worker_counts(
-    tree: Path, tmp_path: Path
+    small_tree: Path, tmp_path: Path
 ) -> None:
     augmentations = [
         {"name": "noise", "sigma": 0.05},
@@ -224,7 +214,7 @@ def test_random_augmentations_are_deterministic_across_worker_counts(
     runs = {}
     for workers in (0, 2):
         out = tmp_path / f"w{workers}"
-        prepare(tree, out, num_workers=workers, augmentations=augmentations, augment_passes=2)
+        prepare(small_tree, out, num_workers=workers, augmentations=augmentations, augment_passes=2)
         runs[workers] = out
     assert file_hashes(runs[0]) == file_hashes(runs[2])
     # two passes are two independent draws over the same source rows
@@ -236,11 +226,29 @@ def test_random_augmentations_are_deterministic_across_worker_counts(
     assert not torch.equal(train["pose_body"][:n], train["pose_body"][n:])
 
 
+def copy_tree_reversed(src: Path, dst: Path) -> None:
+    """The same files, created in reverse sorted order (directories too), so that a file system
+    that lists entries in creation order lists them differently from ``src``."""
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    for path in reversed(files):
+        target = dst / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+
+def listing_order(root: Path) -> list[str]:
+    """The order ``os.walk`` (as the split resolver uses) meets the files in."""
+    found = []
+    for dirpath, _dirs, names in os.walk(root):
+        found += [os.path.relpath(os.path.join(dirpath, n), root) for n in names]
+    return found
+
+
 def test_file_listing_order_does_not_change_a_byte(
-    tree: Path, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_tree: Path, small_reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     copy = tmp_path / "reversed_copy"
-    copy_tree_reversed(tree, copy)
+    copy_tree_reversed(small_tree, copy)
     real_walk = os.walk
 
     def reversed_walk(top: Any, *args: Any, **kwargs: Any):
@@ -254,22 +262,26 @@ def test_file_listing_order_does_not_change_a_byte(
     out = tmp_path / "V02"
     prepare(copy, out)
     monkeypatch.undo()
-    assert file_hashes(out) == file_hashes(reference)
+    assert file_hashes(out) == file_hashes(small_reference)
     files = {s: read_manifest(out)["stages"]["stage_I"][s]["files"] for s in SPLITS}
-    assert files == {s: read_manifest(reference)["stages"]["stage_I"][s]["files"] for s in SPLITS}
+    assert files == {
+        s: read_manifest(small_reference)["stages"]["stage_I"][s]["files"] for s in SPLITS
+    }
 
 
-def test_another_seed_gives_other_data(tree: Path, reference: Path, tmp_path: Path) -> None:
+def test_another_seed_gives_other_data(
+    small_tree: Path, small_reference: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "seed1"
-    result = prepare(tree, out, seed=1)
-    ours, theirs = file_hashes(out), file_hashes(reference)
+    result = prepare(small_tree, out, seed=1)
+    ours, theirs = file_hashes(out), file_hashes(small_reference)
     for split in SPLITS:
         for name in ("pose_body", "frame_id", "trans"):
             key = f"stage_III/{split}/{name}.pt"
             assert ours[key] != theirs[key], key
     # the same number of frames per file is drawn, only which ones differs
     assert result.samples == {
-        s: read_manifest(reference)["stages"]["stage_III"][s]["samples"] for s in SPLITS
+        s: read_manifest(small_reference)["stages"]["stage_III"][s]["samples"] for s in SPLITS
     }
 
 
@@ -277,12 +289,12 @@ def test_another_seed_gives_other_data(tree: Path, reference: Path, tmp_path: Pa
 
 
 def test_unrecorded_outputs_are_rebuilt_and_temp_files_removed(
-    tree: Path, reference: Path, tmp_path: Path
+    small_tree: Path, small_reference: Path, tmp_path: Path
 ) -> None:
     """The state a crash leaves, made by hand: a stage whose files exist but whose record is
     missing, a recorded file whose size no longer matches, and temp files."""
     out = tmp_path / "V02"
-    shutil.copytree(reference, out)
+    shutil.copytree(small_reference, out)
     manifest = read_manifest(out)
     del manifest["stages"]["stage_III"]["vald"]
     del manifest["stages"]["stage_III"]["test"]
@@ -294,9 +306,9 @@ def test_unrecorded_outputs_are_rebuilt_and_temp_files_removed(
     h5.write_bytes(h5.read_bytes()[:-10])  # recorded, but no longer its recorded size
     stray = out / "stage_III" / "train" / f".pose_body.pt{TEMP_MARK}99999"
     stray.write_bytes(b"half")
-    result = prepare(tree, out)
+    result = prepare(small_tree, out)
     assert result.ran == ["stage_II/test", "stage_III/vald", "stage_III/test"]
-    assert file_hashes(out) == file_hashes(reference)
+    assert file_hashes(out) == file_hashes(small_reference)
     assert temp_files(out) == []
     assert verify(out) == []
     assert (
@@ -343,9 +355,9 @@ def _landed_in(out: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def kill_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def kill_tree(amass_tree: TreeCache) -> Path:
     """Big enough that each stage lasts a while on a slow machine."""
-    return make_tree(tmp_path_factory.mktemp("kill_amass") / "amass", frames=120_000, seed=3)
+    return amass_tree(120_000, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -400,7 +412,7 @@ def test_sigkill_in_each_stage_then_rerun_equals_an_uninterrupted_run(
 
 
 def test_two_processes_preparing_one_folder_at_once(
-    tree: Path, reference: Path, tmp_path: Path
+    small_tree: Path, small_reference: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "shared"
     go = tmp_path / "go"
@@ -408,7 +420,7 @@ def test_two_processes_preparing_one_folder_at_once(
     for name in ("a", "b"):
         args = {
             "splits": SPLITS,
-            "amass": str(tree),
+            "amass": str(small_tree),
             "out": str(out),
             "config": {"progress": False, "batch_size": 128, "num_workers": 2},
             "ready": str(tmp_path / f"ready_{name}"),
@@ -436,7 +448,7 @@ def test_two_processes_preparing_one_folder_at_once(
     assert waiter["samples"] == worker["samples"]
     assert waiter["started"] < worker["finished"], "the two runs did not overlap"
     assert verify(out) == []
-    assert file_hashes(out) == file_hashes(reference)
+    assert file_hashes(out) == file_hashes(small_reference)
     log = (out / "prepare.log").read_text()
     assert log.count("=== vposer_data") == 1
     for split in SPLITS:
@@ -457,7 +469,7 @@ BROKEN = {
 
 @pytest.fixture(scope="module")
 def broken_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_tree(tmp_path_factory.mktemp("broken") / "amass", seed=17)
+    root = write_tree(tmp_path_factory.mktemp("broken") / "amass", seed=17)
     source = sorted((root / "CMU").rglob("*_poses.npz"))[0]
     arrays = dict(np.load(source, allow_pickle=False))
     rng = np.random.default_rng(0)
@@ -550,8 +562,10 @@ def test_non_motion_files_are_not_reported_as_skipped(broken_tree: Path, lenient
     assert "shape.npz" not in log and not any("shape.npz" in m for m in messages)
 
 
-def test_stagei_files_of_smplx_are_not_reported_as_skipped(tmp_path: Path) -> None:
-    root = make_tree(tmp_path / "amass", release="smplx", seed=4)
+def test_stagei_files_of_smplx_are_not_reported_as_skipped(
+    amass_tree: TreeCache, tmp_path: Path
+) -> None:
+    root = amass_tree(release="smplx", seed=4)
     stagei = [p.relative_to(root).as_posix() for p in (root / "CMU").rglob("*_stagei.npz")]
     assert stagei
     out = tmp_path / "V02"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import REPO
 from nbclient import NotebookClient
-from training_helpers import REPO
 
 NOTEBOOK = REPO / "notebooks" / "inspect_batches.ipynb"
 

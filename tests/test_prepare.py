@@ -10,15 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pipeline_helpers import (
-    GENDER_CODES,
-    SPLITS,
-    load_npz,
-    load_split,
-    make_tree,
-    prepare,
-    read_manifest,
-)
+from helpers import SPLITS, TreeCache, load_split, prepare, read_manifest
 from torch.utils.data import DataLoader, Dataset
 
 from vposer_data.errors import PrepareError
@@ -41,11 +33,12 @@ DEFAULT_FIELDS = {
     "frame_id": None,
 }
 INTEGER_FIELDS = ("gender", "seq_id", "frame_id")
+GENDER_CODES = {"male": -1, "neutral": 0, "female": 1}
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tree(tmp_path_factory.mktemp("amass_smplh") / "amass", frames=10_000, seed=5)
+def tree(amass_tree: TreeCache) -> Path:
+    return amass_tree(10_000, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +46,18 @@ def prepared(tree: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("vposer") / "V02"
     result = prepare(tree, out)
     return out, result, read_manifest(out)
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an AMASS file, without its object arrays (never unpickled)."""
+    arrays = {}
+    with np.load(path, allow_pickle=False) as archive:
+        for key in archive.files:
+            try:
+                arrays[key] = archive[key]
+            except ValueError:  # an object array (SMPL-X marker labels)
+                continue
+    return arrays
 
 
 def source_frames(tree: Path, manifest: dict, split: str, tensors: dict):
@@ -291,8 +296,8 @@ def test_fps_sampling_follows_each_files_own_rate(tree: Path, tmp_path: Path) ->
     assert any(r != int(r) for r in rates)
 
 
-def test_smplx_release_gives_jaw_and_eye(tmp_path: Path) -> None:
-    tree = make_tree(tmp_path / "amass", frames=8000, release="smplx", seed=2)
+def test_smplx_release_gives_jaw_and_eye(amass_tree: TreeCache, tmp_path: Path) -> None:
+    tree = amass_tree(8000, "smplx", seed=2)
     splits = {"train": ["CMU", "MPI_HDM05"], "vald": ["HumanEva"]}  # HDM05 under its new name
     out = tmp_path / "out"
     result = prepare(tree, out, splits=splits)

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
-from training_helpers import prepare_small
+from helpers import TRAINING_FRAMES, TRAINING_SPLITS, TreeCache, prepare
 
 from vposer_data.cli import main
 from vposer_data.dataset import VPoserDataset
@@ -19,12 +19,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_small(
-        tmp_path_factory.mktemp("report"),
-        augmentations=[{"name": "mirror", "p": 0.5}, "matrot"],
-        augment_passes=2,
-    )
+def data_dir(amass_tree: TreeCache, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "vposer"
+    augmentations = [{"name": "mirror", "p": 0.5}, "matrot"]
+    tree = amass_tree(TRAINING_FRAMES)
+    prepare(tree, out, TRAINING_SPLITS, augmentations=augmentations, augment_passes=2)
+    return out
 
 
 def _check_png(path: Path) -> None:

@@ -12,9 +12,17 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from helpers import (
+    EXAMPLES,
+    TRAINING_FRAMES,
+    TRAINING_SPLITS,
+    TreeCache,
+    import_examples,
+    prepare,
+    provenance,
+)
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DistributedSampler
-from training_helpers import EXAMPLES, SMALL_SPLITS, import_examples, provenance, write_tree
 
 from vposer_data import VPoserDataModule
 from vposer_data.dataset import VPoserDataset
@@ -44,12 +52,12 @@ class LossRecorder(Callback):
         self.losses.append(float(outputs["loss"]))
 
 
-def test_fit_validate_test_from_raw_amass(tmp_path: Path) -> None:
-    amass = write_tree(tmp_path / "amass", frames=15_000)
+def test_fit_validate_test_from_raw_amass(amass_tree: TreeCache, tmp_path: Path) -> None:
+    amass = amass_tree(15_000)
     dm = VPoserDataModule(
         data_dir=tmp_path / "vposer",
         amass_dir=amass,
-        splits=SMALL_SPLITS,
+        splits=TRAINING_SPLITS,
         fields=["pose_body"],
         batch_size=64,
         prepare={"progress": False},
@@ -107,14 +115,16 @@ class SeenSamples(Callback):
         path.write_text(json.dumps(record))
 
 
-def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> None:
-    amass = write_tree(tmp_path / "amass", frames=12_000)
+def test_ddp_two_processes_prepare_once_and_share_disjointly(
+    amass_tree: TreeCache, tmp_path: Path
+) -> None:
+    amass = amass_tree(TRAINING_FRAMES)
     data_dir = tmp_path / "vposer"
     batch_size = 32
     dm = VPoserDataModule(
         data_dir=data_dir,
         amass_dir=amass,
-        splits=SMALL_SPLITS,
+        splits=TRAINING_SPLITS,
         fields=["pose_body", "seq_id", "frame_id"],
         batch_size=batch_size,
         seed=3,
@@ -165,18 +175,17 @@ def test_ddp_two_processes_prepare_once_and_share_disjointly(tmp_path: Path) -> 
     assert abs(len(validated[0]) - len(validated[1])) <= 1
 
 
-def test_ddp_shares_cover_the_split_when_it_divides(tmp_path: Path) -> None:
+def test_ddp_shares_cover_the_split_when_it_divides(amass_tree: TreeCache, tmp_path: Path) -> None:
     """Without DDP processes: the sampler the DataModule builds for each rank of a 2-process
     job; their shares are disjoint and, with nothing to drop, their union is the split."""
-    from training_helpers import prepare_small
-
-    data_dir = prepare_small(tmp_path, frames=6000)
+    data_dir = tmp_path / "vposer"
+    prepare(amass_tree(6000), data_dir, TRAINING_SPLITS)
     length = len(VPoserDataset(split_dir(data_dir, "train")))
     batch = next(b for b in range(40, 1, -1) if (length // 2) % b == 0)
     shares = []
     for rank in (0, 1):
         dm = VPoserDataModule(
-            data_dir=data_dir, splits=SMALL_SPLITS, fields=["frame_id"], batch_size=batch
+            data_dir=data_dir, splits=TRAINING_SPLITS, fields=["frame_id"], batch_size=batch
         )
         dm.trainer = _FakeDistributedTrainer(rank)  # type: ignore[assignment]
         loader = dm.train_dataloader()
@@ -202,7 +211,7 @@ class _FakeDistributedTrainer:
 
 
 def test_lightning_cli_builds_the_datamodule_from_the_example_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    amass_tree: TreeCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sys.argv", ["train.py"])  # LightningCLI also looks at sys.argv
     import_examples()
@@ -210,7 +219,7 @@ def test_lightning_cli_builds_the_datamodule_from_the_example_config(
 
     config = EXAMPLES / "datamodule.yaml"
     values = yaml.safe_load(config.read_text())["data"]
-    amass = write_tree(tmp_path / "amass", frames=10_000)
+    amass = amass_tree(10_000)
     overrides = [
         f"--data.data_dir={tmp_path / 'vposer'}",
         f"--data.amass_dir={amass}",
@@ -252,19 +261,18 @@ def test_lightning_cli_builds_the_datamodule_from_the_example_config(
 def test_datamodule_settings_survive_a_checkpoint(tmp_path: Path) -> None:
     """save_hyperparameters: a DataModule can be rebuilt from what a checkpoint records."""
     dm = VPoserDataModule(
-        data_dir=tmp_path, splits=SMALL_SPLITS, batch_size=99, prepare={"keep_rate": 0.4}
+        data_dir=tmp_path, splits=TRAINING_SPLITS, batch_size=99, prepare={"keep_rate": 0.4}
     )
     rebuilt = VPoserDataModule(**dict(dm.hparams))
     assert rebuilt.hparams == dm.hparams and rebuilt.prepare_config == dm.prepare_config
 
 
-def test_overfit_batches(tmp_path: Path) -> None:
+def test_overfit_batches(amass_tree: TreeCache, tmp_path: Path) -> None:
     """Lightning's overfit_batches swaps the training sampler: batches stay batches."""
-    from training_helpers import prepare_small
-
-    data_dir = prepare_small(tmp_path, frames=6000)
+    data_dir = tmp_path / "vposer"
+    prepare(amass_tree(6000), data_dir, TRAINING_SPLITS)
     dm = VPoserDataModule(
-        data_dir=data_dir, splits=SMALL_SPLITS, fields=["pose_body"], batch_size=16
+        data_dir=data_dir, splits=TRAINING_SPLITS, fields=["pose_body"], batch_size=16
     )
     sizes: list[int] = []
 

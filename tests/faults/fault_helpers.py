@@ -1,10 +1,11 @@
-"""Helpers for the fault tests: trees, configurations, children to kill, and the checks that
-nothing was damaged (no temp files, no partial file recorded, outputs equal to a clean run)."""
+"""What only the fault tests need: the larger tree's settings, children to fork and kill (a
+zygote that forks runs, each leading its own process group, its output through a FIFO), and
+points in time to land signals at. The trees, the configuration and the checks that nothing
+was damaged are the shared ones of ``tests/helpers.py`` and ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -19,20 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from helpers import file_hashes, read_manifest, recorded_pairs
 
-from vposer_data.atomic import TEMP_MARK
-from vposer_data.config import PrepareConfig
-from vposer_data.prepare import PrepareResult, prepare_vposer_datasets
+from vposer_data.manifest import STAGES
 from vposer_data.splits import AMASS_SPLITS
 
 PYTHON = sys.executable
 CHILD = Path(__file__).with_name("fault_child.py")
-STAGES = ("stage_I", "stage_II", "stage_III")
-
-#: A small mapping over datasets of the synthetic SMPL+H tree.
-SPLITS: dict[str, list[str]] = {"train": ["CMU", "KIT"], "vald": ["HumanEva"], "test": ["SFU"]}
-SMALL_FRAMES = 8000
-SMALL_SEED = 11
 
 #: The larger tree of the kill / interrupt / full-disk / concurrency tests: a run takes one to
 #: two seconds, long enough to land signals inside each stage, with DataLoader workers. The
@@ -43,95 +37,11 @@ BIG_SEED = 3
 BIG_CONFIG: dict[str, Any] = {"progress": False, "num_workers": 2, "batch_size": 1024}
 
 
-def config(**changes: Any) -> PrepareConfig:
-    """Quiet, in-process, with batches small enough that each split of a small tree has
-    several."""
-    values: dict[str, Any] = {"progress": False, "batch_size": 256, "num_workers": 0}
-    values.update(changes)
-    return PrepareConfig(**values)
-
-
-def prepare(
-    tree: Path | None,
-    out: Path,
-    splits: Mapping[str, list[str]] | None = None,
-    **changes: Any,
-) -> PrepareResult:
-    splits = SPLITS if splits is None else splits
-    return prepare_vposer_datasets(splits, tree, out, config=config(**changes))
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def hashes(root: Path, sub: str = "stage_III") -> dict[str, str]:
-    """Relative path -> SHA-256 of every file below ``root/sub``."""
-    return {
-        p.relative_to(root).as_posix(): sha256(p)
-        for p in sorted((root / sub).rglob("*"))
-        if p.is_file()
-    }
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
-    """Relative path -> (size, mtime_ns, sha256) of every file but the lock (which the lock
-    library re-stamps on each acquisition)."""
-    return {
-        p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns, sha256(p))
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".vposer_data.lock"
-    }
-
-
-def temp_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if TEMP_MARK in p.name)
-
-
-def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / "manifest.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-def recorded_pairs(manifest: Mapping[str, Any]) -> set[str]:
-    return {
-        f"{stage}/{split}"
-        for stage, records in manifest.get("stages", {}).items()
-        for split in records
-    }
-
-
-def record_problems(root: Path) -> list[str]:
-    """Every file the manifest records must be on disk whole: its recorded size and (where
-    recorded) checksum. A partial file recorded as done is a problem."""
-    problems = []
-    for stage, records in read_manifest(root).get("stages", {}).items():
-        for split, record in records.items():
-            if stage == "stage_II":
-                h5 = root / stage / record["file"]
-                if not h5.is_file() or h5.stat().st_size != record["bytes"]:
-                    problems.append(f"{h5}: recorded {record['bytes']} bytes, not so on disk")
-                continue
-            for name, meta in record["fields"].items():
-                pt = root / stage / split / f"{name}.pt"
-                if not pt.is_file() or pt.stat().st_size != meta["bytes"]:
-                    problems.append(f"{pt}: recorded {meta['bytes']} bytes, not so on disk")
-                elif sha256(pt) != meta["sha256"]:
-                    problems.append(f"{pt}: checksum differs from the record")
-    return problems
-
-
-def assert_nothing_partial(root: Path) -> None:
-    """No temp file left, and nothing recorded that is not whole on disk."""
-    assert temp_files(root) == []
-    assert record_problems(root) == []
-
-
 def partial_final_splits(root: Path, reference: Mapping[str, str]) -> list[str]:
     """Splits whose Stage III folder is not recorded yet holds some, not all, of the reference
     files (a folder a loader globbing ``*.pt`` would take for a whole split)."""
     recorded = recorded_pairs(read_manifest(root))
-    found = hashes(root)
+    found = file_hashes(root)
     partial = []
     for split in read_manifest(root).get("settings", {}).get("splits", {}):
         if f"stage_III/{split}" in recorded:

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from fault_helpers import (
+from helpers import (
     SPLITS,
     assert_nothing_partial,
-    hashes,
+    file_hashes,
     prepare,
     read_manifest,
     recorded_pairs,
@@ -230,7 +230,7 @@ def test_the_rest_is_prepared_exactly_as_without_the_bad_files(
 ) -> None:
     _tree, out, _placed, result = lenient
     assert sorted(result.ran) == sorted(recorded_pairs(read_manifest(small_reference)))
-    assert hashes(out) == hashes(small_reference)  # every split, every field, every byte
+    assert file_hashes(out) == file_hashes(small_reference)  # every split, every field, every byte
     ours, clean = read_manifest(out)["stages"], read_manifest(small_reference)["stages"]
     for split in SPLITS:
         assert ours["stage_I"][split]["files"] == clean["stage_I"][split]["files"]

@@ -7,16 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fault_helpers import (
-    BIG_CONFIG,
-    BIG_SPLITS,
-    STAGES,
-    Zygote,
-    assert_nothing_partial,
-    hashes,
-    read_manifest,
-)
+from fault_helpers import BIG_CONFIG, BIG_SPLITS, Zygote
+from helpers import assert_nothing_partial, file_hashes, read_manifest
 
+from vposer_data.manifest import STAGES
 from vposer_data.summary import verify
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in BIG_SPLITS}
@@ -44,5 +38,5 @@ def test_four_processes_at_once_run_the_stages_once(
     assert log.count("=== vposer_data") == 1
     assert verify(out) == []
     assert read_manifest(out)["complete"] is True
-    assert hashes(out) == big_reference
+    assert file_hashes(out) == big_reference
     assert_nothing_partial(out)

@@ -14,19 +14,10 @@ import re
 from pathlib import Path
 
 import pytest
-from fault_helpers import (
-    BIG_CONFIG,
-    BIG_SPLITS,
-    STAGES,
-    Zygote,
-    assert_nothing_partial,
-    hashes,
-    read_manifest,
-    recorded_pairs,
-)
+from fault_helpers import BIG_CONFIG, BIG_SPLITS, Zygote
+from helpers import assert_nothing_partial, file_hashes, prepare, read_manifest, recorded_pairs
 
-from vposer_data.config import PrepareConfig
-from vposer_data.prepare import prepare_vposer_datasets
+from vposer_data.manifest import STAGES
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in BIG_SPLITS}
 FIRST = next(iter(BIG_SPLITS))
@@ -86,7 +77,7 @@ def test_full_disk_names_the_file_and_a_later_run_completes(
     assert_nothing_partial(out)
 
     # with room again
-    result = prepare_vposer_datasets(BIG_SPLITS, big_tree, out, config=PrepareConfig(**BIG_CONFIG))
+    result = prepare(big_tree, out, BIG_SPLITS, **BIG_CONFIG)
     assert set(result.ran) == ALL_PAIRS - recorded
-    assert hashes(out) == big_reference
+    assert file_hashes(out) == big_reference
     assert_nothing_partial(out)

@@ -24,22 +24,17 @@ from fault_helpers import (
     BIG_CONFIG,
     BIG_SPLITS,
     PYTHON,
-    STAGES,
     ForkedRun,
     Zygote,
-    assert_nothing_partial,
-    hashes,
     landed_in,
     partial_final_splits,
-    read_manifest,
-    recorded_pairs,
     schedule,
     shortest_segments,
     wait_for,
 )
+from helpers import assert_nothing_partial, file_hashes, prepare, read_manifest, recorded_pairs
 
-from vposer_data.config import PrepareConfig
-from vposer_data.prepare import prepare_vposer_datasets
+from vposer_data.manifest import STAGES
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in BIG_SPLITS}
 LAST = list(BIG_SPLITS)[-1]  # "train", the largest split, runs last in each stage
@@ -95,9 +90,9 @@ def test_ctrl_c_during_a_stage_then_resume(
     assert_nothing_partial(out)  # no temp file; every recorded file whole
     assert partial_final_splits(out, big_reference) == []  # absent or whole, never partial
 
-    result = prepare_vposer_datasets(BIG_SPLITS, big_tree, out, config=PrepareConfig(**BIG_CONFIG))
+    result = prepare(big_tree, out, BIG_SPLITS, **BIG_CONFIG)
     assert set(result.ran) == ALL_PAIRS - recorded  # resumed: nothing recorded is redone
-    assert hashes(out) == big_reference
+    assert file_hashes(out) == big_reference
     assert_nothing_partial(out)
 
 
@@ -141,10 +136,9 @@ def test_ctrl_c_at_seeded_points_then_resume(
         assert_nothing_partial(out)
         assert partial_final_splits(out, big_reference) == [], i
 
-        config = PrepareConfig(**BIG_CONFIG)
-        result = prepare_vposer_datasets(BIG_SPLITS, big_tree, out, config=config)
+        result = prepare(big_tree, out, BIG_SPLITS, **BIG_CONFIG)
         assert set(result.ran) == ALL_PAIRS - recorded, (i, stage)
-        assert hashes(out) == big_reference, (i, stage)
+        assert file_hashes(out) == big_reference, (i, stage)
         assert_nothing_partial(out)
         shutil.rmtree(out)
     print(f"\nSIGINT points: {len(points)}; landed per stage {dict(sorted(landed.items()))}")

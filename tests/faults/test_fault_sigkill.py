@@ -19,24 +19,18 @@ from pathlib import Path
 from fault_helpers import (
     BIG_CONFIG,
     BIG_SPLITS,
-    STAGES,
     ForkedRun,
     Zygote,
-    hashes,
     landed_in,
     partial_final_splits,
-    read_manifest,
-    record_problems,
-    recorded_pairs,
     schedule,
     shortest_segments,
     survivors,
-    temp_files,
     wait_for,
 )
+from helpers import file_hashes, prepare, read_manifest, record_problems, recorded_pairs, temp_files
 
-from vposer_data.config import PrepareConfig
-from vposer_data.prepare import prepare_vposer_datasets
+from vposer_data.manifest import STAGES
 from vposer_data.summary import verify
 
 SEED = 1234
@@ -68,7 +62,7 @@ def test_sigkill_at_seeded_points_then_rerun_equals_uninterrupted_run(
 
     # uninterrupted runs: the same bytes as in-process; where the stages begin and end
     assert start(tmp_path / "check").result()["ok"]
-    assert hashes(tmp_path / "check") == reference
+    assert file_hashes(tmp_path / "check") == reference
     parts = shortest_segments(start, tmp_path, TIMING_RUNS)
     assert [s.stage for s in parts] == [s for s in STAGES for _ in BIG_SPLITS]
     points = schedule(parts, random.Random(SEED), KILLS_PER_STAGE)
@@ -93,10 +87,10 @@ def test_sigkill_at_seeded_points_then_rerun_equals_uninterrupted_run(
         # a split folder is built under a temp name and renamed whole: never half-made
         assert partial_final_splits(out, reference) == [], (i, stage)
 
-        rerun = PrepareConfig(**{**BIG_CONFIG, "num_workers": 2 if i % 2 else 0})
-        result = prepare_vposer_datasets(BIG_SPLITS, tree, out, config=rerun)
+        rerun = {**BIG_CONFIG, "num_workers": 2 if i % 2 else 0}
+        result = prepare(tree, out, BIG_SPLITS, **rerun)
         assert set(result.ran) == ALL_PAIRS - recorded, (i, stage)  # only what was missing
-        assert hashes(out) == reference, (i, stage)
+        assert file_hashes(out) == reference, (i, stage)
         assert temp_files(out) == [], (i, stage)
         assert verify(out) == []
         log = (out / "prepare.log").read_text(encoding="utf-8")

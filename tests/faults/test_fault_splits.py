@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fault_helpers import (
+from helpers import (
     SPLITS,
-    STAGES,
     assert_nothing_partial,
-    hashes,
+    file_hashes,
     prepare,
     read_manifest,
     recorded_pairs,
@@ -24,6 +23,7 @@ from fault_helpers import (
 )
 
 from vposer_data.errors import PrepareError
+from vposer_data.manifest import STAGES
 from vposer_data.splits import SplitError
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in SPLITS}
@@ -33,7 +33,7 @@ def corrected_call_completes(tree: Path, out: Path, reference: Path) -> None:
     """After a refused call, the right one prepares everything, as if nothing had happened."""
     result = prepare(tree, out)
     assert set(result.ran) == ALL_PAIRS
-    assert hashes(out) == hashes(reference)
+    assert file_hashes(out) == file_hashes(reference)
     assert read_manifest(out)["amass_dir"] == str(tree.resolve())
     assert_nothing_partial(out)
 
@@ -126,7 +126,7 @@ def test_split_with_nothing_usable(small_tree: Path, small_reference: Path, tmp_
         path.write_bytes(data)
     result = prepare(tree, out)
     assert set(result.ran) == ALL_PAIRS - {"stage_I/train"}  # resumed, train not redone
-    assert hashes(out) == hashes(small_reference)
+    assert file_hashes(out) == file_hashes(small_reference)
     assert_nothing_partial(out)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fault_helpers import SPLITS, prepare, read_manifest, snapshot
+from helpers import SPLITS, config, prepare, read_manifest, snapshot
 
 from vposer_data.cli import main as cli_main
 from vposer_data.datamodule import VPoserDataModule
@@ -70,7 +70,8 @@ def flip_a_byte(path: Path) -> None:
 
 def datamodule(out: Path) -> VPoserDataModule:
     """A module for this folder, with the settings it was prepared with."""
-    return VPoserDataModule(out, splits=SPLITS, prepare={"batch_size": 256, "num_workers": 0})
+    settings = {"batch_size": config().batch_size, "num_workers": 0}
+    return VPoserDataModule(out, splits=SPLITS, prepare=settings)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,8 @@ def test_prepare_setup_and_verify_name_a_resized_or_missing_file(
 
     # the command: one line naming the file, no traceback
     argv = ["prepare", "--amass-dir", str(small_tree), "--out", str(prepared), "--no-progress"]
-    argv += ["--splits", json.dumps(SPLITS), "--batch-size", "256", "--num-workers", "0"]
+    argv += ["--splits", json.dumps(SPLITS), "--batch-size", str(config().batch_size)]
+    argv += ["--num-workers", "0"]
     assert cli_main(argv) == 2
     error = capsys.readouterr().err
     assert error.startswith("vposer-data: error: ") and f"{target}: " in error

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from fault_helpers import assert_nothing_partial, hashes, prepare, read_manifest
+from helpers import assert_nothing_partial, file_hashes, prepare, read_manifest
 
 from vposer_data.amass import AmassFormatError, load_sequence
 from vposer_data.dataset import DatasetFormatError, VPoserDataset
@@ -139,7 +139,7 @@ def test_prepare_skips_hostile_files_without_running_them(
     for path in reasons:
         assert f"skipped {path}: " in log
     assert result.skipped["train"] == 2
-    assert hashes(out) == hashes(small_reference)  # the rest as if they were not there
+    assert file_hashes(out) == file_hashes(small_reference)  # the rest as if they were not there
     assert_nothing_partial(out)
 
 
