@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pipeline_helpers import make_tree, prepare, read_manifest
+from helpers import prepare, read_manifest
+from helpers import write_tree as make_tree
 
 from vposer_data.amass import _MAP_MIN_BYTES, AmassFormatError, load_sequence
 from vposer_data.synthetic import write_motion_npz, write_npz

@@ -48,6 +48,8 @@ def test_notebook_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "| `pose_body` | (512, 63) | float32 |" in text
     assert "| **train** | **all** |" in text and "| vald | HumanEva |" in text
     assert "pose_body equal to the source frame: True; root_orient equal: True" in text
+    assert "training clips of 32 frames at 30 Hz" in text
+    assert "canonical first frame: trans xy = [0.0, 0.0], faces +y: True" in text
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 1
+    assert len(images) == 2
     assert (tmp_path / "demo" / "vposer" / "manifest.json").is_file()
