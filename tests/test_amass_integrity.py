@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from helpers import prepare, read_manifest
 from helpers import write_tree as make_tree
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vposer_data.amass import _MAP_MIN_BYTES, AmassFormatError, load_sequence
 from vposer_data.synthetic import write_motion_npz, write_npz
