@@ -62,13 +62,11 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
             fields[name] = save_field(job.out, name, array, job.final)
             del array
     samples = next(iter(lengths.values()))
-    job.log.info(f"stage III {split}: {samples} samples, {len(fields)} fields")
     record_out: dict[str, Any] = {"samples": samples, "fields": fields}
+    line = f"stage III {split}: {samples} samples, {len(fields)} fields"
     if with_stats:
         entry = write_statistics(job.manifest.root, split, samples, clip_frames, stats)
         record_out["statistics"] = entry
-        job.log.info(
-            f"stage III {split}: statistics of {len(stats)} fields over {entry['frames']} "
-            f"frames -> {entry['file']}"
-        )
+        line += f"; statistics of {len(stats)} over {entry['frames']} frames -> {entry['file']}"
+    job.log.info(line)
     return record_out
