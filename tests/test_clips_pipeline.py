@@ -102,8 +102,8 @@ def test_dataset_length_equals_what_it_yields(tmp_path: Path) -> None:
     assert dataset.clip_frames == T and dataset.fps == TARGET
     yielded = sum(1 for _ in dataset)  # type: ignore[attr-defined]
     assert yielded == len(dataset)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=5, collate_fn=lambda b: b)
-    assert sum(len(batch) for batch in loader) == len(dataset)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=5, collate_fn=dict)
+    assert sum(len(batch["pose_body"]) for batch in loader) == len(dataset)
     assert dataset[len(dataset) - 1]["pose_body"].shape == (T, 63)
     with pytest.raises(IndexError):
         dataset[len(dataset)]

@@ -226,19 +226,6 @@ def test_random_sampling_keeps_the_rounded_fraction_of_each_trimmed_motion(prepa
             assert frames.min() >= start and frames.max() < stop
 
 
-def test_train_split_stats_per_column(prepared) -> None:
-    out, _, manifest = prepared
-    stats = manifest["stages"]["stage_III"]["train"]["stats"]
-    tensors = load_split(out, "train")
-    floats = {name for name, t in tensors.items() if t.is_floating_point()}
-    assert set(stats) == floats
-    for name in floats:
-        values = tensors[name].numpy().astype(np.float64)
-        assert len(stats[name]["mean"]) == len(stats[name]["std"]) == values.shape[1]
-        np.testing.assert_allclose(stats[name]["mean"], values.mean(axis=0), rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(stats[name]["std"], values.std(axis=0), rtol=1e-6, atol=1e-7)
-
-
 class OriginalVPoserDS(Dataset):
     """The original VPoser training loader's pattern: every ``*.pt`` of a split folder, loaded
     whole and cast to float32, all of one length, indexed per sample."""

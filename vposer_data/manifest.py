@@ -165,7 +165,11 @@ class Manifest:
         path = stage_path(self.root, stage, split)
         if stage == "stage_II":
             return {path: record}
-        return {path / f"{name}.pt": meta for name, meta in record.get("fields", {}).items()}
+        files = {path / f"{name}.pt": meta for name, meta in record.get("fields", {}).items()}
+        statistics = record.get("statistics")
+        if stage == "stage_III" and statistics is not None:  # the folder's training statistics
+            files[self.root / statistics["file"]] = statistics
+        return files
 
     def check_files(self, stage: str, split: str, checksums: bool = False) -> list[str]:
         """Problems with a (stage, split)'s recorded files: missing, resized, or (with

@@ -42,6 +42,7 @@ from vposer_data.manifest import (
 from vposer_data.runlog import LoggerLike, RunLog
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
 from vposer_data.stages import PIPELINE, SplitJob
+from vposer_data.statistics import STATISTICS_NAME
 
 __all__ = ["LOG_NAME", "PrepareResult", "prepare_vposer_datasets"]
 
@@ -75,6 +76,7 @@ def _discard(root: Path) -> None:
     """Remove what a previous preparation wrote (only our own folders and manifest)."""
     for stage in STAGES:
         shutil.rmtree(root / stage, ignore_errors=True)
+    (root / STATISTICS_NAME).unlink(missing_ok=True)
     (root / MANIFEST_NAME).unlink(missing_ok=True)
 
 
