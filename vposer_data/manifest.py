@@ -15,7 +15,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from vposer_data.atomic import atomic_write_text, file_sha256
+from vposer_data.atomic import atomic_write_text, file_crc32, file_sha256
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.splits import SplitError, normalize_splits
@@ -79,6 +79,16 @@ def _upgrade(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     settings["config"] = json.loads(json.dumps(config.identity()))
     data["format_version"] = FORMAT_VERSION
     return data
+
+
+def _checksum_differs(path: Path, meta: Mapping[str, Any]) -> bool:
+    """Whether a file's checksum (SHA-256 for final files, CRC-32 for the HDF5 intermediate)
+    differs from its record."""
+    if "sha256" in meta:
+        return file_sha256(path) != meta["sha256"]
+    if "crc32" in meta:
+        return file_crc32(path) != meta["crc32"]
+    return False
 
 
 def lock_for(root: str | Path, timeout: float = -1) -> FileLock:
@@ -155,7 +165,10 @@ class Manifest:
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=False) + "\n")
+        # compact: json's C encoder (an indent falls back to its Python one, seconds for
+        # the file lists of all of AMASS); `python -m json.tool` shows it indented
+        text = json.dumps(self.data, separators=(",", ":"), sort_keys=False)
+        atomic_write_text(self.path, text + "\n")
 
     def recorded_files(self, stage: str, split: str) -> dict[Path, dict[str, Any]]:
         """The files a (stage, split) record lists: path -> its record (bytes, sha256, ...)."""
@@ -182,7 +195,7 @@ class Manifest:
             size = path.stat().st_size
             if size != meta["bytes"]:
                 problems.append(f"{path}: {size} bytes, the manifest records {meta['bytes']}")
-            elif checksums and "sha256" in meta and file_sha256(path) != meta["sha256"]:
+            elif checksums and _checksum_differs(path, meta):
                 problems.append(f"{path}: checksum differs from the manifest (file was altered)")
         return problems
 

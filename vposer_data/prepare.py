@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from vposer_data._version import __version__
-from vposer_data.atomic import atomic_dir, atomic_path, release_free_memory, remove_temp_files
+from vposer_data.atomic import (
+    atomic_dir,
+    atomic_path,
+    make_durable,
+    release_free_memory,
+    remove_temp_files,
+)
 from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
 from vposer_data.inputs import input_changes
@@ -227,13 +233,20 @@ def _check_inputs(
 
 def _needed(manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
     """Which splits each stage must (re)build: those whose downstream needs them and whose
-    own recorded output is absent or damaged."""
+    own recorded output is absent or damaged. An intermediate output a stage to be run will
+    read is verified in full (size and checksum): it was not flushed to disk when recorded."""
     need: dict[str, set[str]] = {stage: set() for stage in STAGES}
     downstream: set[str] = set(splits)
+    reused_by: set[str] = set()  # splits the next stage will rebuild from this one
     for stage in reversed(STAGES):
         for split in sorted(downstream):
-            if manifest.record(stage, split) is None or manifest.check_files(stage, split):
+            if (
+                manifest.record(stage, split) is None
+                or manifest.check_files(stage, split)
+                or (split in reused_by and manifest.check_files(stage, split, checksums=True))
+            ):
                 need[stage].add(split)
+        reused_by = need[stage]
         downstream = need[stage]
     return need
 
@@ -289,6 +302,8 @@ def _run(
                     sources=sources.get(split),
                 )
                 record = stage.run(job)
+                if stage.final:
+                    make_durable(out, shown_as=final)  # one barrier per split
                 interrupts.check()  # an interrupted split is never renamed nor recorded
             manifest.set_record(stage.name, split, record)
             ran.append(f"{stage.name}/{split}")

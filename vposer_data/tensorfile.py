@@ -3,8 +3,8 @@ the size and SHA-256 the manifest records."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -54,14 +54,20 @@ class _HashingWriter:
 
 
 def save_tensor(
-    path: str | Path, tensor: torch.Tensor, shown_as: str | Path | None = None
+    path: str | Path,
+    tensor: torch.Tensor,
+    shown_as: str | Path | None = None,
+    in_temp_folder: bool = False,
 ) -> FileRecord:
-    """``torch.save`` one tensor atomically and return its size and checksum.
+    """``torch.save`` one tensor and return its size and checksum.
 
-    The tensor is first made to own exactly its storage, so a view never drags its base
-    array into the file. The file is written through a handle, so its bytes do not depend on
-    the (temporary) file name. ``shown_as`` is the path an error names, when ``path`` lies in
-    a temporary folder.
+    Written under a temporary name and renamed, unless ``in_temp_folder`` (the folder itself
+    is temporary and renamed whole, see :func:`vposer_data.atomic.atomic_dir`). Not flushed to
+    disk: the driver makes a stage's final outputs durable with one barrier per split
+    (:func:`vposer_data.atomic.make_durable`), and intermediates are verified when reused.
+    The tensor is first made to own exactly its storage, so a view never drags its base array
+    into the file. The file is written through a handle, so its bytes do not depend on the
+    (temporary) file name. ``shown_as`` is the path an error names.
     """
     tensor = tensor.contiguous()
     storage_bytes = tensor.untyped_storage().nbytes()
@@ -69,11 +75,13 @@ def save_tensor(
         tensor = tensor.clone()
     writer: _HashingWriter | None = None
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        with (
+            contextlib.nullcontext(Path(path)) if in_temp_folder else atomic_path(path) as target,
+            open(target, "wb") as handle,
+        ):
             writer = _HashingWriter(handle)
             torch.save(tensor, writer)  # type: ignore[arg-type]
             handle.flush()
-            os.fsync(handle.fileno())
     except (OSError, RuntimeError) as exc:  # a full disk, a file-size limit: say which file
         cause = writer.error if writer is not None and writer.error is not None else exc
         if not isinstance(cause, Exception):  # Ctrl-C: an interruption, not a failed write
@@ -88,6 +96,9 @@ def save_field(folder: Path, name: str, array: np.ndarray, shown_in: Path) -> di
     :func:`atomic_dir`, errors naming the file in ``shown_in``, its final place); returns the
     field's manifest entry: shape, dtype, bytes, sha256."""
     record = save_tensor(
-        folder / f"{name}.pt", torch.from_numpy(array), shown_as=shown_in / f"{name}.pt"
+        folder / f"{name}.pt",
+        torch.from_numpy(array),
+        shown_as=shown_in / f"{name}.pt",
+        in_temp_folder=True,
     )
     return {"shape": list(array.shape), "dtype": str(array.dtype), **record.as_dict()}

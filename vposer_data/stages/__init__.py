@@ -22,18 +22,21 @@ __all__ = ["PIPELINE", "SplitJob", "Stage"]
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: its name (``stage_I`` ...), what it makes per split, and its function."""
+    """One stage: its name (``stage_I`` ...), what it makes per split, its function, and
+    whether its output is final (made durable before it is recorded; intermediates are
+    verified instead when a later run reuses them)."""
 
     name: str
     makes: Literal["folder", "file"]
     run: Callable[[SplitJob], dict[str, Any]]
+    final: bool = False
 
 
 #: The stages in order; their names are the manifest's and the folder layout's.
 PIPELINE: tuple[Stage, ...] = (
     Stage("stage_I", "folder", run_stage1),
     Stage("stage_II", "file", run_stage2),
-    Stage("stage_III", "folder", run_stage3),
+    Stage("stage_III", "folder", run_stage3, final=True),
 )
 if tuple(stage.name for stage in PIPELINE) != STAGES:  # pragma: no cover - a coding error
     raise RuntimeError(f"PIPELINE {PIPELINE} does not follow manifest.STAGES {STAGES}")

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vposer_data._version import __version__
+from vposer_data.atomic import file_crc32
 from vposer_data.augment.ops import apply_augmentations
 from vposer_data.augment.registry import AugmentSpec
 from vposer_data.errors import PrepareError
@@ -259,8 +260,6 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
     finally:
         with _writing(out_path):
             h5.close()  # flushes the chunk cache: a full disk may show only here
-    with _writing(out_path), open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
     shapes = {
         name: {"shape": [total, *layout.row_shape], "dtype": layout.dtype}
         for name, layout in dataset.layouts.items()
@@ -272,5 +271,6 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         "samples": total,
         "file": out_path.name,
         "bytes": tmp.stat().st_size,
+        "crc32": file_crc32(tmp),  # verified when a later run reuses the file
         "fields": shapes,
     }

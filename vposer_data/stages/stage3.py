@@ -41,7 +41,10 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
     fields: dict[str, dict[str, Any]] = {}
     stats: dict[str, tuple[dict[str, np.ndarray], int]] = {}
     threads = ThreadPoolExecutor(max_workers=max(1, config.num_workers))
-    with threads as pool, h5py.File(h5_path, "r") as h5:
+    # statistics are computed beside the write of the same column (numpy and the file
+    # writes release the GIL), one column at a time so memory holds one field
+    stats_thread = ThreadPoolExecutor(max_workers=1)
+    with threads as pool, stats_thread, h5py.File(h5_path, "r") as h5:
         missing = [name for name in REQUIRED_FIELDS if name not in h5]
         if missing:
             raise PrepareError(f"{h5_path}: fields {missing} missing, expected {REQUIRED_FIELDS}")
@@ -54,12 +57,15 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
             list(h5), desc=f"Stage III {split}", unit="field", disable=config.progress_disabled()
         ):
             array = read_column(h5[name], pool)
+            pending = None
             if array.dtype.kind == "f":
                 array = array.astype(np.float32, copy=False)
                 if with_stats:
                     axes = sample_axes(name, array.shape, clip_frames)
-                    stats[name] = column_stats(array, axes)
+                    pending = stats_thread.submit(column_stats, array, axes)
             fields[name] = save_field(job.out, name, array, job.final)
+            if pending is not None:
+                stats[name] = pending.result()
             del array
     samples = next(iter(lengths.values()))
     record_out: dict[str, Any] = {"samples": samples, "fields": fields}
