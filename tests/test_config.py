@@ -196,3 +196,10 @@ def test_the_command_reports_user_errors_in_one_line(
     (tmp_path / "o" / "manifest.json").write_text(json.dumps({"format_version": 99}))
     assert cli_main(["info", str(tmp_path / "o")]) == 2
     assert "not a vposer_data manifest of format" in capsys.readouterr().err
+
+
+def test_the_default_clip_stride_and_the_same_stride_given_are_one_identity() -> None:
+    clips = {"sampling": "clips", "target_fps": 30, "clip_frames": 16}
+    assert PrepareConfig(**clips).identity() == PrepareConfig(**clips, clip_stride=16).identity()
+    assert PrepareConfig(**clips).identity()["clip_stride"] == 16
+    assert PrepareConfig(**clips, clip_stride=8).identity()["clip_stride"] == 8

@@ -226,6 +226,8 @@ class PrepareConfig:
         compression are not part of it; nor is ``keep_rate`` under ``sampling="fps"``, nor
         ``target_fps`` under ``"random"``."""
         values = self.to_dict()
+        if self.sampling == "clips":  # the stride clips use, given or not
+            values["clip_stride"] = self.clip_stride or self.clip_frames
         return {
             f.name: values[f.name]
             for f in dataclasses.fields(self)
