@@ -178,15 +178,7 @@ def _json_mapping(text: str) -> dict[str, Any]:
 
 def _name_or_json(text: str) -> str | dict[str, Any]:
     """A repeatable list item: a name, or a JSON mapping."""
-    if not text.lstrip().startswith("{"):
-        return text
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not a JSON mapping ({exc})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON mapping")
-    return value
+    return _json_mapping(text) if text.lstrip().startswith("{") else text
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {"float": float, "int": int, "str": str}
