@@ -140,3 +140,14 @@ def test_bad_exclusions_and_overrides_name_the_entry() -> None:
     with pytest.raises(ConfigError, match="fps_overrides"):
         PrepareConfig(fps_overrides={"BMLhandball": -240})
     assert PrepareConfig(exclude=list(EXCLUDE_TREADMILL)).exclude == EXCLUDE_TREADMILL
+
+
+def test_fps_overrides_from_the_command_line(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    args = ["prepare", "--amass-dir", str(tree), "--out", str(out), "--no-progress"]
+    splits = json.dumps({"train": ["BMLhandball"]})
+    overrides = json.dumps({"BMLhandball/S01_Expert": 200})
+    given = ["--splits", splits, "--target-fps", "25", "--fps-overrides", overrides]
+    assert cli_main([*args, *given]) == 0
+    rates = {f["path"].split("/")[1]: f["fps"] for f in stage1(out, "train")["files"]}
+    assert rates == {"S01_Expert": 200.0, "S02_Novice": 120.0}  # the given mapping replaces

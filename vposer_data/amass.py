@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from vposer_data.errors import VPoserDataError
+from vposer_data.fields import pose_fields
 
 __all__ = [
     "AmassFormatError",
@@ -51,13 +52,7 @@ POSE_SLICES: dict[str, dict[str, slice]] = {
     },
 }
 #: Widths of the SMPL-X split keys, used when a file has them instead of ``poses``.
-SPLIT_KEY_WIDTHS = {
-    "root_orient": 3,
-    "pose_body": 63,
-    "pose_hand": 90,
-    "pose_jaw": 3,
-    "pose_eye": 6,
-}
+SPLIT_KEY_WIDTHS = pose_fields()
 FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")
 GENDERS = ("male", "female", "neutral")
 #: Members at least this large and stored uncompressed are memory-mapped, not copied.
