@@ -12,11 +12,11 @@ import ctypes
 import hashlib
 import os
 import shutil
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from vposer_data.checksums import crc32
 from vposer_data.errors import PrepareError
 
 __all__ = [
@@ -132,7 +132,7 @@ def file_crc32(path: str | Path, chunk: int = 1 << 24) -> str:
     value = 0
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
-            value = zlib.crc32(block, value)
+            value = crc32(block, value)
     return f"{value:08x}"
 
 
