@@ -1,10 +1,9 @@
 """Damaged AMASS files are refused: every member read is checked against its zip CRC-32.
 
-Large members stored uncompressed are memory-mapped by the reader (no zipfile read, so no
-CRC check of zipfile's); the reader checks them itself. Smaller and deflated members go
-through zipfile, read whole so that the check covers every byte. Files here are realistic:
-thousands of frames, so that ``poses``, ``trans`` and ``dmpls`` are far above the mapping
-threshold, which each test asserts.
+Members stored uncompressed, whatever their size, are memory-mapped by the reader (no
+zipfile read, so no CRC check of zipfile's); the reader checks them itself. Deflated members
+go through zipfile, read whole so that the check covers every byte. Files here are realistic:
+thousands of frames, so that ``poses``, ``trans`` and ``dmpls`` are megabytes, as in AMASS.
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from helpers import write_tree as make_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vposer_data.amass import _MAP_MIN_BYTES, AmassFormatError, load_sequence
+from vposer_data.amass import AmassFormatError, load_sequence
 from vposer_data.synthetic import write_motion_npz, write_npz
 
-FRAMES = 3000  # trans (3000 x 3 float64) is 72 kB, above the 64 KiB mapping threshold
+FRAMES = 3000  # realistic: trans (3000 x 3 float64) is 72 kB, poses 3.7 MB
 BETAS = 16
 NAMES = {"smpl": "a_poses.npz", "smplh": "a_poses.npz", "smplx": "a_stageii.npz"}
 
@@ -59,17 +58,17 @@ def data_offset(path: Path, key: str) -> int:
 
 
 def assert_mapped(path: Path, key: str) -> None:
-    """The member is stored uncompressed and large enough for the reader to map it."""
+    """The member is stored uncompressed, so the reader maps it (whatever its size)."""
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(f"{key}.npy")
     assert info.compress_type == zipfile.ZIP_STORED
-    assert info.file_size >= _MAP_MIN_BYTES, (key, info.file_size)
 
 
 def assert_not_mapped(path: Path, key: str) -> None:
+    """The member is deflated, so the reader reads it through zipfile."""
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(f"{key}.npy")
-    assert info.compress_type != zipfile.ZIP_STORED or info.file_size < _MAP_MIN_BYTES
+    assert info.compress_type != zipfile.ZIP_STORED
 
 
 def damaged_copy(source: Path, target: Path, at: int, new: bytes) -> Path:
@@ -236,7 +235,7 @@ def test_damage_in_a_mapped_npy_header_is_refused(
     assert_damaged(path, "poses", "CRC-32 mismatch")
 
 
-# --- members read through zipfile: small, or deflated -----------------------------------------
+# --- small members (mapped too) and deflated ones (read through zipfile) -------------------
 
 
 @pytest.mark.parametrize("where", ["data", "header"])
@@ -244,7 +243,7 @@ def test_damaged_betas_read_through_zipfile_is_refused(
     tmp_path: Path, originals: dict[str, Path], where: str
 ) -> None:
     source = originals["smplh"]
-    assert_not_mapped(source, "betas")
+    assert_mapped(source, "betas")  # small members are mapped and checked too
     start, size = span(source, "betas")
     at = start + size - 8 if where == "data" else start + data_offset(source, "betas") - 20
     path = damaged_copy(source, tmp_path / source.name, at, b"\x00\x01\x02\x03")
@@ -258,7 +257,7 @@ def test_a_header_announcing_fewer_rows_is_refused_where_np_load_accepts_it(
     reaches the end of the member to check its CRC (it reads ahead only 4 kB): the reader
     reads such members whole. trans of 2000 frames is 48 kB, under the mapping threshold."""
     source = write_motion(tmp_path, "smplh", frames=2000)
-    assert_not_mapped(source, "trans")
+    assert_mapped(source, "trans")
     start, _ = span(source, "trans")
     header = source.read_bytes()[start : start + data_offset(source, "trans")]
     at = start + header.index(b"(2000, 3)")
@@ -308,7 +307,7 @@ def test_any_flipped_byte_in_a_small_member_is_refused(
     originals: dict[str, Path], scratch: Path, fraction: float, mask: int
 ) -> None:
     source = originals["smpl"]
-    assert_not_mapped(source, "betas")
+    assert_mapped(source, "betas")
     start, size = span(source, "betas")  # 10 float64 coefficients after a 128-byte header
     data = bytearray(source.read_bytes())
     data[start + int(fraction * size)] ^= mask
