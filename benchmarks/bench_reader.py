@@ -8,8 +8,9 @@ file into the page cache, each repeat times, in one thread:
 
 - ``load_sequence``: ``vposer_data.amass.load_sequence`` of every motion file (CRC check
   included: it is always on), plus the finite check it does over every array it returns;
-- ``crc (mmap)``: ``zlib.crc32`` alone over exactly the members ``load_sequence`` maps
-  (stored, at least ``_MAP_MIN_BYTES``, keys it reads), each file mapped once, as the reader does;
+- ``crc (mmap)``: the reader's CRC-32 (``vposer_data.checksums.crc32``: python-isal's, else
+  zlib's) alone over exactly the members ``load_sequence`` maps (stored, keys it reads), each
+  file mapped once, as the reader does;
 - ``crc (read)``: the same CRCs over buffered reads of ``--block`` bytes, the alternative.
 
 The best of ``--repeat`` is reported, with the CRC's share of the read time (crc / load).
@@ -29,11 +30,11 @@ import struct
 import sys
 import time
 import zipfile
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from vposer_data.amass import _MAP_MIN_BYTES, NotAMotionError, is_non_motion_name, load_sequence
+from vposer_data.amass import NotAMotionError, is_non_motion_name, load_sequence
+from vposer_data.checksums import crc32
 from vposer_data.synthetic import write_amass_tree
 
 GB = 1e9
@@ -73,7 +74,7 @@ def mapped_members(path: Path) -> list[tuple[int, int, int]]:
         for info in archive.infolist():
             if info.filename.removesuffix(".npy") not in wanted:
                 continue
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size < _MAP_MIN_BYTES:
+            if info.compress_type != zipfile.ZIP_STORED:
                 continue
             handle.seek(info.header_offset + 26)
             name_length, extra_length = struct.unpack("<HH", handle.read(4))
@@ -93,7 +94,7 @@ def crc_mmap(files: list[tuple[Path, list[tuple[int, int, int]]]]) -> int:
         with mapping, memoryview(mapping) as view:
             for start, size, expected in members:
                 with view[start : start + size] as stored:
-                    if zlib.crc32(stored) != expected:
+                    if crc32(stored) != expected:
                         raise SystemExit(f"{path}: CRC-32 mismatch")
                 total += size
     return total
@@ -113,7 +114,7 @@ def crc_read(files: list[tuple[Path, list[tuple[int, int, int]]]], block: int) -
                         got = handle.readinto(view[: min(block, left)])
                         if not got:
                             raise SystemExit(f"{path}: ends inside a member")
-                        crc = zlib.crc32(view[:got], crc)
+                        crc = crc32(view[:got], crc)
                         left -= got
                     if crc != expected:
                         raise SystemExit(f"{path}: CRC-32 mismatch")

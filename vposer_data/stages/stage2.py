@@ -56,10 +56,12 @@ class FieldLayout:
 
 @dataclass
 class Pieces:
-    """What one batch contributes: encoded whole chunks and loose rows, per field."""
+    """What one batch contributes: encoded whole chunks and loose rows, per field. Rows are
+    tensors: a DataLoader worker hands them over in shared memory, where numpy arrays would
+    be pickled through a pipe (three more copies of every output byte)."""
 
     chunks: list[tuple[str, int, bytes]] = field(default_factory=list)
-    rows: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
+    rows: list[tuple[str, int, torch.Tensor]] = field(default_factory=list)
 
 
 def _pass_through(item: Any) -> Any:
@@ -134,7 +136,7 @@ class AugmentedBatches(Dataset[Pieces]):
         for name, tensor in out.items():
             array = np.ascontiguousarray(tensor.numpy())
             if self.gzip_level is None:
-                pieces.rows.append((name, offset, array))
+                pieces.rows.append((name, offset, torch.from_numpy(array)))
                 continue
             chunk_rows = self.layouts[name].chunk_rows
             chunks, loose = plan_rows(offset, offset + array.shape[0], chunk_rows, total)
@@ -145,7 +147,8 @@ class AugmentedBatches(Dataset[Pieces]):
                     (name, chunk, encode_chunk(block, chunk_rows, self.gzip_level))
                 )
             for lo, hi in loose:
-                pieces.rows.append((name, lo, array[lo - offset : hi - offset]))
+                rows = np.ascontiguousarray(array[lo - offset : hi - offset])
+                pieces.rows.append((name, lo, torch.from_numpy(rows)))
         return pieces
 
 
@@ -256,7 +259,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
                     )
                     targets[name].id.write_direct_chunk(origin, payload)
                 for name, start, rows in pieces.rows:
-                    targets[name][start : start + rows.shape[0]] = rows
+                    targets[name][start : start + rows.shape[0]] = rows.numpy()
     finally:
         with _writing(out_path):
             h5.close()  # flushes the chunk cache: a full disk may show only here
