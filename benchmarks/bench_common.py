@@ -247,9 +247,11 @@ def run_child(
         sampler.join()
         log.seek(0)
         output = log.read().decode("utf-8", "replace")
-    if proc.returncode != 0:
+    if proc.returncode != 0:  # -9: killed, e.g. by the kernel's OOM killer (see dmesg)
         raise RuntimeError(
-            f"benchmark child {script} exited with {proc.returncode}; its output:\n{output[-4000:]}"
+            f"benchmark child {script} exited with {proc.returncode} after {wall:.1f} s (peak RSS "
+            f"{sampler.peak_rss / MB:,.0f} MB over the process tree, largest process "
+            f"{usage.ru_maxrss * 1024 / MB:,.0f} MB); its output:\n{output[-4000:]}"
         )
     report = result_line.parse(output)
     if report is None:

@@ -8,8 +8,10 @@ Generates (or reuses) a synthetic AMASS tree of a given raw frame count, then, p
 2. runs the whole pipeline with ``PrepareConfig()`` defaults (or the given settings) in a fresh
    process (``child_pipeline.py``, imports included) into a fresh output folder, sampling the
    peak RSS of the process and its DataLoader workers;
-3. with ``--baseline-ref REF``, runs the same child over the same tree with the ``vposer_data``
-   of git commit REF (exported to a temp folder, first on ``PYTHONPATH``);
+3. with ``--compare-set KEY=VALUE``, runs the same child with those settings changed (a second
+   configuration, e.g. clips against frames); with ``--baseline-ref REF``, runs the same child
+   over the same tree with the ``vposer_data`` of git commit REF (exported to a temp folder,
+   first on ``PYTHONPATH``); the pipelines of a repeat alternate which runs first;
 4. runs the I/O floor in a fresh process (``child_floor.py``): ``import torch, h5py``, read
    every byte of every input file once, write as many bytes as the pipeline's ``stage_III``
    files into as many files and ``fsync`` each file and folder.
@@ -20,6 +22,8 @@ are reported, never asserted. See ``benchmarks/README.md``.
 
     python benchmarks/bench_prepare.py --frames 200000
     python benchmarks/bench_prepare.py --frames 2000000 --baseline-ref HEAD~3 --json /tmp/b.json
+    python benchmarks/bench_prepare.py --frames 2000000 --compare-set sampling=clips \
+        --compare-set target_fps=30 --compare-set clip_frames=16
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ from bench_common import (
     warm_up,
 )
 from child_profile import run_profile
-from prepare_report import Repeat, render, summarize
+from prepare_render import render
+from prepare_report import Repeat, summarize
 
 COMPRESSIONS = ("gzip", "lzf", "none")
 
@@ -114,16 +119,19 @@ def run_repeat(
     settings: dict[str, Any],
     inputs: list[str],
     baseline_path: Path | None,
+    compare_settings: dict[str, Any] | None = None,
 ) -> Repeat:
     amass = tree / "amass"
     warm_bytes, warm_seconds = warm_up(amass)
     scratch = Path(tempfile.mkdtemp(prefix=f"run{index}-", dir=args.work_dir))
 
-    def pipeline(name: str, pythonpath: Path | None) -> tuple[ChildRun, dict[str, Any]]:
+    def pipeline(
+        name: str, pythonpath: Path | None, config: dict[str, Any]
+    ) -> tuple[ChildRun, dict[str, Any]]:
         out = scratch / name
         run = run_child(
             "child_pipeline.py",
-            [str(amass), str(out), json.dumps(settings)],
+            [str(amass), str(out), json.dumps(config)],
             args.interval,
             scratch / f"{name}.log",
             args.wait_idle,
@@ -132,13 +140,21 @@ def run_repeat(
         package = Path(str(run.report.get("package"))).resolve()
         if pythonpath is not None and pythonpath.resolve() not in package.parents:
             raise SystemExit(f"the baseline child imported {package}, not the exported copy")
-        return run, output_sizes(out)
+        sizes = output_sizes(out)
+        if not args.keep_output:  # free the disk (and its page cache) before the next run
+            shutil.rmtree(out, ignore_errors=True)
+        return run, sizes
 
     try:
-        names = ["pipeline", "baseline"] if baseline_path is not None else ["pipeline"]
+        names = ["pipeline"]
+        names += ["compare"] if compare_settings is not None else []
+        names += ["baseline"] if baseline_path is not None else []
         runs: dict[str, tuple[ChildRun, dict[str, Any]]] = {}
         for name in names if index % 2 == 0 else reversed(names):  # alternate the order
-            runs[name] = pipeline(name, baseline_path if name == "baseline" else None)
+            if name == "compare" and compare_settings is not None:
+                runs[name] = pipeline(name, None, compare_settings)
+            else:
+                runs[name] = pipeline(name, baseline_path if name == "baseline" else None, settings)
         current, sizes = runs["pipeline"]
         spec_path = scratch / "floor_spec.json"
         spec_path.write_text(json.dumps({"inputs": inputs, "outputs": sizes["outputs"]}))
@@ -153,7 +169,27 @@ def run_repeat(
         if not args.keep_output:
             shutil.rmtree(scratch, ignore_errors=True)
     baseline, baseline_sizes = runs.get("baseline", (None, None))
-    return Repeat(warm_bytes, warm_seconds, current, floor, sizes, baseline, baseline_sizes)
+    compare, compare_sizes = runs.get("compare", (None, None))
+    return Repeat(
+        warm_bytes, warm_seconds, current, floor, sizes, baseline, baseline_sizes, compare,
+        compare_sizes,
+    )  # fmt: skip
+
+
+def parse_settings(
+    parser: argparse.ArgumentParser, option: str, items: list[str]
+) -> dict[str, Any]:
+    """``KEY=VALUE`` items as settings, each VALUE as JSON where it parses, else as text."""
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            parser.error(f"{option} {item!r}: expected KEY=VALUE")
+        try:
+            settings[key] = json.loads(text)
+        except ValueError:
+            settings[key] = text
+    return settings
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
@@ -189,6 +225,16 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         "same final bytes",
     )
     parser.add_argument(
+        "--compare-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also measure a second configuration: the pipeline's settings with this one "
+        "changed (VALUE as for --set; repeatable), in the same repeats, and report both and "
+        "their ratio (e.g. --compare-set sampling=clips --compare-set target_fps=30 "
+        "--compare-set clip_frames=16)",
+    )
+    parser.add_argument(
         "--baseline-ref",
         metavar="GIT_REF",
         help="also measure the vposer_data of this git commit (e.g. HEAD~5, a tag) on the same "
@@ -221,15 +267,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    settings: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            settings[key] = json.loads(text)
-        except ValueError:
-            settings[key] = text
+    settings = parse_settings(parser, "--set", args.set)
+    args.compare_overrides = parse_settings(parser, "--compare-set", args.compare_set)
     for key, value in (("hdf5_compression", args.compression), ("num_workers", args.num_workers)):
         if value is not None:
             if key in settings and settings[key] != value:
@@ -253,9 +292,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     inputs = input_files(tree_root / "amass")
+    compare = {**settings, **args.compare_overrides} if args.compare_overrides else None
     baseline_dir = Path(tempfile.mkdtemp(prefix="baseline-", dir=args.work_dir))
     baseline_code = None
     repeats = []
+    code_before = code_state()  # others may edit or commit the package meanwhile
     try:
         if args.baseline_ref:
             baseline_code = export_package(args.baseline_ref, baseline_dir)
@@ -264,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"exported to {baseline_dir}",
                 flush=True,
             )
-        steps = "pipeline, baseline" if baseline_code else "pipeline"
+        steps = "pipeline" + (", compare" if compare else "")
+        steps += ", baseline" if baseline_code else ""
         for index in range(args.repeat):
             print(f"repeat {index + 1}/{args.repeat}: warm-up, {steps}, floor ...", flush=True)
             repeats.append(
@@ -275,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                     settings,
                     inputs,
                     baseline_dir if baseline_code else None,
+                    compare,
                 )
             )
     finally:
@@ -282,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     figures = summarize(tree, repeats, args.compress)
     figures.machine = machine_info()
     figures.code = code_state()
+    if figures.code.get("source_sha256") != code_before.get("source_sha256"):
+        figures.code["changed_during_run_from"] = code_before
     figures.overrides = settings
+    figures.compare_overrides = args.compare_overrides
     if figures.baseline is not None and baseline_code is not None:
         figures.baseline["code"] = baseline_code
     print()
@@ -296,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                 "sizes": r.sizes,
                 "baseline": None if r.baseline is None else r.baseline.as_dict(),
                 "baseline_sizes": r.baseline_sizes,
+                "compare": None if r.compare is None else r.compare.as_dict(),
+                "compare_sizes": r.compare_sizes,
             }
             for r in repeats
         ]

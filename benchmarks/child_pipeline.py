@@ -27,6 +27,10 @@ REPORTED_SETTINGS = (
     "hdf5_compression_level",
     "augmentations",
     "keep_rate",
+    "sampling",
+    "target_fps",
+    "clip_frames",
+    "clip_stride",
 )
 
 
