@@ -23,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from vposer_data.rotations import aa_to_matrot, matrot_to_aa, rotz
+from vposer_data.rotations import aa_to_matrot, aa_to_quat, matrot_to_aa, quat_to_aa, rotz
 from vposer_data.sampling import trim_bounds
 
 __all__ = [
@@ -139,6 +139,18 @@ def _check_clips(
             raise ValueError(f"{name} must be {want} for {n} clips, got {tuple(x.shape)}")
 
 
+def _turn_aa(root: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
+    """Axis-angle of ``Rz(yaw) @ R(root)`` for ``root`` ``(N, T, 3)`` and ``yaw`` ``(N,)``,
+    float64, angle in ``[0, pi]``: composed as unit quaternions (exact to rounding, and
+    without roma, whose import costs about a second per run)."""
+    q = aa_to_quat(root.to(torch.float64))  # (N, T, 4), (w, x, y, z)
+    half = yaw.to(torch.float64)[:, None] / 2
+    c, s = torch.cos(half), torch.sin(half)  # qz = (c, 0, 0, s)
+    w, x, y, z = q.unbind(-1)
+    turned = torch.stack([c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w], dim=-1)
+    return quat_to_aa(turned)
+
+
 def _apply_rotz(Rz: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``Rz @ v`` for ``Rz`` ``(..., 3, 3)`` and vectors ``v`` ``(..., T, 3)``, float64."""
     return torch.einsum("...ij,...tj->...ti", Rz, v)
@@ -202,7 +214,7 @@ def canonicalize(
     offset = torch.zeros_like(t[..., 0, :])
     offset[..., :2] = t[..., 0, :2]
     Rz = rotz(yaw)
-    root_c = matrot_to_aa(Rz[..., None, :, :] @ R)
+    root_c = _turn_aa(root_orient, yaw)
     trans_c = _apply_rotz(Rz, t - offset[..., None, :])
     tdt = _out_dtype(trans)
     return (
@@ -225,9 +237,8 @@ def uncanonicalize(
     source angle is below pi, as AMASS' are).
     """
     _check_clips(root_orient, trans, yaw=(yaw, 0), offset=(offset, 3))
-    R = aa_to_matrot(root_orient.to(torch.float64))
     Rz_inv = rotz(-yaw.to(torch.float64))
-    root = matrot_to_aa(Rz_inv[..., None, :, :] @ R)
+    root = _turn_aa(root_orient, -yaw)
     t = _apply_rotz(Rz_inv, trans.to(torch.float64)) + offset.to(torch.float64)[..., None, :]
     return root.to(_out_dtype(root_orient)), t.to(_out_dtype(trans))
 
@@ -244,13 +255,12 @@ def rotate_clips_about_z(
     so the first frame keeps its ``trans``. ``root_orient``, ``trans`` ``(N, T, 3)``; returns
     ``(root', trans')`` in the inputs' dtype."""
     _check_clips(root_orient, trans, angle=(angle, 0))
-    R = aa_to_matrot(root_orient.to(torch.float64))
     t = trans.to(torch.float64)
     Rz = rotz(angle.to(torch.float64))
     pivot = torch.zeros_like(t[..., 0, :])
     pivot[..., :2] = t[..., 0, :2]
     pivot = pivot[..., None, :]
-    root_r = matrot_to_aa(Rz[..., None, :, :] @ R)
+    root_r = _turn_aa(root_orient, angle)
     trans_r = _apply_rotz(Rz, t - pivot) + pivot
     return root_r.to(_out_dtype(root_orient)), trans_r.to(_out_dtype(trans))
 

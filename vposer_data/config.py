@@ -162,8 +162,8 @@ class PrepareConfig:
     )
     batch_size: int = setting(
         8192,
-        "Stage II rows per batch; random draws are per batch, so with a random augmentation "
-        "it is part of the output's identity",
+        "Stage II frames per batch (clips: `batch_size // clip_frames` clips); random draws "
+        "are per batch, so with a random augmentation it is part of the output's identity",
         applies=_random_augmentation,
     )
     stats_split: str | None = setting(

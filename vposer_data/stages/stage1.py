@@ -53,6 +53,8 @@ class _Motion:
     betas: np.ndarray  # (B,) float32
     gender: int
     override: dict[str, Any] | None = None  # {pattern, file_fps, fps} where a rate was fixed
+    source_root: np.ndarray | None = None  # clips to canonicalise: (k, T, 3) float64
+    source_trans: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
@@ -84,16 +86,18 @@ def _select(sequence: AmassSequence, source: SourceFile, config: PrepareConfig) 
     return random_frames(sequence.num_frames, config.trim, config.keep_rate, rng)
 
 
-def _canonical(arrays: dict[str, np.ndarray], sequence: AmassSequence, frames: np.ndarray) -> None:
-    """Replace the clips' ``root_orient`` and ``trans`` by their canonical form (computed from
-    the file's own precision) and add ``canon_yaw`` and ``canon_offset``."""
-    root = torch.from_numpy(np.asarray(sequence.root_orient[frames], dtype=np.float64))
-    trans = torch.from_numpy(np.asarray(sequence.trans[frames], dtype=np.float64))
+def _canonical(motions: Sequence[_Motion]) -> dict[str, np.ndarray]:
+    """The split's clips in canonical form: ``root_orient`` and ``trans`` (computed from the
+    files' own precision, in one batch for the split) and ``canon_yaw``, ``canon_offset``."""
+    root = torch.from_numpy(np.concatenate([m.source_root for m in motions]))
+    trans = torch.from_numpy(np.concatenate([m.source_trans for m in motions]))
     root_c, trans_c, yaw, offset = canonicalize(root, trans)
-    arrays["root_orient"] = root_c.numpy().astype(np.float32)
-    arrays["trans"] = trans_c.numpy().astype(np.float32)
-    arrays["canon_yaw"] = yaw.numpy().astype(np.float32)
-    arrays["canon_offset"] = offset.numpy().astype(np.float32)
+    return {
+        "root_orient": root_c.numpy().astype(np.float32),
+        "trans": trans_c.numpy().astype(np.float32),
+        "canon_yaw": yaw.numpy().astype(np.float32),
+        "canon_offset": offset.numpy().astype(np.float32),
+    }
 
 
 def _rate_override(source: SourceFile, config: PrepareConfig) -> tuple[str, float] | None:
@@ -150,8 +154,7 @@ def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Mo
         for name in FRAME_FIELDS
         if (value := getattr(sequence, name)) is not None
     }
-    if config.sampling == "clips" and config.canonicalize:
-        _canonical(arrays, sequence, frames)
+    canonical = config.sampling == "clips" and config.canonicalize
     return _Motion(
         source=source,
         family=sequence.family,
@@ -162,6 +165,8 @@ def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Mo
         betas=sequence.betas.astype(np.float32),
         gender=GENDER_CODES[sequence.gender],
         override=override,
+        source_root=np.asarray(sequence.root_orient[frames], np.float64) if canonical else None,
+        source_trans=np.asarray(sequence.trans[frames], np.float64) if canonical else None,
     )
 
 
@@ -267,8 +272,9 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
                 f"of {len(group)} files ({', '.join(rates)}; fps_overrides {patterns})"
             )
 
-    produced = FRAME_FIELDS + tuple(n for n in CANON_FIELDS if n in motions[0].arrays)
-    present = [name for name in produced if all(name in m.arrays for m in motions)]
+    canonical = _canonical(motions) if motions[0].source_root is not None else {}
+    present = [name for name in FRAME_FIELDS if all(name in m.arrays for m in motions)]
+    present += [name for name in CANON_FIELDS if name in canonical]
     dropped = {
         name: sum(name not in m.arrays for m in motions)
         for name in FRAME_FIELDS
@@ -286,7 +292,10 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         fields[name] = save_field(job.out, name, array, job.final)
 
     for name in present:
-        write(name, np.concatenate([m.arrays[name] for m in motions]))
+        if name in canonical:
+            write(name, canonical.pop(name))
+        else:
+            write(name, np.concatenate([m.arrays[name] for m in motions]))
     write("betas", np.repeat(np.stack([m.betas for m in motions]), counts, axis=0))
     write("gender", np.repeat(np.array([m.gender for m in motions], dtype=np.int8), counts))
     write("seq_id", np.repeat(np.arange(len(motions), dtype=np.int32), counts))

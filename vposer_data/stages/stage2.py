@@ -193,20 +193,25 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
     stage1_record = job.input_record("stage_I")
     stage1_dir = job.input_path("stage_I")
     num_rows = int(stage1_record["samples"])
+    # batch_size counts frames: a batch of clips holds batch_size // clip_frames of them, so
+    # a batch is about as large in memory for clips as for frames
+    batch_rows = max(1, config.batch_size // (config.clip_frames or 1))
+    if config.sampling != "clips":
+        batch_rows = config.batch_size
     total = num_rows * config.augment_passes
     gzip = config.hdf5_compression == "gzip"
     dataset = AugmentedBatches(
         stage1_dir,
         list(stage1_record["fields"]),
         num_rows,
-        config.batch_size,
+        batch_rows,
         config.augment_passes,
         config.augmentations,
         config.seed,
         gzip_level=config.hdf5_compression_level if gzip else None,
         fps=config.target_fps if config.sampling == "clips" else None,
     )
-    dataset.layouts = _layouts(dataset, total, config.batch_size)
+    dataset.layouts = _layouts(dataset, total, batch_rows)
     filters: dict[str, Any] = {}
     if gzip:
         filters = {
