@@ -57,11 +57,12 @@ class FieldLayout:
 @dataclass
 class Pieces:
     """What one batch contributes: encoded whole chunks and loose rows, per field. Rows are
-    tensors: a DataLoader worker hands them over in shared memory, where numpy arrays would
-    be pickled through a pipe (three more copies of every output byte)."""
+    numpy arrays, pickled from a DataLoader worker to this process: tensors would travel in
+    shared memory, but through torch's file-descriptor server, whose thread prints a
+    traceback when Ctrl-C stops the workers."""
 
     chunks: list[tuple[str, int, bytes]] = field(default_factory=list)
-    rows: list[tuple[str, int, torch.Tensor]] = field(default_factory=list)
+    rows: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
 
 
 def _pass_through(item: Any) -> Any:
@@ -136,7 +137,7 @@ class AugmentedBatches(Dataset[Pieces]):
         for name, tensor in out.items():
             array = np.ascontiguousarray(tensor.numpy())
             if self.gzip_level is None:
-                pieces.rows.append((name, offset, torch.from_numpy(array)))
+                pieces.rows.append((name, offset, array))
                 continue
             chunk_rows = self.layouts[name].chunk_rows
             chunks, loose = plan_rows(offset, offset + array.shape[0], chunk_rows, total)
@@ -147,8 +148,7 @@ class AugmentedBatches(Dataset[Pieces]):
                     (name, chunk, encode_chunk(block, chunk_rows, self.gzip_level))
                 )
             for lo, hi in loose:
-                rows = np.ascontiguousarray(array[lo - offset : hi - offset])
-                pieces.rows.append((name, lo, torch.from_numpy(rows)))
+                pieces.rows.append((name, lo, array[lo - offset : hi - offset]))
         return pieces
 
 
@@ -264,7 +264,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
                     )
                     targets[name].id.write_direct_chunk(origin, payload)
                 for name, start, rows in pieces.rows:
-                    targets[name][start : start + rows.shape[0]] = rows.numpy()
+                    targets[name][start : start + rows.shape[0]] = rows
     finally:
         with _writing(out_path):
             h5.close()  # flushes the chunk cache: a full disk may show only here
