@@ -173,7 +173,7 @@ class VPoserDataModule(pl.LightningDataModule):
             splits = normalize_splits(AMASS_SPLITS)
         base = PrepareConfig.from_mapping(recorded["config"]) if recorded else PrepareConfig()
         given = self.requested_settings or {}
-        config = PrepareConfig.from_mapping({**_settings_of(base), **given})
+        config = PrepareConfig.from_mapping({**base.to_dict(), **given})
         return splits, config
 
     @property
@@ -472,11 +472,6 @@ class VPoserDataModule(pl.LightningDataModule):
             f"{None if self.amass_dir is None else str(self.amass_dir)!r}, "
             f"splits={sorted(self.splits)}, batch_size={self.batch_size})"
         )
-
-
-def _settings_of(config: PrepareConfig) -> dict[str, Any]:
-    """Every setting of ``config`` as plain values, ready for ``PrepareConfig(**...)``."""
-    return config.to_dict()
 
 
 def _given_settings(prepare: Mapping[str, Any] | PrepareConfig | None) -> dict[str, Any] | None:
