@@ -227,7 +227,7 @@ class PrepareConfig:
         ``target_fps`` under ``"random"``."""
         values = self.to_dict()
         if self.sampling == "clips":  # the stride clips use, given or not
-            values["clip_stride"] = self.clip_stride or self.clip_frames
+            values["clip_stride"] = self.stride
         return {
             f.name: values[f.name]
             for f in dataclasses.fields(self)

@@ -29,7 +29,7 @@ from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.dataset import VPoserDataset, collate_batch
 from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
-from vposer_data.manifest import Manifest, ManifestError, output_identity, split_dir
+from vposer_data.manifest import Manifest, output_identity, split_dir
 from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.splits import AMASS_SPLITS, normalize_splits
 from vposer_data.statistics import (
@@ -37,7 +37,6 @@ from vposer_data.statistics import (
     Normalizer,
     TrainingStatistics,
     read_statistics,
-    statistics_problems,
 )
 
 __all__ = ["STAGE_SPLITS", "VPoserDataModule"]
@@ -237,15 +236,10 @@ class VPoserDataModule(pl.LightningDataModule):
                 "splits=None serve the folder as it is), choose another data_dir, or "
                 "rebuild it with `vposer-data prepare --overwrite`."
             )
-        remedy = "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
-        manifest.require_intact(remedy)
-        problems = statistics_problems(manifest)
-        if problems:
-            raise ManifestError(
-                f"{self.data_dir}: the training statistics no longer match manifest.json:\n  "
-                + "\n  ".join(problems)
-                + f"\n{remedy}"
-            )
+        # every final file, statistics.pt included (it is one of the Stage III records)
+        manifest.require_intact(
+            "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
+        )
         if self._served is None and self.requested_settings is None:
             _log.info(
                 "serving %s as it was prepared: splits %s, settings %s",

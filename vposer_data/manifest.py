@@ -26,6 +26,7 @@ __all__ = [
     "STAGES",
     "Manifest",
     "ManifestError",
+    "check_file",
     "lock_for",
     "output_identity",
     "split_dir",
@@ -79,6 +80,19 @@ def _upgrade(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     settings["config"] = json.loads(json.dumps(config.identity()))
     data["format_version"] = FORMAT_VERSION
     return data
+
+
+def check_file(path: Path, meta: Mapping[str, Any], checksums: bool = False) -> str | None:
+    """The problem with one recorded file (missing, resized, or with ``checksums`` altered),
+    or None when it matches its record."""
+    if not path.is_file():
+        return f"{path}: missing (recorded {meta['bytes']} bytes)"
+    size = path.stat().st_size
+    if size != meta["bytes"]:
+        return f"{path}: {size} bytes, the manifest records {meta['bytes']}"
+    if checksums and _checksum_differs(path, meta):
+        return f"{path}: checksum differs from the manifest (file was altered)"
+    return None
 
 
 def _checksum_differs(path: Path, meta: Mapping[str, Any]) -> bool:
@@ -187,17 +201,11 @@ class Manifest:
     def check_files(self, stage: str, split: str, checksums: bool = False) -> list[str]:
         """Problems with a (stage, split)'s recorded files: missing, resized, or (with
         ``checksums``) altered."""
-        problems = []
-        for path, meta in self.recorded_files(stage, split).items():
-            if not path.is_file():
-                problems.append(f"{path}: missing (recorded {meta['bytes']} bytes)")
-                continue
-            size = path.stat().st_size
-            if size != meta["bytes"]:
-                problems.append(f"{path}: {size} bytes, the manifest records {meta['bytes']}")
-            elif checksums and _checksum_differs(path, meta):
-                problems.append(f"{path}: checksum differs from the manifest (file was altered)")
-        return problems
+        return [
+            problem
+            for path, meta in self.recorded_files(stage, split).items()
+            if (problem := check_file(path, meta, checksums)) is not None
+        ]
 
     def verify(self, checksums: bool = False) -> list[str]:
         """Problems with the final (Stage III) files of every split."""

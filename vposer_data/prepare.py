@@ -235,19 +235,17 @@ def _needed(manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
     """Which splits each stage must (re)build: those whose downstream needs them and whose
     own recorded output is absent or damaged. An intermediate output a stage to be run will
     read is verified in full (size and checksum): it was not flushed to disk when recorded."""
-    need: dict[str, set[str]] = {stage: set() for stage in STAGES}
+    need: dict[str, set[str]] = {stage.name: set() for stage in PIPELINE}
     downstream: set[str] = set(splits)
-    reused_by: set[str] = set()  # splits the next stage will rebuild from this one
-    for stage in reversed(STAGES):
+    for stage in reversed(PIPELINE):
         for split in sorted(downstream):
-            if (
-                manifest.record(stage, split) is None
-                or manifest.check_files(stage, split)
-                or (split in reused_by and manifest.check_files(stage, split, checksums=True))
+            # a final output is checked by size; an intermediate is checked only when the next
+            # stage rebuilds from it (it is in `downstream`), and then with its checksum too
+            if manifest.record(stage.name, split) is None or manifest.check_files(
+                stage.name, split, checksums=not stage.final
             ):
-                need[stage].add(split)
-        reused_by = need[stage]
-        downstream = need[stage]
+                need[stage.name].add(split)
+        downstream = need[stage.name]
     return need
 
 

@@ -46,10 +46,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vposer_data.atomic import atomic_path, file_sha256
+from vposer_data.atomic import atomic_path
 from vposer_data.errors import ConfigError, PrepareError
 from vposer_data.fields import field
-from vposer_data.manifest import Manifest, ManifestError
+from vposer_data.manifest import Manifest, ManifestError, check_file
 
 __all__ = [
     "NORMALIZE_EPS",
@@ -278,15 +278,8 @@ def statistics_problems(manifest: Manifest, checksums: bool = False) -> list[str
     entry, _ = _entry(manifest)
     if entry is None:
         return []
-    path = manifest.root / entry["file"]
-    if not path.is_file():
-        return [f"{path}: missing (recorded {entry['bytes']} bytes)"]
-    size = path.stat().st_size
-    if size != entry["bytes"]:
-        return [f"{path}: {size} bytes, the manifest records {entry['bytes']}"]
-    if checksums and file_sha256(path) != entry["sha256"]:
-        return [f"{path}: checksum differs from the manifest (file was altered)"]
-    return []
+    problem = check_file(manifest.root / entry["file"], entry, checksums)
+    return [] if problem is None else [problem]
 
 
 def read_statistics(

@@ -1,9 +1,8 @@
-"""Saving tensors: ``torch.save`` through the atomic writes of :mod:`vposer_data.atomic`, with
-the size and SHA-256 the manifest records."""
+"""Saving tensors: ``torch.save`` into a stage's temporary split folder (renamed whole by
+:func:`vposer_data.atomic.atomic_dir`), with the size and SHA-256 the manifest records."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from vposer_data.atomic import atomic_path
 from vposer_data.errors import PrepareError
 
 __all__ = ["FileRecord", "save_field", "save_tensor"]
@@ -54,15 +52,10 @@ class _HashingWriter:
 
 
 def save_tensor(
-    path: str | Path,
-    tensor: torch.Tensor,
-    shown_as: str | Path | None = None,
-    in_temp_folder: bool = False,
+    path: str | Path, tensor: torch.Tensor, shown_as: str | Path | None = None
 ) -> FileRecord:
-    """``torch.save`` one tensor and return its size and checksum.
-
-    Written under a temporary name and renamed, unless ``in_temp_folder`` (the folder itself
-    is temporary and renamed whole, see :func:`vposer_data.atomic.atomic_dir`). Not flushed to
+    """``torch.save`` one tensor to ``path``, in a temporary folder that is renamed whole
+    (:func:`vposer_data.atomic.atomic_dir`), and return its size and checksum. Not flushed to
     disk: the driver makes a stage's final outputs durable with one barrier per split
     (:func:`vposer_data.atomic.make_durable`), and intermediates are verified when reused.
     The tensor is first made to own exactly its storage, so a view never drags its base array
@@ -75,10 +68,7 @@ def save_tensor(
         tensor = tensor.clone()
     writer: _HashingWriter | None = None
     try:
-        with (
-            contextlib.nullcontext(Path(path)) if in_temp_folder else atomic_path(path) as target,
-            open(target, "wb") as handle,
-        ):
+        with open(path, "wb") as handle:
             writer = _HashingWriter(handle)
             torch.save(tensor, writer)  # type: ignore[arg-type]
             handle.flush()
@@ -99,6 +89,5 @@ def save_field(folder: Path, name: str, array: np.ndarray, shown_in: Path) -> di
         folder / f"{name}.pt",
         torch.from_numpy(array),
         shown_as=shown_in / f"{name}.pt",
-        in_temp_folder=True,
     )
     return {"shape": list(array.shape), "dtype": str(array.dtype), **record.as_dict()}

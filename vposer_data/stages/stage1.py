@@ -213,6 +213,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
     amass_dir, sources = job.amass_dir, job.sources
     inputs = fingerprint(amass_dir, sources)  # before reading: a file replaced meanwhile is seen
     excluded: list[dict[str, str]] = []
+    per_dataset_excluded: Counter[str] = Counter()
     to_read: list[SourceFile] = []
     for source in sources:
         rule = find_exclusion(source.path, config.exclude) if config.exclude else None
@@ -220,10 +221,8 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
             to_read.append(source)
         else:
             excluded.append({"path": source.path, "reason": rule.reason})
+            per_dataset_excluded[source.dataset] += 1
     if excluded:
-        per_dataset_excluded = Counter(
-            s.dataset for s in sources if s.path in {e["path"] for e in excluded}
-        )
         job.log.info(
             f"split {split!r}: {len(excluded)} files excluded by name "
             f"({dict(per_dataset_excluded)}; listed in the manifest with their reasons)"

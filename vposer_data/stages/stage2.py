@@ -195,9 +195,9 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
     num_rows = int(stage1_record["samples"])
     # batch_size counts frames: a batch of clips holds batch_size // clip_frames of them, so
     # a batch is about as large in memory for clips as for frames
-    batch_rows = max(1, config.batch_size // (config.clip_frames or 1))
-    if config.sampling != "clips":
-        batch_rows = config.batch_size
+    batch_rows = config.batch_size
+    if config.sampling == "clips" and config.clip_frames:
+        batch_rows = max(1, config.batch_size // config.clip_frames)
     total = num_rows * config.augment_passes
     gzip = config.hdf5_compression == "gzip"
     dataset = AugmentedBatches(
