@@ -12,13 +12,17 @@ Generates (or reuses) a synthetic AMASS tree of a given raw frame count, then, p
    configuration, e.g. clips against frames); with ``--baseline-ref REF``, runs the same child
    over the same tree with the ``vposer_data`` of git commit REF (exported to a temp folder,
    first on ``PYTHONPATH``); the pipelines of a repeat alternate which runs first;
-4. runs the I/O floor in a fresh process (``child_floor.py``): ``import torch, h5py``, read
-   every byte of every input file once, write as many bytes as the pipeline's ``stage_III``
-   files into as many files and ``fsync`` each file and folder.
+4. runs the I/O floor in a fresh process (``child_floor.py``), as issue 12 defines it:
+   ``import torch, h5py``, read every byte of every input file once, write as many bytes as
+   each file of the pipeline's ``stage_I`` and ``stage_II`` into as many files, not flushed (the
+   pipeline does not ``fsync`` its intermediates), then as many as each of its ``stage_III``
+   files, ``fsync``-ing each file and folder;
+5. runs the same child with the final files only: the floor of the final bytes (issue 3's).
 
-It prints per-stage seconds, wall seconds, the floor, their ratio, raw frames and samples per
-second, peak memory, output bytes, and the issue-3 targets with PASS/MISS markers. The targets
-are reported, never asserted. See ``benchmarks/README.md``.
+It prints per-stage seconds, wall seconds, both floors, the pipeline's ratio to each, raw
+frames and samples per second, peak memory, output bytes, and the targets of issues 3, 10 and
+12 with PASS/MISS markers. The targets are reported, never asserted. See
+``benchmarks/README.md``.
 
     python benchmarks/bench_prepare.py --frames 200000
     python benchmarks/bench_prepare.py --frames 2000000 --baseline-ref HEAD~3 --json /tmp/b.json
@@ -75,15 +79,23 @@ def input_files(amass: Path) -> list[str]:
 
 
 def output_sizes(out: Path) -> dict[str, Any]:
-    """Bytes per stage, per stage_III split, and each stage_III file as (split, name, bytes),
-    the files the floor writes."""
-    sizes: dict[str, Any] = {"stages": {}, "splits": {}, "outputs": []}
+    """Bytes per stage and per stage_III split, and the files the floor writes, each as
+    (folder relative to ``out``, name, bytes): ``intermediates``, every file of ``stage_I``
+    then of ``stage_II`` (the pipeline's stage order; splits by name), ``outputs``, every
+    ``stage_III/<split>/*.pt``."""
+    sizes: dict[str, Any] = {"stages": {}, "splits": {}, "intermediates": [], "outputs": []}
     for stage in ("stage_I", "stage_II", "stage_III"):
         sizes["stages"][stage] = tree_bytes(out / stage)[0] if (out / stage).exists() else 0
+    for stage in ("stage_I", "stage_II"):
+        files = sorted(p for p in (out / stage).rglob("*") if p.is_file())
+        sizes["intermediates"] += [
+            [str(f.parent.relative_to(out)), f.name, f.stat().st_size] for f in files
+        ]
     for split_dir in sorted(p for p in (out / "stage_III").iterdir() if p.is_dir()):
         files = sorted(split_dir.glob("*.pt"))
         sizes["splits"][split_dir.name] = sum(f.stat().st_size for f in files)
-        sizes["outputs"] += [[split_dir.name, f.name, f.stat().st_size] for f in files]
+        folder = f"stage_III/{split_dir.name}"
+        sizes["outputs"] += [[folder, f.name, f.stat().st_size] for f in files]
     return sizes
 
 
@@ -156,23 +168,32 @@ def run_repeat(
             else:
                 runs[name] = pipeline(name, baseline_path if name == "baseline" else None, settings)
         current, sizes = runs["pipeline"]
-        spec_path = scratch / "floor_spec.json"
-        spec_path.write_text(json.dumps({"inputs": inputs, "outputs": sizes["outputs"]}))
-        floor = run_child(
-            "child_floor.py",
-            [str(spec_path), str(scratch / "floor_out")],
-            args.interval,
-            scratch / "floor.log",
-            args.wait_idle,
-        )
+
+        def floor(name: str, intermediates: list[Any]) -> ChildRun:
+            spec = {"inputs": inputs, "intermediates": intermediates, "outputs": sizes["outputs"]}
+            (scratch / f"{name}.json").write_text(json.dumps(spec))
+            out = scratch / f"{name}_out"
+            run = run_child(
+                "child_floor.py",
+                [str(scratch / f"{name}.json"), str(out)],
+                args.interval,
+                scratch / f"{name}.log",
+                args.wait_idle,
+            )
+            if not args.keep_output:  # as for the pipelines: free the disk and its cache
+                shutil.rmtree(out, ignore_errors=True)
+            return run
+
+        floor_all = floor("floor", sizes["intermediates"])  # issue 12's: every byte written
+        floor_final = floor("floor_final", [])  # the final bytes only (issue 3's)
     finally:
         if not args.keep_output:
             shutil.rmtree(scratch, ignore_errors=True)
     baseline, baseline_sizes = runs.get("baseline", (None, None))
     compare, compare_sizes = runs.get("compare", (None, None))
     return Repeat(
-        warm_bytes, warm_seconds, current, floor, sizes, baseline, baseline_sizes, compare,
-        compare_sizes,
+        warm_bytes, warm_seconds, current, floor_all, floor_final, sizes, baseline,
+        baseline_sizes, compare, compare_sizes,
     )  # fmt: skip
 
 
@@ -221,8 +242,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         default=[],
         metavar="KEY=VALUE",
         help="a PrepareConfig setting for the pipeline, VALUE as JSON where it parses "
-        "(e.g. --set batch_size=16384); repeatable. The floor does not change: it writes the "
-        "same final bytes",
+        "(e.g. --set batch_size=16384); repeatable. The floor follows: it writes the sizes "
+        "this pipeline wrote (its intermediates' sizes depend on such settings)",
     )
     parser.add_argument(
         "--compare-set",
@@ -308,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         steps = "pipeline" + (", compare" if compare else "")
         steps += ", baseline" if baseline_code else ""
         for index in range(args.repeat):
-            print(f"repeat {index + 1}/{args.repeat}: warm-up, {steps}, floor ...", flush=True)
+            print(
+                f"repeat {index + 1}/{args.repeat}: warm-up, {steps}, floor, final-only floor ...",
+                flush=True,
+            )
             repeats.append(
                 run_repeat(
                     index,
@@ -339,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "pipeline": r.pipeline.as_dict(),
                 "floor": r.floor.as_dict(),
+                "floor_final": r.floor_final.as_dict(),
                 "sizes": r.sizes,
                 "baseline": None if r.baseline is None else r.baseline.as_dict(),
                 "baseline_sizes": r.baseline_sizes,

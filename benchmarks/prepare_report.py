@@ -15,7 +15,12 @@ MEMORY_ALLOWANCE = 300_000_000
 #: issue 3 (not measured here): 22-24 s at 200k raw frames, 95-99 s at 1M, about 3-3.5 min
 #: at 2M, 353-431 s at 4M. Other frame counts are interpolated linearly between these.
 ORIGINAL_SECONDS = {200_000: 23.0, 1_000_000: 97.0, 2_000_000: 200.0, 4_000_000: 392.0}
+#: Issue 3: end to end at most this many times the floor of the final bytes only (the floor
+#: it was judged on: read the inputs, write and fsync the stage_III bytes).
 TARGET_FLOOR_RATIO = 3.0
+#: Issue 12, at 2M raw frames: end to end at most this many times the I/O floor as it defines
+#: it, every byte the three stages write (intermediates unflushed, finals fsync-ed).
+TARGET_FLOOR_ALL_RATIO = 1.5
 TARGET_SPEEDUP = 30.0
 TARGET_FRAMES = 2_000_000
 #: Issue 10: the compared configuration (clips, T=16 at 30 Hz) at most this many times the
@@ -32,12 +37,13 @@ SCALE_TREE_RSS = 5 * GB
 @dataclass
 class Repeat:
     """One repeat: the warm-up, the pipeline, the compared configuration and the baseline's
-    pipeline if asked, the floor."""
+    pipeline if asked, the floor of all bytes written and that of the final bytes only."""
 
     warm_bytes: int
     warm_seconds: float
     pipeline: ChildRun
     floor: ChildRun
+    floor_final: ChildRun
     sizes: dict[str, Any]
     baseline: ChildRun | None = None
     baseline_sizes: dict[str, Any] | None = None
@@ -104,25 +110,17 @@ class Figures:
     pipeline_wall: float
     pipeline_walls: list[float]
     pipeline_cpu: float
-    floor_wall: float
-    floor_walls: list[float]
-    floor_imports: float
-    floor_read: float
-    floor_write: float
-    floor_files: int
-    floor_read_bytes: int
-    floor_written_bytes: int
-    floor_cpu: float
     other_cpu_pipeline: float
-    other_cpu_floor: float
-    ratio: float
+    floor: dict[str, Any]  # issue 12's floor: every byte the stages write (_floor_figures)
+    floor_final: dict[str, Any]  # the floor of the final (stage_III) bytes only
+    ratio_floor_all_bytes: float  # pipeline wall / floor wall
+    ratio_floor_final_bytes: float  # pipeline wall / final-only floor wall
     raw_frames_per_second: float
     samples_per_second: float
     peak_rss_tree: int
     peak_pss_tree: int | None
     peak_processes: int
     maxrss_single: int
-    floor_peak_rss_tree: int
     stage_memory: dict[str, tuple[int, int]]
     output_bytes: int
     stage_bytes: dict[str, int]
@@ -170,17 +168,37 @@ def _pipeline_figures(runs: list[tuple[ChildRun, dict[str, Any]]]) -> dict[str, 
     }
 
 
+def _floor_figures(runs: list[ChildRun]) -> dict[str, Any]:
+    """Best wall time (with its parts, as ``child_floor.py`` reported them) and worst memory
+    over the runs of one floor."""
+    best = min(runs, key=lambda run: run.wall)
+    seconds = ("imports", "read", "write_intermediates", "write_finals")
+    counts = [
+        "files", "read_bytes", "intermediate_bytes", "intermediate_files", "final_bytes",
+        "final_files",
+    ]  # fmt: skip
+    return {
+        "wall": best.wall,
+        "walls": [run.wall for run in runs],
+        "cpu": best.cpu,
+        "other_cpu": best.other_cpu,
+        "peak_rss_tree": max(run.peak_rss_tree for run in runs),
+        **{key: float(best.report[key]) for key in seconds},
+        **{key: int(best.report[key]) for key in counts},
+    }
+
+
 def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Figures:
     pipe = _pipeline_figures([(r.pipeline, r.sizes) for r in repeats])
-    best_floor = min(repeats, key=lambda r: r.floor.wall)
+    floor = _floor_figures([r.floor for r in repeats])
+    floor_final = _floor_figures([r.floor_final for r in repeats])
     best = min(repeats, key=lambda r: r.pipeline.wall)
-    floor_report = best_floor.floor.report
     split_bytes = pipe["split_bytes"]
     largest = max(split_bytes, key=split_bytes.__getitem__)
     memory_target = int(1.5 * split_bytes[largest] + MEMORY_ALLOWANCE)
     frames = int(tree["total_frames"])
     original, source = original_seconds(frames)
-    wall, floor_wall = pipe["wall"], best_floor.floor.wall
+    wall, floor_wall, final_wall = pipe["wall"], floor["wall"], floor_final["wall"]
     figures = Figures(
         frames=frames,
         motion_files=int(tree["motion_files"]),
@@ -194,25 +212,17 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
         pipeline_wall=wall,
         pipeline_walls=pipe["walls"],
         pipeline_cpu=pipe["cpu"],
-        floor_wall=floor_wall,
-        floor_walls=[r.floor.wall for r in repeats],
-        floor_imports=float(floor_report["imports"]),
-        floor_read=float(floor_report["read"]),
-        floor_write=float(floor_report["write"]),
-        floor_files=int(floor_report["files"]),
-        floor_read_bytes=int(floor_report["read_bytes"]),
-        floor_written_bytes=int(floor_report["written_bytes"]),
-        floor_cpu=best_floor.floor.cpu,
         other_cpu_pipeline=pipe["other_cpu"],
-        other_cpu_floor=best_floor.floor.other_cpu,
-        ratio=wall / floor_wall,
+        floor=floor,
+        floor_final=floor_final,
+        ratio_floor_all_bytes=wall / floor_wall,
+        ratio_floor_final_bytes=wall / final_wall,
         raw_frames_per_second=frames / wall,
         samples_per_second=sum(pipe["samples"].values()) / wall,
         peak_rss_tree=pipe["peak_rss_tree"],
         peak_pss_tree=pipe["peak_pss_tree"],
         peak_processes=pipe["peak_processes"],
         maxrss_single=pipe["maxrss_single"],
-        floor_peak_rss_tree=max(r.floor.peak_rss_tree for r in repeats),
         stage_memory=pipe["stage_memory"],
         output_bytes=pipe["stage_bytes"]["stage_III"],
         stage_bytes=pipe["stage_bytes"],
@@ -229,15 +239,18 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
     baseline_runs = [(r.baseline, r.baseline_sizes or {}) for r in repeats if r.baseline]
     if baseline_runs:
         figures.baseline = _pipeline_figures(baseline_runs)
-        figures.baseline["ratio_to_floor"] = figures.baseline["wall"] / floor_wall
+        figures.baseline["ratio_to_floor_all_bytes"] = figures.baseline["wall"] / floor_wall
+        figures.baseline["ratio_to_floor_final_bytes"] = figures.baseline["wall"] / final_wall
         figures.baseline["pipeline_over_baseline"] = wall / figures.baseline["wall"]
     compare_runs = [(r.compare, r.compare_sizes or {}) for r in repeats if r.compare]
     if compare_runs:
         figures.compare = _pipeline_figures(compare_runs)
-        figures.compare["ratio_to_floor"] = figures.compare["wall"] / floor_wall
+        figures.compare["ratio_to_floor_all_bytes"] = figures.compare["wall"] / floor_wall
+        figures.compare["ratio_to_floor_final_bytes"] = figures.compare["wall"] / final_wall
         figures.compare["compare_over_pipeline"] = figures.compare["wall"] / wall
     figures.targets = {
-        "within_3x_floor": figures.ratio <= TARGET_FLOOR_RATIO,
+        "within_1.5x_floor_all_bytes": figures.ratio_floor_all_bytes <= TARGET_FLOOR_ALL_RATIO,
+        "within_3x_floor_final_bytes": figures.ratio_floor_final_bytes <= TARGET_FLOOR_RATIO,
         "30x_faster_than_original": figures.speedup_vs_original >= TARGET_SPEEDUP,
         "peak_rss_within_memory_target": figures.peak_rss_tree <= memory_target,
         "scale_wall": wall <= SCALE_WALL,
