@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from vposer_data.checksums import crc32
 from vposer_data.errors import PrepareError
 
 __all__ = [
+    "EarlyFlush",
     "atomic_dir",
     "atomic_path",
     "atomic_write_text",
@@ -124,6 +126,35 @@ def make_durable(path: str | Path, shown_as: str | Path | None = None) -> None:
             os.close(fd)
     if is_dir:
         _fsync_dir(path)
+
+
+class EarlyFlush:
+    """Starts flushing finished files to disk on a helper thread while later ones are still
+    being computed, so that the barrier (:func:`make_durable`), which flushes every file
+    again and reports any failure, finds little left to wait for. Failures here are left to
+    the barrier to find and report."""
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1)
+
+    def submit(self, path: str | Path) -> None:
+        self._thread.submit(self._flush, Path(path))
+
+    @staticmethod
+    def _flush(path: Path) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def __enter__(self) -> EarlyFlush:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # on an error or Ctrl-C, files not yet started are not worth flushing
+        self._thread.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
 
 def file_crc32(path: str | Path, chunk: int = 1 << 24) -> str:

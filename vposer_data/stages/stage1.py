@@ -288,7 +288,8 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
     fields: dict[str, dict[str, Any]] = {}
 
     def write(name: str, array: np.ndarray) -> None:
-        fields[name] = save_field(job.out, name, array, job.final)
+        # an intermediate: CRC-32, verified when a later run reuses it
+        fields[name] = save_field(job.out, name, array, job.final, checksum="crc32")
 
     for name in present:
         if name in canonical:

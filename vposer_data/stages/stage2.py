@@ -2,13 +2,19 @@
 
 The split's rows are cut into batches; a torch ``DataLoader`` with ``num_workers`` processes
 augments them in parallel (each batch's random draws seeded from the seed, the pass and the
-batch index, so the result does not depend on the worker count) and, with gzip, also
-compresses the HDF5 chunks (see ``h5chunks``). This process, the only writer, puts each piece
-at its place in one chunked dataset per field.
+batch index, so the result does not depend on the worker count).
+
+Uncompressed (the default), each field is one contiguous HDF5 dataset whose space is
+allocated when the file is made; the file is then closed and each worker writes its batch's
+rows straight to their place in it (``os.pwrite`` into disjoint byte ranges, which HDF5 never
+touches again), so the rows never travel back through the DataLoader's pipes. Compressed,
+the fields are chunked: with gzip the workers also encode whole chunks (see ``h5chunks``),
+and this process puts each piece at its place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,6 +35,7 @@ from vposer_data._version import __version__
 from vposer_data.atomic import file_crc32
 from vposer_data.augment.ops import apply_augmentations
 from vposer_data.augment.registry import AugmentSpec
+from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 from vposer_data.interrupts import start_workers
@@ -47,11 +54,17 @@ def batch_seed(seed: int, augment_pass: int, batch: int) -> int:
 
 @dataclass(frozen=True)
 class FieldLayout:
-    """Shape of one row, dtype, and rows per chunk of an output dataset."""
+    """Shape of one row, dtype, and rows per chunk of an output dataset; ``offset`` is where
+    a contiguous dataset's data starts in the file, when workers write it directly."""
 
     row_shape: tuple[int, ...]
     dtype: str
     chunk_rows: int
+    offset: int | None = None
+
+    @property
+    def row_bytes(self) -> int:
+        return np.dtype(self.dtype).itemsize * int(np.prod(self.row_shape, dtype=np.int64))
 
 
 @dataclass
@@ -63,6 +76,7 @@ class Pieces:
 
     chunks: list[tuple[str, int, bytes]] = field(default_factory=list)
     rows: list[tuple[str, int, np.ndarray]] = field(default_factory=list)
+    error: str | None = None  # a direct write that failed: the system's reason
 
 
 def _pass_through(item: Any) -> Any:
@@ -90,6 +104,7 @@ class AugmentedBatches(Dataset[Pieces]):
         layouts: dict[str, FieldLayout] | None = None,
         gzip_level: int | None = None,
         fps: float | None = None,
+        direct_file: Path | None = None,
     ) -> None:
         self.stage1_dir = stage1_dir
         self.fields = fields
@@ -102,7 +117,10 @@ class AugmentedBatches(Dataset[Pieces]):
         self.layouts = layouts or {}
         self.gzip_level = gzip_level
         self.fps = fps  # the clips' rate (clips only)
+        # the HDF5 file workers write rows into (layouts carry the offsets), or None
+        self.direct_file = direct_file
         self._tensors: dict[str, torch.Tensor] | None = None
+        self._fd: tuple[int, int] | None = None  # (pid, descriptor) of direct_file
 
     def __len__(self) -> int:
         return self.passes * self.num_batches
@@ -110,7 +128,25 @@ class AugmentedBatches(Dataset[Pieces]):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_tensors"] = None  # each process maps the files itself
+        state["_fd"] = None  # and opens the output itself
         return state
+
+    def _descriptor(self) -> int:
+        """This process's descriptor of ``direct_file`` (a forked worker opens its own)."""
+        assert self.direct_file is not None
+        if self._fd is None or self._fd[0] != os.getpid():
+            self._fd = (os.getpid(), os.open(self.direct_file, os.O_WRONLY))
+        return self._fd[1]
+
+    def _write_direct(self, name: str, first_row: int, array: np.ndarray) -> None:
+        """Write rows of one field at their place in the contiguous dataset."""
+        layout = self.layouts[name]
+        assert layout.offset is not None
+        position = layout.offset + first_row * layout.row_bytes
+        with array.data.cast("B") as data:
+            written = 0
+            while written < data.nbytes:
+                written += os.pwrite(self._descriptor(), data[written:], position + written)
 
     def _load(self) -> dict[str, torch.Tensor]:
         if self._tensors is None:
@@ -136,6 +172,13 @@ class AugmentedBatches(Dataset[Pieces]):
         pieces = Pieces()
         for name, tensor in out.items():
             array = np.ascontiguousarray(tensor.numpy())
+            if self.direct_file is not None:
+                try:
+                    self._write_direct(name, offset, array)
+                except OSError as exc:  # a full disk: reported by the writer, naming the file
+                    pieces.error = exc.strerror or str(exc)
+                    return pieces
+                continue
             if self.gzip_level is None:
                 pieces.rows.append((name, offset, array))
                 continue
@@ -165,6 +208,33 @@ def _layouts(dataset: AugmentedBatches, total: int, batch_size: int) -> dict[str
             chunk_rows=chunk_rows_for(row_bytes, batch_size, total),
         )
     return layouts
+
+
+def _create_datasets(
+    h5: h5py.File, layouts: dict[str, FieldLayout], total: int, config: PrepareConfig
+) -> dict[str, h5py.Dataset]:
+    """One dataset per field: contiguous with its space allocated now (and never filled, as
+    every row is written) when uncompressed, so workers can write rows at known offsets;
+    chunked with the configured filters otherwise."""
+    filters: dict[str, Any] = {}
+    if config.hdf5_compression == "gzip":
+        level = config.hdf5_compression_level
+        filters = {"compression": "gzip", "compression_opts": level, "shuffle": True}
+    elif config.hdf5_compression == "lzf":
+        filters = {"compression": "lzf", "shuffle": True}
+    targets = {}
+    for name, layout in layouts.items():
+        if config.hdf5_compression == "none":
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            options: dict[str, Any] = {"dcpl": dcpl}
+        else:
+            options = {"chunks": (layout.chunk_rows, *layout.row_shape), **filters}
+        targets[name] = h5.create_dataset(
+            name, shape=(total, *layout.row_shape), dtype=layout.dtype, **options
+        )
+    return targets
 
 
 def _errno_in(text: str) -> int | None:
@@ -212,15 +282,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         fps=config.target_fps if config.sampling == "clips" else None,
     )
     dataset.layouts = _layouts(dataset, total, batch_rows)
-    filters: dict[str, Any] = {}
-    if gzip:
-        filters = {
-            "compression": "gzip",
-            "compression_opts": config.hdf5_compression_level,
-            "shuffle": True,
-        }
-    elif config.hdf5_compression == "lzf":
-        filters = {"compression": "lzf", "shuffle": True}
+    direct = config.hdf5_compression == "none"
     loader = DataLoader(
         dataset,
         batch_size=None,
@@ -240,16 +302,15 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
             h5.attrs["split"] = split
             h5.attrs["augment_passes"] = config.augment_passes
             h5.attrs["source_rows"] = num_rows
-            targets = {
-                name: h5.create_dataset(
-                    name,
-                    shape=(total, *layout.row_shape),
-                    dtype=layout.dtype,
-                    chunks=(layout.chunk_rows, *layout.row_shape),
-                    **filters,
-                )
-                for name, layout in dataset.layouts.items()
-            }
+            targets = _create_datasets(h5, dataset.layouts, total, config)
+            if direct:
+                # the space is allocated and HDF5 is done with the file: workers fill it
+                dataset.layouts = {
+                    name: dataclasses.replace(layout, offset=targets[name].id.get_offset())
+                    for name, layout in dataset.layouts.items()
+                }
+                h5.close()
+                dataset.direct_file = tmp
         for pieces in tqdm(
             start_workers(loader),
             total=len(dataset),
@@ -257,6 +318,8 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
             unit="batch",
             disable=config.progress_disabled(),
         ):
+            if pieces.error is not None:
+                raise PrepareError(f"could not write {out_path}: {pieces.error}")
             with _writing(out_path):
                 for name, chunk, payload in pieces.chunks:
                     origin = (chunk * dataset.layouts[name].chunk_rows,) + (0,) * len(

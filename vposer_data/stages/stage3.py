@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from vposer_data.atomic import EarlyFlush
 from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import read_column
 from vposer_data.stages.job import SplitJob
@@ -44,7 +45,8 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
     # statistics are computed beside the write of the same column (numpy and the file
     # writes release the GIL), one column at a time so memory holds one field
     stats_thread = ThreadPoolExecutor(max_workers=1)
-    with threads as pool, stats_thread, h5py.File(h5_path, "r") as h5:
+    flusher = EarlyFlush()  # the disk works through each file while the next is made
+    with threads as pool, stats_thread, flusher, h5py.File(h5_path, "r") as h5:
         missing = [name for name in REQUIRED_FIELDS if name not in h5]
         if missing:
             raise PrepareError(f"{h5_path}: fields {missing} missing, expected {REQUIRED_FIELDS}")
@@ -64,6 +66,7 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
                     axes = sample_axes(name, array.shape, clip_frames)
                     pending = stats_thread.submit(column_stats, array, axes)
             fields[name] = save_field(job.out, name, array, job.final)
+            flusher.submit(job.out / f"{name}.pt")
             if pending is not None:
                 stats[name] = pending.result()
             del array

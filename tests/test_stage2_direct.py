@@ -1,0 +1,74 @@
+"""Stage II's uncompressed file is written by the DataLoader workers themselves, each batch's
+rows straight into contiguous datasets allocated up front. At a size with many batches whose
+boundaries fall anywhere (and several workers), the file holds exactly what the chunked,
+compressed path writes through the single writer, any HDF5 reader reads it, and Stage III's
+direct read of a contiguous dataset agrees with h5py's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from helpers import file_hashes, prepare
+
+from vposer_data.h5chunks import read_column
+
+SPLITS = {"train": ["CMU", "KIT", "BML"], "vald": ["HumanEva"]}
+
+
+@pytest.fixture(scope="module")
+def prepared(amass_tree, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tree = amass_tree(60_000, seed=5)
+    outs = {}
+    for compression, workers in (("none", 2), ("lzf", 2), ("none", 0)):
+        out = tmp_path_factory.mktemp(f"direct_{compression}_{workers}") / "V02"
+        prepare(
+            tree,
+            out,
+            SPLITS,
+            hdf5_compression=compression,
+            num_workers=workers,
+            batch_size=997,  # batches straddle everything
+            augmentations=[{"name": "noise", "sigma": 0.01}, "mirror", "matrot"],
+            augment_passes=2,
+        )
+        outs[f"{compression}/{workers}"] = out
+    return outs
+
+
+def test_direct_writes_equal_the_compressed_path(prepared: dict[str, Path]) -> None:
+    for split in SPLITS:
+        with (
+            h5py.File(prepared["none/2"] / "stage_II" / f"{split}.h5", "r") as direct,
+            h5py.File(prepared["lzf/2"] / "stage_II" / f"{split}.h5", "r") as chunked,
+        ):
+            assert sorted(direct) == sorted(chunked)
+            if split == "train":  # many batches, two passes
+                assert direct["pose_body"].shape[0] > 8 * 997
+            for name in direct:
+                assert direct[name].chunks is None and direct[name].compression is None
+                assert chunked[name].chunks is not None
+                assert direct[name].dtype == chunked[name].dtype
+                np.testing.assert_array_equal(direct[name][...], chunked[name][...])
+            assert dict(direct.attrs)["source_rows"] == dict(chunked.attrs)["source_rows"]
+
+
+def test_the_worker_count_does_not_change_the_contents(prepared: dict[str, Path]) -> None:
+    assert file_hashes(prepared["none/2"]) == file_hashes(prepared["none/0"])
+    for split in SPLITS:  # the files differ only in the configuration attribute
+        with (
+            h5py.File(prepared["none/2"] / "stage_II" / f"{split}.h5", "r") as two,
+            h5py.File(prepared["none/0"] / "stage_II" / f"{split}.h5", "r") as none,
+        ):
+            for name in two:
+                np.testing.assert_array_equal(two[name][...], none[name][...])
+
+
+def test_reading_a_contiguous_dataset_directly_agrees_with_h5py(prepared: dict[str, Path]) -> None:
+    with h5py.File(prepared["none/2"] / "stage_II" / "train.h5", "r") as h5:
+        for name in h5:
+            fast = read_column(h5[name])
+            np.testing.assert_array_equal(fast, h5[name][...])
+            assert fast.dtype == h5[name].dtype and fast.shape == h5[name].shape
