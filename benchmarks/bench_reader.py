@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure what the CRC-32 check of memory-mapped AMASS members costs ``load_sequence``.
+"""Measure ``load_sequence`` against its reference path, and what its CRC-32 check costs.
 
 On a synthetic AMASS tree of ``--frames`` raw frames (the tree ``bench_prepare.py`` cached under
 ``--work-dir`` for the same frames, release and seed; else one generated and cached there as
@@ -8,12 +8,16 @@ file into the page cache, each repeat times, in one thread:
 
 - ``load_sequence``: ``vposer_data.amass.load_sequence`` of every motion file (CRC check
   included: it is always on), plus the finite check it does over every array it returns;
+- ``reference path``: the same through ``np.load`` and zipfile (``_load_with_numpy``, what
+  ``load_sequence`` falls back to for archives its own zip reader leaves alone), timed
+  alternately with the line above; both also with 2 threads, as Stage I reads;
 - ``crc (mmap)``: the reader's CRC-32 (``vposer_data.checksums.crc32``: python-isal's, else
   zlib's) alone over exactly the members ``load_sequence`` maps (stored, keys it reads), each
   file mapped once, as the reader does;
 - ``crc (read)``: the same CRCs over buffered reads of ``--block`` bytes, the alternative.
 
-The best of ``--repeat`` is reported, with the CRC's share of the read time (crc / load).
+The best of ``--repeat`` is reported (wall time, and CPU time per file in one thread), with
+the CRC's share of the read time (crc / load).
 
     python benchmarks/bench_reader.py                       # 2,000,000 frames, SMPL+H
     python benchmarks/bench_reader.py --frames 200000 --repeat 5
@@ -31,9 +35,16 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vposer_data.amass import NotAMotionError, is_non_motion_name, load_sequence
+from vposer_data.amass import (
+    AmassSequence,
+    NotAMotionError,
+    _load_with_numpy,
+    is_non_motion_name,
+    load_sequence,
+)
 from vposer_data.checksums import crc32
 from vposer_data.synthetic import write_amass_tree
 
@@ -122,15 +133,35 @@ def crc_read(files: list[tuple[Path, list[tuple[int, int, int]]]], block: int) -
     return total
 
 
-def load_all(paths: list[Path]) -> int:
-    """load_sequence every file; returns the frames read."""
-    frames = 0
-    for path in paths:
+def load_all(paths: list[Path], threads: int = 1, reference: bool = False) -> int:
+    """load_sequence (or its reference path) every file in ``threads`` threads; the frames."""
+    load: Callable[[Path], AmassSequence] = (
+        (lambda path: _load_with_numpy(path, None)) if reference else load_sequence
+    )
+
+    def frames(path: Path) -> int:
         try:
-            frames += load_sequence(path).num_frames
+            return load(path).num_frames
         except NotAMotionError:
-            continue
-    return frames
+            return 0
+
+    if threads == 1:
+        return sum(map(frames, paths))
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(frames, paths))
+
+
+def alternate(repeat: int, runs: dict[str, Callable[[], object]]) -> dict[str, tuple[float, float]]:
+    """Best (wall, CPU) seconds of each run, the runs taking turns so that a noisy machine
+    slows them alike."""
+    best = {name: (float("inf"), float("inf")) for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    return best
 
 
 def best_of(repeat: int, run: Callable[[], object]) -> float:
@@ -167,13 +198,25 @@ def main(argv: list[str] | None = None) -> int:
     frames = load_all(paths)
     crc_bytes = crc_mmap(files)
 
-    load = best_of(args.repeat, lambda: load_all(paths))
+    reads = alternate(
+        args.repeat,
+        {
+            "load_sequence": lambda: load_all(paths),
+            "reference path": lambda: load_all(paths, reference=True),
+            "load_sequence, 2 threads": lambda: load_all(paths, threads=2),
+            "reference path, 2 threads": lambda: load_all(paths, threads=2, reference=True),
+        },
+    )
+    load = reads["load_sequence"][0]
     by_map = best_of(args.repeat, lambda: crc_mmap(files))
     by_read = best_of(args.repeat, lambda: crc_read(files, args.block))
     members = sum(len(m) for _, m in files)
     print(f"\n{len(paths)} motion files, {frames:,} frames, {file_bytes / GB:.2f} GB on disk")
     print(f"{members} mapped members checked, {crc_bytes / GB:.2f} GB; best of {args.repeat}, warm")
-    print(f"  load_sequence, all files    {load:7.3f} s  {file_bytes / load / GB:5.2f} GB/s")
+    for name, (wall, cpu) in reads.items():
+        per_file = "" if "threads" in name else f"  {cpu / len(paths) * 1e3:.3f} ms CPU a file"
+        print(f"  {name:<27} {wall:7.3f} s  {file_bytes / wall / GB:5.2f} GB/s{per_file}")
+    print(f"  (load_sequence / reference path: {load / reads['reference path'][0]:.2f})")
     print(f"  crc (mmap)                  {by_map:7.3f} s  {crc_bytes / by_map / GB:5.2f} GB/s")
     block = f"{args.block / (1 << 20):g} MiB"
     label = f"crc (read, {block} blocks)"

@@ -9,19 +9,27 @@ Every member read is checked against the CRC-32 its zip directory entry records,
 member's bytes as stored (``.npy`` header and data), whichever way it is read: zipfile checks
 the members it reads, and the large stored members this module memory-maps are checked here.
 A mismatch means the download is damaged, and is an :class:`AmassFormatError` naming the member.
+
+Most files are plain archives (every member stored, one disk, no comment), as ``np.savez``
+writes them: their zip directory is read here straight from the memory-mapped file, which is
+most of what makes a file cheap to read. Anything else, and any member that does not read
+cleanly, sends the file to the reference path (``np.load`` and zipfile), which gives every
+result and every error message; the fast path only ever gives the same result sooner.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import mmap
+import os
 import re
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -53,6 +61,8 @@ POSE_SLICES: dict[str, dict[str, slice]] = {
         "pose_hand": slice(75, 165),
     },
 }
+#: Per family, the columns ``poses[:, :n]`` its parts use: the slices above tile them.
+POSES_USED = {family: max(s.stop for s in parts.values()) for family, parts in POSE_SLICES.items()}
 #: Widths of the SMPL-X split keys, used when a file has them instead of ``poses``.
 SPLIT_KEY_WIDTHS = pose_fields()
 FRAME_RATE_KEYS = ("mocap_framerate", "mocap_frame_rate")
@@ -106,7 +116,7 @@ class AmassSequence:
 
 def is_non_motion_name(path: str | Path) -> bool:
     """True for the names AMASS gives its per-subject shape files."""
-    name = Path(path).name
+    name = (path if isinstance(path, Path) else Path(path)).name
     return name in NON_MOTION_NAMES or name.endswith(NON_MOTION_SUFFIXES)
 
 
@@ -124,9 +134,21 @@ def load_sequence(path: str | Path, default_fps: float | None = None) -> AmassSe
         AmassFormatError: anything else that makes the file unusable, including a file named
             as a motion without a pose key.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)  # Path(a Path) parses it again
     if is_non_motion_name(path):
         raise NotAMotionError(path, "a subject shape file, not a motion")
+    mapped = _MappedArchive.open(path)
+    if mapped is not None:
+        try:
+            return _read_archive(path, mapped, default_fps)
+        except _Fallback:
+            pass  # something unusual: the reference path reads the file again and says what
+    return _load_with_numpy(path, default_fps)
+
+
+def _load_with_numpy(path: Path, default_fps: float | None) -> AmassSequence:
+    """The reference path: ``np.load`` and zipfile parse the archive, and every failure is
+    turned into the :class:`AmassFormatError` that names it."""
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -179,6 +201,7 @@ _PLAIN_HEADER = re.compile(
     r"\{'descr': '([<>|=][a-zA-Z]\d*)', 'fortran_order': (True|False), "
     r"'shape': \(((?:\d+, )*\d+,?|)\), \}\s*"
 )
+_DIGITS = re.compile(r"\d+")
 
 
 def _array_header(
@@ -206,7 +229,7 @@ def _array_header(
     text = raw.decode("utf8" if major == 3 else "latin1")
     found = _PLAIN_HEADER.fullmatch(text)
     if found is not None:
-        shape = tuple(int(n) for n in re.findall(r"\d+", found.group(3)))
+        shape = tuple(map(int, _DIGITS.findall(found.group(3))))
         return shape, found.group(2) == "True", np.dtype(found.group(1)), begin + length
     stream = io.BytesIO(bytes(buffer[start : begin + length]))
     version = np.lib.format.read_magic(stream)
@@ -219,7 +242,30 @@ def _array_header(
     return tuple(shape), bool(fortran), dtype, begin + length
 
 
-class _KeyReader:
+class _Keys:
+    """The keys of one archive, each read as an array; subclasses say how keys are read."""
+
+    path: Path
+    keys: set[str]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def get(self, key: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def numeric(self, key: str, ndim: int, width: int | None = None) -> np.ndarray:
+        value = self.get(key)
+        _require_real(self.path, key, value)
+        if value.ndim != ndim or (width is not None and value.shape[-1] != width):
+            expected = "(N,)" if ndim == 1 else f"(N, {width if width is not None else 'K'})"
+            raise AmassFormatError(
+                self.path, f"key '{key}' has shape {value.shape}, expected {expected}"
+            )
+        return value
+
+
+class _KeyReader(_Keys):
     """Reads single keys from an open archive, turning every failure into AmassFormatError."""
 
     def __init__(self, path: Path, archive: np.lib.npyio.NpzFile) -> None:
@@ -228,9 +274,6 @@ class _KeyReader:
         self.keys = set(archive.files)
         self._names = set(archive.zip.namelist()) if archive.zip is not None else set()
         self._mapping: mmap.mmap | None = None
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.keys
 
     def get(self, key: str) -> np.ndarray:
         if key not in self.keys:
@@ -343,20 +386,207 @@ class _KeyReader:
                 self._mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         return self._mapping
 
-    def numeric(self, key: str, ndim: int, width: int | None = None) -> np.ndarray:
-        value = self.get(key)
-        _require_real(self.path, key, value)
-        if value.ndim != ndim or (width is not None and value.shape[-1] != width):
-            expected = "(N,)" if ndim == 1 else f"(N, {width if width is not None else 'K'})"
-            raise AmassFormatError(
-                self.path, f"key '{key}' has shape {value.shape}, expected {expected}"
-            )
-        return value
+
+class _Fallback(Exception):
+    """The fast reader met something it does not handle (the message says what); the
+    reference path reads the file again, and reports any damage as it always has."""
 
 
-def _read_archive(path: Path, keys: _KeyReader, default_fps: float | None) -> AmassSequence:
+#: Zip records (PKWARE APPNOTE 4.3) the fast reader parses: the local file header (signature
+#: and the two lengths that place the data), a central directory entry, the end of central
+#: directory record, and the zip64 end record with its locator.
+_LOCAL = struct.Struct("<4s22xHH")
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_END = struct.Struct("<4s4H2LH")
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_EXTRA = struct.Struct("<HH")
+_UTF8_NAMES = 0x800  # the only flag bit the fast reader accepts
+#: zipfile refuses entries that need a newer version than this (its MAX_EXTRACT_VERSION).
+_MAX_EXTRACT_VERSION = 63
+_ZIP64_EXTRA = 0x0001
+
+
+class _Stored(NamedTuple):
+    """A stored member as its central directory entry records it."""
+
+    header_offset: int  # of its local file header
+    size: int
+    crc: int
+
+
+def _stored_members(data: mmap.mmap) -> dict[str, _Stored]:
+    """The members of a plain archive by name, with the values zipfile reads for them.
+
+    zipfile, under ``np.load``, spends about 0.2 ms a file reading the directory, a fifth of
+    the time of reading an AMASS file; numpy writes the same few plain entries every time,
+    and this reads them in a fraction of that. Raises _Fallback for anything else: a comment,
+    several disks, an archive inside a larger file, deflated or flagged members, names
+    repeated or not decoding as zipfile decodes them, any inconsistency.
+    """
+    offset, count, stop = _directory_bounds(data)
+    members: dict[str, _Stored] = {}
+    for _ in range(count):
+        if offset + _CENTRAL.size > stop:
+            raise _Fallback("the central directory is shorter than its entries")
+        fields = _CENTRAL.unpack_from(data, offset)
+        signature, extract_version, flags, method = fields[0], fields[3], fields[5], fields[6]
+        if signature != b"PK\x01\x02":
+            raise _Fallback(f"no central directory entry at offset {offset}")
+        if flags & ~_UTF8_NAMES or method != zipfile.ZIP_STORED or fields[15] != 0:
+            raise _Fallback(f"a member with flags {flags:#x}, method {method}, on a disk")
+        if extract_version > _MAX_EXTRACT_VERSION:
+            raise _Fallback(f"a member needing zip version {extract_version}")
+        name_start = offset + _CENTRAL.size
+        extra_start = name_start + fields[12]
+        extra_stop = extra_start + fields[13]
+        offset = extra_stop + fields[14]  # past the entry's comment
+        if offset > stop:
+            raise _Fallback("a central directory entry runs past the directory")
+        name = _member_name(data[name_start:extra_start], flags)
+        if name in members:
+            raise _Fallback(f"member {name} appears twice")
+        size, header_offset = _zip64_fields(
+            data[extra_start:extra_stop], file_size=fields[11], size=fields[10], at=fields[18]
+        )
+        members[name] = _Stored(header_offset, size, fields[9])
+    if offset != stop:
+        raise _Fallback("the central directory is longer than its entries")
+    return members
+
+
+def _directory_bounds(data: mmap.mmap) -> tuple[int, int, int]:
+    """(start, entry count, end) of the central directory of a plain archive: a zip starting
+    the file, with its directory right before its end records and no comment."""
+    end = len(data) - _END.size
+    if end < 4 or data[:4] != b"PK\x03\x04":
+        raise _Fallback("not a zip archive starting with a member")
+    signature, disk, start_disk, disk_entries, count, size, start, comment_length = (
+        _END.unpack_from(data, end)
+    )
+    if signature != b"PK\x05\x06" or comment_length or disk or start_disk:
+        raise _Fallback("no plain end of central directory record at the end")
+    locator = end - _END64_LOCATOR.size
+    if locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":
+        record = locator - _END64.size
+        if record < 0:
+            raise _Fallback("a zip64 locator without its record")
+        _, locator_disk, record_offset, disks = _END64_LOCATOR.unpack_from(data, locator)
+        fields = _END64.unpack_from(data, record)
+        if (
+            fields[0] != b"PK\x06\x06"
+            or (locator_disk, record_offset, disks) != (0, record, 1)
+            or fields[1] != _END64.size - 12  # the record's size: no extensible data
+            or fields[4:6] != (0, 0)  # this disk, the directory's disk
+        ):
+            raise _Fallback("an unusual zip64 end of central directory record")
+        disk_entries, count, size, start = fields[6:10]
+        end = record
+    if disk_entries != count or start + size != end:
+        raise _Fallback("the central directory is not right before its end record")
+    return start, count, end
+
+
+def _member_name(raw: bytes, flags: int) -> str:
+    """The member's name as zipfile decodes it; _Fallback where zipfile would change or
+    refuse it (a null byte, another OS's separator, bytes flagged UTF-8 that are not)."""
+    try:
+        name = raw.decode("utf-8" if flags & _UTF8_NAMES else "cp437")
+    except UnicodeDecodeError:
+        raise _Fallback("a member name that does not decode") from None
+    if "\x00" in name or (os.sep != "/" and os.sep in name):
+        raise _Fallback("a member name zipfile would change")
+    return name
+
+
+def _zip64_fields(extra: bytes, file_size: int, size: int, at: int) -> tuple[int, int]:
+    """Size and local header offset once the zip64 extra field is applied, exactly as
+    zipfile's ``ZipInfo._decodeExtra`` applies it (every zip64 field, in order)."""
+    while len(extra) >= 4:
+        kind, length = _EXTRA.unpack_from(extra)
+        if length + 4 > len(extra):
+            raise _Fallback(f"a corrupt extra field {kind:04x}")
+        if kind == _ZIP64_EXTRA:
+            values = extra[4 : length + 4]
+            if file_size in (0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF):
+                file_size, values = _take_u64(values), values[8:]
+            if size == 0xFFFF_FFFF:
+                size, values = _take_u64(values), values[8:]
+            if at == 0xFFFF_FFFF:
+                at = _take_u64(values)
+        extra = extra[length + 4 :]
+    return size, at
+
+
+def _take_u64(values: bytes) -> int:
+    """The little-endian 64-bit value a zip64 extra field starts with."""
+    if len(values) < 8:
+        raise _Fallback("a corrupt zip64 extra field")
+    return int.from_bytes(values[:8], "little")
+
+
+class _MappedArchive(_Keys):
+    """The keys of a plain archive, read from the file mapped whole: no zipfile, one mapping.
+
+    Every member read is checked as the reference path checks it (local header, bounds,
+    CRC-32 over its stored bytes, ``.npy`` header, data within the member); anything that
+    does not read cleanly raises _Fallback, so that the reference path gives its own error.
+    """
+
+    def __init__(self, path: Path, data: mmap.mmap, members: dict[str, _Stored]) -> None:
+        self.path = path
+        self.keys = {name.removesuffix(".npy") for name in members}
+        self._data = data
+        self._view = memoryview(data)
+        self._members = members
+
+    @classmethod
+    def open(cls, path: Path) -> _MappedArchive | None:
+        """The archive, or None when the file cannot be mapped or is not a plain archive."""
+        try:
+            with open(path, "rb") as handle:
+                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # unreadable, or empty (nothing to map)
+            return None
+        try:
+            return cls(path, data, _stored_members(data))
+        except (_Fallback, struct.error):
+            data.close()
+            return None
+
+    def get(self, key: str) -> np.ndarray:
+        # np.savez names a key's member '<key>.npy'; np.load also reads members without it
+        member = self._members.get(key if key in self._members else f"{key}.npy")
+        if member is None:
+            raise _Fallback(f"no member for key '{key}'")
+        try:
+            return self._map(member)
+        except _Fallback:
+            raise
+        except Exception as exc:  # the reference path reports it precisely
+            raise _Fallback(f"key '{key}': {exc!r}") from None
+
+    def _map(self, member: _Stored) -> np.ndarray:
+        """The member's array, a view of the mapping, once its stored bytes pass their CRC."""
+        signature, name_length, extra_length = _LOCAL.unpack_from(self._data, member.header_offset)
+        if signature != b"PK\x03\x04":
+            raise _Fallback(f"no local header at offset {member.header_offset}")
+        start = member.header_offset + _LOCAL.size + name_length + extra_length
+        stop = start + member.size
+        if stop > len(self._data) or crc32(self._view[start:stop]) != member.crc:
+            raise _Fallback("a member past the end of the file or failing its CRC-32")
+        shape, fortran, dtype, offset = _array_header(self._data, start)
+        end = offset + math.prod(shape) * dtype.itemsize
+        if dtype.hasobject or not offset < end <= stop:
+            raise _Fallback("an object array, an empty one, or data past its member")
+        order: Literal["C", "F"] = "F" if fortran else "C"
+        return np.ndarray(shape, dtype=dtype, buffer=self._data, offset=offset, order=order)
+
+
+def _read_archive(path: Path, keys: _Keys, default_fps: float | None) -> AmassSequence:
+    poses: np.ndarray | None = None
     if "poses" in keys:
-        parts, family = _parts_from_poses(path, keys)
+        parts, family, poses = _parts_from_poses(path, keys)
     elif "pose_body" in keys:
         parts, family = _parts_from_split_keys(keys)
     elif path.name.endswith(MOTION_SUFFIXES):
@@ -388,6 +618,8 @@ def _read_archive(path: Path, keys: _KeyReader, default_fps: float | None) -> Am
     checked = {**parts, "trans": trans, "betas": betas}
     if dmpls is not None:
         checked["dmpls"] = dmpls
+    if poses is not None and _all_finite(poses):
+        checked = {name: array for name, array in checked.items() if name not in parts}
     for name, array in checked.items():
         if not _all_finite(array):
             bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
@@ -422,17 +654,25 @@ def _all_finite(array: np.ndarray) -> bool:
     return bool(np.isfinite(array).all())
 
 
-def _parts_from_poses(path: Path, keys: _KeyReader) -> tuple[dict[str, np.ndarray], str]:
+def _parts_from_poses(path: Path, keys: _Keys) -> tuple[dict[str, np.ndarray], str, np.ndarray]:
+    """The body parts, the family, and the columns of ``poses`` the parts use, in one array.
+
+    The parts are strided column slices; checking them for non-finite values one by one costs
+    a strided pass each, about twice one contiguous pass over ``poses`` (SMPL+H, SMPL-X: the
+    parts are every column). SMPL's parts leave columns 66:72 out, which stay unchecked.
+    """
     poses = keys.numeric("poses", 2)
     width = poses.shape[1]
     family = FAMILY_BY_POSE_WIDTH.get(width)
     if family is None:
         known = ", ".join(f"{w} ({f})" for w, f in FAMILY_BY_POSE_WIDTH.items())
         raise AmassFormatError(path, f"'poses' has width {width}, expected one of {known}")
-    return {name: poses[:, part] for name, part in POSE_SLICES[family].items()}, family
+    parts = {name: poses[:, part] for name, part in POSE_SLICES[family].items()}
+    used = POSES_USED[family]
+    return parts, family, poses if used == width else poses[:, :used]
 
 
-def _parts_from_split_keys(keys: _KeyReader) -> tuple[dict[str, np.ndarray], str]:
+def _parts_from_split_keys(keys: _Keys) -> tuple[dict[str, np.ndarray], str]:
     parts = {
         name: keys.numeric(name, 2, width)
         for name, width in SPLIT_KEY_WIDTHS.items()
@@ -447,7 +687,7 @@ def _parts_from_split_keys(keys: _KeyReader) -> tuple[dict[str, np.ndarray], str
     return parts, family
 
 
-def _read_betas(path: Path, keys: _KeyReader) -> np.ndarray:
+def _read_betas(path: Path, keys: _Keys) -> np.ndarray:
     betas = keys.get("betas")
     if betas.ndim == 2 and betas.shape[0] == 1:
         betas = betas[0]
@@ -468,7 +708,7 @@ def _check_real(path: Path, key: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def _read_fps(path: Path, keys: _KeyReader, default_fps: float | None) -> float:
+def _read_fps(path: Path, keys: _Keys, default_fps: float | None) -> float:
     for key in FRAME_RATE_KEYS:
         if key in keys:
             value = keys.get(key)
@@ -477,7 +717,7 @@ def _read_fps(path: Path, keys: _KeyReader, default_fps: float | None) -> float:
                     path, f"key '{key}' is {value!r}, expected one positive number"
                 )
             fps = float(value.reshape(()))
-            if not np.isfinite(fps) or fps <= 0:
+            if not math.isfinite(fps) or fps <= 0:
                 raise AmassFormatError(
                     path, f"key '{key}' is {fps}, expected a positive frame rate in Hz"
                 )
@@ -491,7 +731,7 @@ def _read_fps(path: Path, keys: _KeyReader, default_fps: float | None) -> float:
     )
 
 
-def _read_gender(path: Path, keys: _KeyReader) -> str:
+def _read_gender(path: Path, keys: _Keys) -> str:
     value = keys.get("gender")
     if value.size != 1 or value.dtype.kind not in "SU":
         raise AmassFormatError(

@@ -1,0 +1,382 @@
+"""The fast zip reader of ``load_sequence`` agrees with zipfile and np.load, or steps aside.
+
+``load_sequence`` reads plain archives (every member stored, as ``np.savez`` writes them)
+from the memory-mapped file with its own zip directory reader, and hands anything else to the
+reference path (``np.load`` and zipfile). Either way the outcome must be the reference path's:
+the same arrays, or the same error, word for word.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import warnings
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vposer_data.amass import (
+    POSE_SLICES,
+    POSES_USED,
+    AmassFormatError,
+    _Fallback,
+    _load_with_numpy,
+    _MappedArchive,
+    _stored_members,
+    load_sequence,
+)
+from vposer_data.synthetic import write_motion_npz, write_npz
+
+FAMILIES = ("smpl", "smplh", "smplx")
+NAMES = {"smpl": "a_poses.npz", "smplh": "a_poses.npz", "smplx": "a_stageii.npz"}
+CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+
+
+def write_motion(folder: Path, family: str, frames: int = 40, compress: bool = False) -> Path:
+    rng = np.random.default_rng(7)
+    path = folder / f"{family}_{NAMES[family]}"
+    write_motion_npz(path, family, frames, 120.0, "male", rng.normal(size=16), rng, compress)
+    return path
+
+
+def np_savez_copy(source: Path, target: Path, compress: bool = False) -> Path:
+    """The same arrays written by numpy itself (np.savez or np.savez_compressed)."""
+    with np.load(source, allow_pickle=True) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    (np.savez_compressed if compress else np.savez)(target, **arrays)
+    return target
+
+
+def outcome(load: Callable[[Path], Any], path: Path) -> tuple[Any, ...]:
+    """What a reader gives for a file: every field of the sequence, or the error and its words."""
+    try:
+        sequence = load(path)
+    except Exception as exc:
+        return ("error", type(exc), str(exc))
+    fields = {}
+    for name, value in vars(sequence).items():
+        if isinstance(value, np.ndarray):
+            value = (value.dtype.str, value.shape, value.tobytes(), value.flags.writeable)
+        fields[name] = value
+    return ("ok", fields)
+
+
+def reference(path: Path) -> Any:
+    return _load_with_numpy(path, None)
+
+
+def assert_same_as_reference(path: Path) -> tuple[Any, ...]:
+    found = outcome(load_sequence, path)
+    assert found == outcome(reference, path)
+    return found
+
+
+def directory(path: Path) -> dict[str, tuple[int, int, int]]:
+    """zipfile's view of each member: local header offset, size as stored, CRC-32."""
+    with zipfile.ZipFile(path) as archive:
+        return {i.filename: (i.header_offset, i.compress_size, i.CRC) for i in archive.infolist()}
+
+
+def fast_directory(path: Path) -> dict[str, tuple[int, int, int]]:
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return {name: (s.header_offset, s.size, s.crc) for name, s in _stored_members(m).items()}
+
+
+def with_zip64_directory(source: Path, target: Path, sentinels: bool) -> Path:
+    """A copy whose central directory carries a zip64 extra field in every entry and ends with
+    a zip64 end record and locator, as zipfile writes archives past 4 GiB. With ``sentinels``
+    the 32-bit fields say 0xFFFFFFFF and the values are in the extra field; without, the
+    extra field repeats them (and zipfile, like the fast reader, ignores it)."""
+    data = source.read_bytes()
+    with zipfile.ZipFile(source) as archive:
+        start, count = archive.start_dir, len(archive.infolist())
+    entries, offset = b"", start
+    for _ in range(count):
+        fields = list(CENTRAL.unpack_from(data, offset))
+        name_stop = offset + CENTRAL.size + fields[12]
+        extra_stop = name_stop + fields[13]
+        name = data[offset + CENTRAL.size : name_stop]
+        tail = data[name_stop : extra_stop + fields[14]]  # the old extra field and comment
+        zip64 = struct.pack("<HHQQQ", 1, 24, fields[11], fields[10], fields[18])
+        if sentinels:
+            fields[10] = fields[11] = fields[18] = 0xFFFF_FFFF
+        fields[13] += len(zip64)
+        entries += CENTRAL.pack(*fields) + name + zip64 + tail
+        offset = extra_stop + fields[14]  # the next original entry
+    record = start + len(entries)
+    end64 = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(entries), start
+    )
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, record, 1)
+    size, where = (0xFFFF_FFFF, 0xFFFF_FFFF) if sentinels else (len(entries), start)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, size, where, 0)
+    target.write_bytes(data[:start] + entries + end64 + locator + end)
+    return target
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("zip_originals")
+    return {family: write_motion(folder, family) for family in FAMILIES}
+
+
+# --- plain archives: read by the fast reader, with zipfile's values --------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("writer", ["write_npz", "np.savez"])
+def test_the_fast_reader_agrees_with_zipfile_on_plain_archives(
+    tmp_path: Path, originals: dict[str, Path], family: str, writer: str
+) -> None:
+    path = originals[family]
+    if writer == "np.savez":
+        path = np_savez_copy(path, tmp_path / path.name)
+    assert fast_directory(path) == directory(path)
+    assert _MappedArchive.open(path) is not None  # the fast path is taken
+    assert assert_same_as_reference(path)[0] == "ok"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("sentinels", [True, False])
+def test_zip64_directories_are_read_as_zipfile_reads_them(
+    tmp_path: Path, originals: dict[str, Path], family: str, sentinels: bool
+) -> None:
+    path = with_zip64_directory(originals[family], tmp_path / NAMES[family], sentinels)
+    assert directory(path) == directory(originals[family])  # zipfile: the same archive
+    assert fast_directory(path) == directory(path)
+    assert _MappedArchive.open(path) is not None
+    found, original = assert_same_as_reference(path), outcome(reference, originals[family])
+    assert found[0] == original[0] == "ok"
+    assert found[1] | {"path": None} == original[1] | {"path": None}
+
+
+# --- anything else: the reference path reads it ----------------------------------------------
+
+
+def test_a_deflated_archive_goes_to_the_reference_path(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    path = np_savez_copy(originals["smplh"], tmp_path / "c_poses.npz", compress=True)
+    assert _MappedArchive.open(path) is None
+    assert assert_same_as_reference(path)[0] == "ok"
+
+
+def test_one_deflated_member_sends_the_whole_archive_to_the_reference_path(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    path = tmp_path / "mixed_poses.npz"
+    with zipfile.ZipFile(originals["smplh"]) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            method = zipfile.ZIP_DEFLATED if info.filename == "betas.npy" else zipfile.ZIP_STORED
+            target.writestr(info.filename, source.read(info), compress_type=method)
+    assert _MappedArchive.open(path) is None
+    assert assert_same_as_reference(path)[0] == "ok"
+
+
+def test_an_archive_with_a_comment_goes_to_the_reference_path(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    path = tmp_path / "comment_poses.npz"
+    path.write_bytes(originals["smplh"].read_bytes())
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.comment = b"exported"
+    assert _MappedArchive.open(path) is None
+    assert assert_same_as_reference(path)[0] == "ok"
+
+
+def test_an_archive_after_other_bytes_goes_to_the_reference_path(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    path = tmp_path / "prefixed_poses.npz"
+    path.write_bytes(b"PK\x03\x04" + bytes(60) + originals["smplh"].read_bytes())
+    assert _MappedArchive.open(path) is None
+    assert_same_as_reference(path)
+
+
+def flag_members(source: Path, target: Path, flags: int) -> Path:
+    """A copy whose central directory entries carry these flag bits."""
+    data = bytearray(source.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        struct.pack_into("<H", data, at + 8, flags)
+        at = data.find(b"PK\x01\x02", at + 4)
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.parametrize("flags", [0x0001, 0x0008, 0x0800 | 0x0002])
+def test_flagged_members_go_to_the_reference_path(
+    tmp_path: Path, originals: dict[str, Path], flags: int
+) -> None:
+    path = flag_members(originals["smplh"], tmp_path / "flagged_poses.npz", flags)
+    with pytest.raises(_Fallback):
+        fast_directory(path)
+    assert_same_as_reference(path)
+
+
+def test_utf8_flagged_names_are_read_and_bad_ones_step_aside(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    path = flag_members(originals["smplh"], tmp_path / "utf8_poses.npz", 0x0800)
+    assert fast_directory(path) == directory(path)
+    assert assert_same_as_reference(path)[0] == "ok"
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"gender.npy")  # the central directory's copy of the name
+    data[at] = 0xFF  # not UTF-8: zipfile refuses the archive
+    bad = tmp_path / "bad_utf8_poses.npz"
+    bad.write_bytes(bytes(data))
+    assert _MappedArchive.open(bad) is None
+    assert assert_same_as_reference(bad)[0] == "error"
+
+
+def test_a_repeated_member_name_goes_to_the_reference_path(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    path = tmp_path / "twice_poses.npz"
+    path.write_bytes(originals["smplh"].read_bytes())
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "a") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        archive.writestr("betas.npy", archive.read("betas.npy"))
+    assert _MappedArchive.open(path) is None
+    assert_same_as_reference(path)
+
+
+def test_a_member_needing_a_newer_zip_version_gives_the_reference_error(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    data = bytearray(originals["smplh"].read_bytes())
+    data[data.rfind(b"PK\x01\x02") + 6] = 64  # zipfile reads up to version 6.3
+    path = tmp_path / "new_poses.npz"
+    path.write_bytes(bytes(data))
+    assert _MappedArchive.open(path) is None
+    found = assert_same_as_reference(path)
+    assert found[:2] == ("error", NotImplementedError)
+
+
+def test_a_zip64_archive_on_several_disks_gives_the_reference_error(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    path = with_zip64_directory(originals["smplh"], tmp_path / "disks_poses.npz", True)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<L", data, len(data) - 22 - 4, 2)  # the locator's count of disks
+    path.write_bytes(bytes(data))
+    assert _MappedArchive.open(path) is None
+    found = assert_same_as_reference(path)
+    assert found[0] == "error" and "multiple disks" in found[2]
+
+
+@pytest.mark.parametrize("content", [b"", b"P", b"PK\x05\x06" + bytes(18), b"not a zip" * 10])
+def test_files_that_are_not_plain_archives_give_the_reference_error(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "odd_poses.npz"
+    path.write_bytes(content)
+    assert _MappedArchive.open(path) is None
+    assert assert_same_as_reference(path)[0] == "error"
+
+
+def test_a_missing_file_gives_the_reference_error(tmp_path: Path) -> None:
+    path = tmp_path / "gone_poses.npz"
+    assert _MappedArchive.open(path) is None
+    with pytest.raises(AmassFormatError):
+        load_sequence(path)
+
+
+# --- properties: damage anywhere gives the reference path's outcome --------------------------
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """For hypothesis examples (function-scoped tmp_path is not reset between them)."""
+    return tmp_path_factory.mktemp("zip_scratch")
+
+
+@given(
+    family=st.sampled_from(FAMILIES),
+    zip64=st.sampled_from([None, True, False]),
+    fraction=st.floats(0, 1, exclude_max=True),
+    tail=st.booleans(),
+    mask=st.integers(1, 255),
+)
+@settings(max_examples=150, deadline=None)
+def test_any_flipped_byte_gives_the_reference_outcome(
+    originals: dict[str, Path],
+    scratch: Path,
+    family: str,
+    zip64: bool | None,
+    fraction: float,
+    tail: bool,
+    mask: int,
+) -> None:
+    """A byte flipped anywhere, or (``tail``) in the zip directory and end records, where
+    the fast reader's own parsing is."""
+    source = originals[family]
+    if zip64 is not None:
+        source = with_zip64_directory(source, scratch / f"zip64_{NAMES[family]}", zip64)
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        start = archive.start_dir if tail else 0
+    data[start + int(fraction * (len(data) - start))] ^= mask
+    path = scratch / NAMES[family]
+    path.write_bytes(bytes(data))
+    assert_same_as_reference(path)
+
+
+@given(family=st.sampled_from(FAMILIES), fraction=st.floats(0, 1, exclude_max=True))
+@settings(max_examples=60, deadline=None)
+def test_any_truncation_gives_the_reference_outcome(
+    originals: dict[str, Path], scratch: Path, family: str, fraction: float
+) -> None:
+    data = originals[family].read_bytes()
+    path = scratch / f"cut_{NAMES[family]}"
+    path.write_bytes(data[: int(fraction * len(data))])
+    assert assert_same_as_reference(path)[0] == "error"
+
+
+# --- the finite check of poses ----------------------------------------------------------------
+
+
+def test_the_parts_tile_the_columns_of_poses_checked_at_once() -> None:
+    for family, parts in POSE_SLICES.items():
+        columns = sorted(c for part in parts.values() for c in range(part.stop)[part])
+        assert columns == list(range(POSES_USED[family])), family
+
+
+def test_nan_in_the_columns_smpl_leaves_unused_is_accepted(tmp_path: Path) -> None:
+    source = write_motion(tmp_path, "smpl")
+    with np.load(source) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["poses"][:, 66:72] = np.nan
+    path = tmp_path / "nan_tail_poses.npz"
+    write_npz(path, arrays)
+    assert assert_same_as_reference(path)[0] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("family", "columns", "named", "count"),
+    [
+        ("smplh", [100, 101], "pose_hand", 2),
+        ("smplh", [1, 100], "root_orient", 1),  # the first part in order is named
+        ("smplx", [67], "pose_jaw", 1),
+        ("smplx", [70, 71, 72], "pose_eye", 3),
+        ("smpl", [5, 70], "pose_body", 1),  # column 70 is unused by SMPL
+    ],
+)
+def test_non_finite_poses_name_the_part_and_count_its_values(
+    tmp_path: Path, family: str, columns: list[int], named: str, count: int
+) -> None:
+    source = write_motion(tmp_path, family)
+    with np.load(source, allow_pickle=True) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["poses"][3, columns] = np.inf
+    path = tmp_path / NAMES[family]
+    write_npz(path, arrays)
+    found = assert_same_as_reference(path)
+    assert found[0] == "error"
+    assert f"key '{named}' has {count} non-finite values" in found[2]
