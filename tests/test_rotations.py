@@ -371,3 +371,18 @@ def test_aa_to_matrot_bits_at_batch_size() -> None:
     aa = torch.randn(8192, 21, 3, generator=torch.Generator().manual_seed(3)) * 2
     aa[:50] *= 1e-5  # the small-angle branch
     assert torch.equal(aa_to_matrot(aa), _textbook_aa_to_matrot(aa))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.int64])
+def test_aa_to_matrot_keeps_a_floating_dtype_and_gives_float_for_integers(
+    dtype: torch.dtype,
+) -> None:
+    aa = torch.tensor([[0, 0, 1], [1, 0, 0]], dtype=dtype)
+    R = aa_to_matrot(aa)
+    assert R.dtype == (dtype if dtype.is_floating_point else torch.get_default_dtype())
+    assert torch.equal(R, _textbook_aa_to_matrot(aa.to(R.dtype)))
+
+
+def test_aa_to_matrot_refuses_a_graph_node() -> None:
+    with pytest.raises(ValueError, match="without grad"):
+        aa_to_matrot(torch.zeros(2, 3, requires_grad=True))

@@ -10,6 +10,7 @@ computes in float64 and returns the input's dtype.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -37,22 +38,32 @@ def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
     The closed form ``R = cos(t) I + sin(t)/t [a]x + (1 - cos(t))/t^2 a a^T`` (Taylor terms near
     ``t = 0``), written out here because it is the one conversion the default pipeline needs:
     importing roma costs about a second per run (it loads ``torch._dynamo``).
+
+    Data, not a graph node: a tensor that requires grad is refused. The square root, sine and
+    cosine are torch's; the rest is numpy on contiguous float64 components, each product formed
+    once and each entry rounded once to the output dtype: the same IEEE operations in the same
+    order as the formula, so the same bits, in half the time of torch's temporaries.
     """
     if aa.shape[-1:] != (3,):
         raise ValueError(f"aa_to_matrot expects (..., 3), got shape {tuple(aa.shape)}")
-    # x, y, z as contiguous rows, and each product formed once: the same IEEE operations in
-    # the same order as the closed form above, so the same bits, at a third of the time
-    x, y, z = aa.to(torch.float64).reshape(-1, 3).T.contiguous()
+    if aa.requires_grad:
+        raise ValueError("aa_to_matrot computes with numpy: pass a tensor without grad")
+    components = aa.cpu().to(torch.float64).reshape(-1, 3).numpy()
+    x, y, z = np.ascontiguousarray(components.T)
     t2 = x * x + y * y + z * z
-    t = torch.sqrt(t2)
+    t = torch.sqrt(torch.from_numpy(t2)).numpy()
     small = t < _SMALL_ANGLE
-    safe_t = torch.where(small, torch.ones_like(t), t)
-    c = torch.cos(t)
-    A = torch.where(small, 1 - t2 / 6, torch.sin(safe_t) / safe_t)
-    B = torch.where(small, 0.5 - t2 / 24, (1 - c) / (safe_t * safe_t))
+    safe_t = np.where(small, 1.0, t)
+    c = torch.cos(torch.from_numpy(t)).numpy()
+    sin = torch.sin(torch.from_numpy(safe_t)).numpy()
+    A = np.where(small, 1 - t2 / 6, sin / safe_t)
+    B = np.where(small, 0.5 - t2 / 24, (1 - c) / (safe_t * safe_t))
     Bx, By, Bz, Ax, Ay, Az = B * x, B * y, B * z, A * x, A * y, A * z
     Bxy, Bxz, Byz = Bx * y, Bx * z, By * z
-    R = torch.empty((x.shape[0], 9), dtype=_out_dtype(aa))
+    dtype = _out_dtype(aa)
+    numpy_kind = dtype in (torch.float16, torch.float32, torch.float64)  # not bfloat16
+    R = torch.empty((x.shape[0], 9), dtype=dtype if numpy_kind else torch.float64)
+    out = R.numpy()
     # row by row; each entry rounded once from float64 to the output's dtype
     for k, entry in enumerate(
         (
@@ -67,8 +78,8 @@ def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
             c + Bz * z,
         )
     ):
-        R[:, k] = entry
-    return R.reshape(*aa.shape[:-1], 3, 3)
+        out[:, k] = entry
+    return R.reshape(*aa.shape[:-1], 3, 3).to(device=aa.device, dtype=dtype)
 
 
 def matrot_to_aa(R: torch.Tensor) -> torch.Tensor:
