@@ -30,6 +30,7 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 _SMALL_ANGLE = 1e-4
+_MATROT_BLOCK = 16384  # rotations per block: float64 temporaries of 128 KB
 
 
 def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
@@ -42,13 +43,26 @@ def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
     Data, not a graph node: a tensor that requires grad is refused. The square root, sine and
     cosine are torch's; the rest is numpy on contiguous float64 components, each product formed
     once and each entry rounded once to the output dtype: the same IEEE operations in the same
-    order as the formula, so the same bits, in half the time of torch's temporaries.
+    order as the formula, so the same bits; in blocks whose temporaries stay in cache, this
+    takes about half the time of torch on the whole batch.
     """
     if aa.shape[-1:] != (3,):
         raise ValueError(f"aa_to_matrot expects (..., 3), got shape {tuple(aa.shape)}")
     if aa.requires_grad:
         raise ValueError("aa_to_matrot computes with numpy: pass a tensor without grad")
-    components = aa.cpu().to(torch.float64).reshape(-1, 3).numpy()
+    dtype = _out_dtype(aa)
+    numpy_kind = dtype in (torch.float16, torch.float32, torch.float64)  # not bfloat16
+    flat = aa.cpu().reshape(-1, 3)
+    R = torch.empty((flat.shape[0], 9), dtype=dtype if numpy_kind else torch.float64)
+    out = R.numpy()
+    for start in range(0, flat.shape[0], _MATROT_BLOCK):  # temporaries that stay in cache
+        stop = start + _MATROT_BLOCK
+        _rodrigues(flat[start:stop].to(torch.float64).numpy(), out[start:stop])
+    return R.reshape(*aa.shape[:-1], 3, 3).to(device=aa.device, dtype=dtype)
+
+
+def _rodrigues(components: np.ndarray, out: np.ndarray) -> None:
+    """Rows of ``(n, 3)`` float64 axis-angle into ``out`` ``(n, 9)``, row-major matrices."""
     x, y, z = np.ascontiguousarray(components.T)
     t2 = x * x + y * y + z * z
     t = torch.sqrt(torch.from_numpy(t2)).numpy()
@@ -60,10 +74,6 @@ def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
     B = np.where(small, 0.5 - t2 / 24, (1 - c) / (safe_t * safe_t))
     Bx, By, Bz, Ax, Ay, Az = B * x, B * y, B * z, A * x, A * y, A * z
     Bxy, Bxz, Byz = Bx * y, Bx * z, By * z
-    dtype = _out_dtype(aa)
-    numpy_kind = dtype in (torch.float16, torch.float32, torch.float64)  # not bfloat16
-    R = torch.empty((x.shape[0], 9), dtype=dtype if numpy_kind else torch.float64)
-    out = R.numpy()
     # row by row; each entry rounded once from float64 to the output's dtype
     for k, entry in enumerate(
         (
@@ -79,7 +89,6 @@ def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
         )
     ):
         out[:, k] = entry
-    return R.reshape(*aa.shape[:-1], 3, 3).to(device=aa.device, dtype=dtype)
 
 
 def matrot_to_aa(R: torch.Tensor) -> torch.Tensor:
