@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zlib
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,13 @@ def test_intact_intermediates_are_reused_not_rebuilt(
     result = prepare(tree, out)
     assert result.ran == ["stage_III/test"]
     assert file_hashes(out) == before
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 100_003])
+def test_file_crc32_is_zlibs_crc_of_the_whole_file(tmp_path: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    expected = f"{zlib.crc32(data):08x}"
+    assert file_crc32(path) == expected
+    assert file_crc32(path, chunk=4099) == expected  # blocks that do not divide the file
