@@ -158,21 +158,21 @@ class EarlyFlush:
         self._thread.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
 
-def file_crc32(path: str | Path, chunk: int = 1 << 24) -> str:
+def file_crc32(path: str | Path, window: int = 1 << 26) -> str:
     """CRC-32 of a file (:mod:`vposer_data.checksums`), as 8 hex digits: the checksum of large
-    intermediates, which are verified when a later run reuses them. The file is mapped, not
-    read, so its pages are checksummed where they lie in the page cache."""
+    intermediates, which are verified when a later run reuses them. The file is mapped one
+    window at a time: its pages are checksummed where they lie in the page cache (no copy),
+    and no more than a window of it counts as this process's memory at once."""
     value = 0
     with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return f"{value:08x}"
-        with (
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
-            memoryview(mapped) as view,
-        ):
-            for start in range(0, len(view), chunk):
-                with view[start : start + chunk] as block:
-                    value = crc32(block, value)
+        size = os.fstat(handle.fileno()).st_size
+        for start in range(0, size, window):  # a multiple of mmap.ALLOCATIONGRANULARITY
+            length = min(window, size - start)
+            with (
+                mmap.mmap(handle.fileno(), length, offset=start, access=mmap.ACCESS_READ) as mapped,
+                memoryview(mapped) as view,
+            ):
+                value = crc32(view, value)
     return f"{value:08x}"
 
 
