@@ -72,3 +72,29 @@ def test_reading_a_contiguous_dataset_directly_agrees_with_h5py(prepared: dict[s
             fast = read_column(h5[name])
             np.testing.assert_array_equal(fast, h5[name][...])
             assert fast.dtype == h5[name].dtype and fast.shape == h5[name].shape
+
+
+def test_a_failed_direct_write_comes_back_as_its_reason(
+    prepared: dict[str, Path], tmp_path: Path
+) -> None:
+    """A worker's write that fails (a full disk shows as ENOSPC here) is not raised inside
+    the worker, where the DataLoader would wrap it in a traceback: its reason travels back
+    with the batch, and the writer raises it naming the file."""
+    from vposer_data.manifest import Manifest
+    from vposer_data.stages.stage2 import AugmentedBatches, FieldLayout
+
+    out = prepared["none/0"]
+    record = Manifest.load(out).record("stage_I", "train")
+    assert record is not None
+    dataset = AugmentedBatches(
+        out / "stage_I" / "train", list(record["fields"]), record["samples"], 64, 1, (), 0
+    )
+    layouts = {
+        name: FieldLayout(tuple(meta["shape"][1:]), meta["dtype"], 64, offset=0)
+        for name, meta in record["fields"].items()
+    }
+    dataset.layouts = layouts
+    dataset.direct_file = tmp_path  # a folder: opening it for writing fails (EISDIR)
+    pieces = dataset[0]
+    assert pieces.error == "Is a directory"
+    assert pieces.rows == [] and pieces.chunks == []
