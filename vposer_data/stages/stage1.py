@@ -8,8 +8,9 @@ the source file). Files are read in parallel threads; the result does not depend
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +201,25 @@ def _by_dataset(motions: Sequence[_Motion]) -> dict[str, list[_Motion]]:
     return groups
 
 
+def _save_fields(
+    job: SplitJob, builders: Sequence[tuple[str, Callable[[], np.ndarray]]]
+) -> dict[str, dict[str, Any]]:
+    """Build and save each field in order, the next one built on a helper thread while the
+    current one is written (copies and writes both release the GIL); returns each field's
+    manifest entry. Intermediates: checksummed with CRC-32, verified when a later run reuses
+    them."""
+    fields: dict[str, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=1) as ahead:
+        pending = ahead.submit(builders[0][1])
+        for index, (name, _) in enumerate(builders):
+            array = pending.result()
+            if index + 1 < len(builders):
+                pending = ahead.submit(builders[index + 1][1])
+            fields[name] = save_field(job.out, name, array, job.final, checksum="crc32")
+            del array
+    return fields
+
+
 def run_stage1(job: SplitJob) -> dict[str, Any]:
     """Read, subsample and save one split into ``job.out``; returns its manifest record.
 
@@ -285,21 +305,26 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
             f"{len(motions)} motion files lack it (a field is kept only when every file has it)"
         )
     counts = np.array([m.samples for m in motions])
-    fields: dict[str, dict[str, Any]] = {}
 
-    def write(name: str, array: np.ndarray) -> None:
-        # an intermediate: CRC-32, verified when a later run reuses it
-        fields[name] = save_field(job.out, name, array, job.final, checksum="crc32")
-
-    for name in present:
+    def gathered(name: str) -> np.ndarray:
+        """One field of the whole split; the files' pieces of it are freed once joined."""
         if name in canonical:
-            write(name, canonical.pop(name))
-        else:
-            write(name, np.concatenate([m.arrays[name] for m in motions]))
-    write("betas", np.repeat(np.stack([m.betas for m in motions]), counts, axis=0))
-    write("gender", np.repeat(np.array([m.gender for m in motions], dtype=np.int8), counts))
-    write("seq_id", np.repeat(np.arange(len(motions), dtype=np.int32), counts))
-    write("frame_id", np.concatenate([m.frames for m in motions]).astype(np.int32))
+            return canonical.pop(name)
+        joined = np.concatenate([m.arrays[name] for m in motions])
+        for motion in motions:
+            del motion.arrays[name]
+        return joined
+
+    builders: list[tuple[str, Callable[[], np.ndarray]]] = [
+        (name, functools.partial(gathered, name)) for name in present
+    ]
+    builders += [
+        ("betas", lambda: np.repeat(np.stack([m.betas for m in motions]), counts, axis=0)),
+        ("gender", lambda: np.repeat(np.array([m.gender for m in motions], np.int8), counts)),
+        ("seq_id", lambda: np.repeat(np.arange(len(motions), dtype=np.int32), counts)),
+        ("frame_id", lambda: np.concatenate([m.frames for m in motions]).astype(np.int32)),
+    ]
+    fields = _save_fields(job, builders)
 
     per_dataset: Counter[str] = Counter()
     for motion in motions:
