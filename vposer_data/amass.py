@@ -618,14 +618,16 @@ def _read_archive(path: Path, keys: _Keys, default_fps: float | None) -> AmassSe
     checked = {**parts, "trans": trans, "betas": betas}
     if dmpls is not None:
         checked["dmpls"] = dmpls
-    if poses is not None and _all_finite(poses):
-        checked = {name: array for name, array in checked.items() if name not in parts}
-    for name, array in checked.items():
-        if not _all_finite(array):
-            bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-            raise AmassFormatError(
-                path, f"key '{name}' has {bad} non-finite values (NaN or Inf), expected none"
-            )
+    with np.errstate(all="ignore"):  # once per file: huge finite values may overflow a sum
+        if poses is not None and _all_finite(poses):
+            checked = {name: array for name, array in checked.items() if name not in parts}
+        not_finite = next((name for name, array in checked.items() if not _all_finite(array)), None)
+    if not_finite is not None:
+        array = checked[not_finite]
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise AmassFormatError(
+            path, f"key '{not_finite}' has {bad} non-finite values (NaN or Inf), expected none"
+        )
     return AmassSequence(
         path=str(path),
         family=family,
@@ -645,12 +647,12 @@ def _read_archive(path: Path, keys: _Keys, default_fps: float | None) -> AmassSe
 def _all_finite(array: np.ndarray) -> bool:
     """True when no value is NaN or infinite. A sum is NaN or infinite whenever an element is,
     so one pass without a temporary settles the usual case; only a non-finite sum (which huge
-    finite values can also give) needs the element-wise check."""
+    finite values can also give) needs the element-wise check. The caller silences numpy's
+    overflow warning (``np.errstate``), once per file."""
     if array.dtype.kind != "f":
         return True
-    with np.errstate(all="ignore"):
-        if np.isfinite(array.sum(dtype=np.float64)):
-            return True
+    if math.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
+        return True
     return bool(np.isfinite(array).all())
 
 
