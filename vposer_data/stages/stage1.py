@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
+from vposer_data.atomic import release_free_memory
 from vposer_data.clips import canonicalize, clip_frames, tick_count
 from vposer_data.config import PrepareConfig
 from vposer_data.errata import find_exclusion, find_fps_override, override_applies
@@ -307,12 +308,15 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
     counts = np.array([m.samples for m in motions])
 
     def gathered(name: str) -> np.ndarray:
-        """One field of the whole split; the files' pieces of it are freed once joined."""
+        """One field of the whole split. The files' pieces of it are freed once joined, and
+        their pages handed back to the OS (the allocator would keep them), so that building
+        the next field while this one is written does not raise the peak."""
         if name in canonical:
             return canonical.pop(name)
         joined = np.concatenate([m.arrays[name] for m in motions])
         for motion in motions:
             del motion.arrays[name]
+        release_free_memory()
         return joined
 
     builders: list[tuple[str, Callable[[], np.ndarray]]] = [
