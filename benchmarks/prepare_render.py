@@ -309,6 +309,6 @@ def _table(f: Figures) -> list[str]:
          [fmt_mb(f.floor["intermediate_bytes"]), ""]),
     ]  # fmt: skip
     return [
-        f"  {name:44s}" + "".join(f"{cell:>14s}" for cell in cells + floor_cells)
+        f"  {name:44s}" + "".join(f" {cell:>13s}" for cell in cells + floor_cells)
         for name, cells, floor_cells in rows
     ]
