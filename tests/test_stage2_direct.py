@@ -6,6 +6,7 @@ direct read of a contiguous dataset agrees with h5py's."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -98,3 +99,17 @@ def test_a_failed_direct_write_comes_back_as_its_reason(
     pieces = dataset[0]
     assert pieces.error == "Is a directory"
     assert pieces.rows == [] and pieces.chunks == []
+
+
+def test_the_writer_leaves_no_descriptor_open(amass_tree, tmp_path: Path) -> None:
+    """With no workers the writer augments and writes the batches itself; the descriptor it
+    opened on the HDF5 file is closed when the stage ends."""
+    tree = amass_tree()
+    before = set(os.listdir("/proc/self/fd"))
+    prepare(tree, tmp_path / "V02", num_workers=0)
+    opened = {
+        os.readlink(f"/proc/self/fd/{fd}")
+        for fd in set(os.listdir("/proc/self/fd")) - before
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    }
+    assert not [path for path in opened if ".h5" in path], opened

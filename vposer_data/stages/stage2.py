@@ -138,6 +138,13 @@ class AugmentedBatches(Dataset[Pieces]):
             self._fd = (os.getpid(), os.open(self.direct_file, os.O_WRONLY))
         return self._fd[1]
 
+    def close(self) -> None:
+        """Close this process's descriptor of ``direct_file``, if it opened one (the writer
+        does when it augments batches itself, ``num_workers=0``)."""
+        if self._fd is not None and self._fd[0] == os.getpid():
+            os.close(self._fd[1])
+        self._fd = None
+
     def _write_direct(self, name: str, first_row: int, array: np.ndarray) -> None:
         """Write rows of one field at their place in the contiguous dataset."""
         layout = self.layouts[name]
@@ -282,7 +289,8 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         fps=config.target_fps if config.sampling == "clips" else None,
     )
     dataset.layouts = _layouts(dataset, total, batch_rows)
-    direct = config.hdf5_compression == "none"
+    # written in place by the workers, where the platform has positioned writes
+    direct = config.hdf5_compression == "none" and hasattr(os, "pwrite")
     loader = DataLoader(
         dataset,
         batch_size=None,
@@ -329,6 +337,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
                 for name, start, rows in pieces.rows:
                     targets[name][start : start + rows.shape[0]] = rows
     finally:
+        dataset.close()
         with _writing(out_path):
             h5.close()  # flushes the chunk cache: a full disk may show only here
     shapes = {
