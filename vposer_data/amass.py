@@ -333,51 +333,16 @@ class _KeyReader(_Keys):
         return np.ndarray(shape, dtype=dtype, buffer=data, offset=offset, order=order)
 
     def _map_stored(self, key: str, member: str) -> np.ndarray | None:
-        """An array stored uncompressed, memory-mapped where it lies in the archive.
-
-        ``np.load`` copies a member through Python-level reads; Stage I keeps about a quarter
-        of the frames, so mapping the array and copying only the kept rows saves a copy of
-        every input, and small members skip zipfile's per-member overhead (most of the time
-        of reading 2,000 files). None for deflated members (read by :meth:`_read_member`). The
-        member's bounds are checked, so a truncated file is still an error, and so is its
-        CRC-32, computed over the mapped bytes (one pass at memory speed, outside the GIL)
-        before its header is parsed, so damage anywhere in the member reads as damage.
-        """
+        """An array stored uncompressed, memory-mapped where it lies in the archive
+        (:func:`_map_member`, as the fast path maps it); small members skip zipfile's
+        per-member overhead. None for deflated members (read by :meth:`_read_member`)."""
         if self.archive.zip is None:
             return None
         info = self.archive.zip.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED:
             return None
-        mapping = self._map_file()
-        local = mapping[info.header_offset : info.header_offset + 30]
-        if len(local) < 30 or local[:4] != b"PK\x03\x04":
-            raise OSError(f"no zip entry header at offset {info.header_offset}")
-        name_length, extra_length = struct.unpack("<HH", local[26:30])
-        start = info.header_offset + 30 + name_length + extra_length
-        stop = start + info.compress_size
-        if stop > len(mapping):
-            raise OSError(
-                f"member {member} ends at byte {stop}, past the end of the file "
-                f"({len(mapping)} bytes)"
-            )
-        with memoryview(mapping) as view, view[start:stop] as stored:
-            crc = crc32(stored)
-        if crc != info.CRC:
-            raise _DamagedMember(
-                f"CRC-32 mismatch (the zip directory records {info.CRC:08x}, "
-                f"its {info.compress_size} bytes give {crc:08x})"
-            )
-        shape, fortran, dtype, offset = _array_header(mapping, start)
-        if dtype.hasobject:
-            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
-        end = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if end > stop:
-            raise OSError(f"array data ends at byte {end}, past the end of the archive member")
-        if end == offset:
-            return None
-        order: Literal["C", "F"] = "F" if fortran else "C"
-        # the array keeps the mapping alive; it is unmapped when the last view is freed
-        return np.ndarray(shape, dtype=dtype, buffer=mapping, offset=offset, order=order)
+        stored = _Stored(info.header_offset, info.compress_size, info.CRC)
+        return _map_member(self._map_file(), member, stored)
 
     def _map_file(self) -> mmap.mmap:
         """The whole file, mapped read-only once for all of its large members."""
@@ -525,6 +490,48 @@ def _take_u64(values: bytes) -> int:
     return int.from_bytes(values[:8], "little")
 
 
+def _map_member(mapping: mmap.mmap, name: str, member: _Stored) -> np.ndarray | None:
+    """An array stored uncompressed, memory-mapped where it lies in the archive, or None when
+    it holds no data.
+
+    ``np.load`` copies a member through Python-level reads; Stage I keeps about a quarter of
+    the frames, so mapping the array and copying only the kept rows saves a copy of every
+    input. The member's bounds are checked, so a truncated file is still an error, and so is
+    its CRC-32, computed over the mapped bytes (one pass at memory speed, outside the GIL)
+    before its header is parsed, so damage anywhere in the member reads as damage.
+    """
+    at = member.header_offset
+    if at + _LOCAL.size > len(mapping):
+        raise OSError(f"no zip entry header at offset {at}")
+    signature, name_length, extra_length = _LOCAL.unpack_from(mapping, at)
+    if signature != b"PK\x03\x04":
+        raise OSError(f"no zip entry header at offset {at}")
+    start = at + _LOCAL.size + name_length + extra_length
+    stop = start + member.size
+    if stop > len(mapping):
+        raise OSError(
+            f"member {name} ends at byte {stop}, past the end of the file ({len(mapping)} bytes)"
+        )
+    with memoryview(mapping) as view, view[start:stop] as stored:
+        crc = crc32(stored)
+    if crc != member.crc:
+        raise _DamagedMember(
+            f"CRC-32 mismatch (the zip directory records {member.crc:08x}, "
+            f"its {member.size} bytes give {crc:08x})"
+        )
+    shape, fortran, dtype, offset = _array_header(mapping, start)
+    if dtype.hasobject:
+        raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+    end = offset + math.prod(shape) * dtype.itemsize
+    if end > stop:
+        raise OSError(f"array data ends at byte {end}, past the end of the archive member")
+    if end == offset:
+        return None
+    order: Literal["C", "F"] = "F" if fortran else "C"
+    # the array keeps the mapping alive; it is unmapped when the last view is freed
+    return np.ndarray(shape, dtype=dtype, buffer=mapping, offset=offset, order=order)
+
+
 class _MappedArchive(_Keys):
     """The keys of a plain archive, read from the file mapped whole: no zipfile, one mapping.
 
@@ -537,7 +544,6 @@ class _MappedArchive(_Keys):
         self.path = path
         self.keys = {name.removesuffix(".npy") for name in members}
         self._data = data
-        self._view = memoryview(data)
         self._members = members
 
     @classmethod
@@ -560,27 +566,12 @@ class _MappedArchive(_Keys):
         if member is None:
             raise _Fallback(f"no member for key '{key}'")
         try:
-            return self._map(member)
-        except _Fallback:
-            raise
+            array = _map_member(self._data, key, member)
         except Exception as exc:  # the reference path reports it precisely
             raise _Fallback(f"key '{key}': {exc!r}") from None
-
-    def _map(self, member: _Stored) -> np.ndarray:
-        """The member's array, a view of the mapping, once its stored bytes pass their CRC."""
-        signature, name_length, extra_length = _LOCAL.unpack_from(self._data, member.header_offset)
-        if signature != b"PK\x03\x04":
-            raise _Fallback(f"no local header at offset {member.header_offset}")
-        start = member.header_offset + _LOCAL.size + name_length + extra_length
-        stop = start + member.size
-        if stop > len(self._data) or crc32(self._view[start:stop]) != member.crc:
-            raise _Fallback("a member past the end of the file or failing its CRC-32")
-        shape, fortran, dtype, offset = _array_header(self._data, start)
-        end = offset + math.prod(shape) * dtype.itemsize
-        if dtype.hasobject or not offset < end <= stop:
-            raise _Fallback("an object array, an empty one, or data past its member")
-        order: Literal["C", "F"] = "F" if fortran else "C"
-        return np.ndarray(shape, dtype=dtype, buffer=self._data, offset=offset, order=order)
+        if array is None:  # an empty array: the reference path reads it through zipfile
+            raise _Fallback(f"key '{key}' holds no data")
+        return array
 
 
 def _read_archive(path: Path, keys: _Keys, default_fps: float | None) -> AmassSequence:
