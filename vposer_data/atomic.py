@@ -40,9 +40,12 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_quietly(path: Path) -> None:
+    """Flush a folder (its entries) or a file to disk, where the system allows it; a failure
+    is not reported here (a folder that cannot be flushed on some file systems, or a file
+    whose failure the barrier, :func:`make_durable`, reports when it flushes it again)."""
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -62,7 +65,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _fsync_quietly(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -101,7 +104,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             shutil.rmtree(path)  # an unrecorded earlier attempt
         os.rename(tmp, path)
-        _fsync_dir(path.parent)
+        _fsync_quietly(path.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -126,7 +129,7 @@ def make_durable(path: str | Path, shown_as: str | Path | None = None) -> None:
         finally:
             os.close(fd)
     if is_dir:
-        _fsync_dir(path)
+        _fsync_quietly(path)
 
 
 class EarlyFlush:
@@ -139,16 +142,7 @@ class EarlyFlush:
         self._thread = ThreadPoolExecutor(max_workers=1)
 
     def submit(self, path: str | Path) -> None:
-        self._thread.submit(self._flush, Path(path))
-
-    @staticmethod
-    def _flush(path: Path) -> None:
-        with contextlib.suppress(OSError):
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        self._thread.submit(_fsync_quietly, Path(path))
 
     def __enter__(self) -> EarlyFlush:
         return self
