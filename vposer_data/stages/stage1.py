@@ -2,7 +2,8 @@
 
 Per motion file, in sorted order: read, trim both ends, subsample, and keep the frames as
 float32, with provenance (``seq_id``: index into the split's file list; ``frame_id``: frame in
-the source file). Files are read in parallel threads; the result does not depend on how many.
+the source file). Files are read in parallel worker processes (or threads, see
+:mod:`vposer_data.stages.file_readers`); the result does not depend on how many.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vposer_data.fields import FIELDS, frame_fields
 from vposer_data.inputs import fingerprint
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
 from vposer_data.splits import SourceFile
+from vposer_data.stages.file_readers import read_in_order
 from vposer_data.stages.job import SplitJob
 from vposer_data.tensorfile import save_field
 
@@ -40,6 +42,14 @@ GENDER_CODES = {"male": -1, "neutral": 0, "female": 1}
 FRAME_FIELDS = frame_fields()
 #: What canonical clips add.
 CANON_FIELDS = ("canon_yaw", "canon_offset")
+#: The arrays of a file's kept samples, which come back from reader processes through shared
+#: memory (see :mod:`vposer_data.stages.file_readers`).
+SHARED_ARRAYS = (
+    *(f"arrays.{name}" for name in FRAME_FIELDS),
+    "frames",
+    "source_root",
+    "source_trans",
+)
 
 
 @dataclass
@@ -109,7 +119,7 @@ def _rate_override(source: SourceFile, config: PrepareConfig) -> tuple[str, floa
     return find_fps_override(source.path, config.fps_overrides)
 
 
-def _read_one(amass_dir: Path, source: SourceFile, config: PrepareConfig) -> _Motion | _Unusable:
+def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> _Motion | _Unusable:
     path = amass_dir / source.path
     found = _rate_override(source, config)
     try:
@@ -250,23 +260,29 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         )
     motions: list[_Motion] = []
     unusable: list[_Unusable] = []
-    with ThreadPoolExecutor(max_workers=max(1, config.num_workers)) as pool:
-        results = pool.map(lambda s: _read_one(amass_dir, s, config), to_read)
-        for result in tqdm(
-            results,
-            total=len(to_read),
-            desc=f"Stage I  {split}",
-            unit="file",
-            disable=config.progress_disabled(),
-        ):
-            if isinstance(result, _Motion):
-                motions.append(result)
-                continue
-            if not result.not_a_motion and not result.too_short:
-                if config.strict:
-                    raise AmassFormatError(amass_dir / result.source.path, result.reason)
-                job.log.warning(f"skipped {result.source.path}: {result.reason}")
-            unusable.append(result)
+    results = read_in_order(
+        functools.partial(_read_one, amass_dir, config=config),
+        to_read,
+        config.num_workers,
+        shared=SHARED_ARRAYS,
+        warn=job.log.warning,
+    )
+    for result in tqdm(
+        results,
+        total=len(to_read),
+        desc=f"Stage I  {split}",
+        unit="file",
+        disable=config.progress_disabled(),
+    ):
+        if isinstance(result, _Motion):
+            motions.append(result)  # its arrays are in place once the loop has ended
+            continue
+        if not result.not_a_motion and not result.too_short:
+            if config.strict:
+                results.close()  # stops the readers
+                raise AmassFormatError(amass_dir / result.source.path, result.reason)
+            job.log.warning(f"skipped {result.source.path}: {result.reason}")
+        unusable.append(result)
     skipped = [u for u in unusable if not u.not_a_motion and not u.too_short]
     too_short = [u for u in unusable if u.too_short]
     if too_short:
