@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import mmap
 import multiprocessing
 import os
@@ -187,7 +188,7 @@ def _view(maps: dict[tuple[str, int], np.ndarray], placed: _Placed | np.ndarray)
     if not isinstance(placed, _Placed):
         return placed  # it came pickled
     dtype = np.dtype(placed.dtype)
-    count = int(np.prod(placed.shape, dtype=np.int64))
+    count = math.prod(placed.shape)
     if count == 0:
         return np.empty(placed.shape, dtype)
     raw = maps[placed.name, placed.worker][placed.offset : placed.offset + count * dtype.itemsize]
