@@ -184,7 +184,8 @@ class PrepareConfig:
     )
     num_workers: int = setting(
         2,
-        "Stage II DataLoader workers and Stage I reader threads; does not change the output",
+        "Stage I reader processes and Stage II DataLoader workers (0: all in this process); "
+        "does not change the output",
         output=False,
     )
     strict: bool = setting(
