@@ -22,6 +22,7 @@ The last line is ``RESULT <JSON>``: ``{"ok": true, "ran": [...]}`` or ``{"ok": f
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import resource
@@ -86,6 +87,9 @@ def zygote() -> int:
                 os.dup2(fifo, 1)
                 os.dup2(fifo, 2)
                 os.close(fifo)
+                # a run that does not end is asked for its threads' stacks (ForkedRun.result);
+                # its worker processes inherit the handler
+                faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
                 code = run(job)
             finally:
                 sys.stdout.flush()

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -131,14 +132,36 @@ class ForkedRun:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, sig)
 
-    def result(self, timeout: float = 120) -> dict[str, Any]:
+    def result(self, timeout: float = 300) -> dict[str, Any]:
         """Read the run's output to the end and parse its ``RESULT`` line (the other lines are
-        in its "output")."""
-        lines = list(self.stream)
+        in its "output"). Output that has not ended within ``timeout`` seconds (the run, or a
+        process it started, holds it open) fails the test with the stacks of every process of
+        the run, instead of waiting for pytest's timeout, which shows only this process."""
+        lines = self._read_until(time.monotonic() + timeout)
         self.wait(timeout)
         results = [line for line in lines if line.startswith("RESULT ")]
         assert results, f"run {self.pid} ended without a RESULT:\n{''.join(lines)}"
         return {**json.loads(results[-1][len("RESULT ") :]), "output": "".join(lines)}
+
+    def _read_until(self, deadline: float) -> list[str]:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(self.stream), daemon=True)
+        reader.start()
+        reader.join(max(0.0, deadline - time.monotonic()))
+        if not reader.is_alive():
+            return lines
+        stuck = []
+        for member in self.members():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                stuck.append((member.pid, member.status(), " ".join(member.cmdline())[:120]))
+                member.send_signal(signal.SIGUSR1)  # fault_child.py: dump every thread's stack
+        time.sleep(2)
+        self.kill()  # its processes go, the output ends, the reader returns
+        reader.join(30)
+        raise AssertionError(
+            f"run {self.pid}: output not ended after {time.monotonic() - self.started:.0f} s; "
+            f"its processes: {stuck}; output and stacks:\n{''.join(lines)}"
+        )
 
     def wait(self, timeout: float = 120) -> None:
         """Until the process is gone (the zygote reaps it)."""
