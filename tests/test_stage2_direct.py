@@ -6,12 +6,14 @@ direct read of a contiguous dataset agrees with h5py's."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+import torch
 from helpers import file_hashes, prepare
 
 from vposer_data.h5chunks import read_column
@@ -113,3 +115,54 @@ def test_the_writer_leaves_no_descriptor_open(amass_tree, tmp_path: Path) -> Non
         if os.path.exists(f"/proc/self/fd/{fd}")
     }
     assert not [path for path in opened if ".h5" in path], opened
+
+
+def _mapped_resident_kb(folder: Path) -> int:
+    """Resident kB of this process's mappings of files in ``folder`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:  # a mapping's header line
+            inside = len(fields) >= 6 and fields[5].startswith(str(folder))
+        elif inside and fields[0] == "Rss:":
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs /proc/self/smaps")
+def test_a_batch_unmaps_the_stage_I_rows_it_has_used(tmp_path: Path) -> None:
+    """A Stage II worker reads the split's Stage I tensors through a mapping; the rows up to
+    the end of each batch are unmapped after it, so the process holds about a batch of them
+    (and what the kernel maps ahead, up to a large page-cache folio), not every page it has
+    read, and the output is the same. At a realistic size: 64 MB, 32 batches, two passes."""
+    from vposer_data.stages.stage2 import AugmentedBatches, FieldLayout
+
+    folder = tmp_path / "stage_I"
+    folder.mkdir()
+    rows, batch = 266_305, 8192  # 252-byte rows: batches straddle pages
+    source = torch.arange(rows * 63, dtype=torch.float32).reshape(rows, 63)
+    torch.save(source, folder / "pose_body.pt")
+    split_kb = rows * 252 // 1024
+    layout = FieldLayout((63,), "float32", batch, offset=0)
+    written = {}
+    for release in (True, False):
+        dataset = AugmentedBatches(folder, ["pose_body"], rows, batch, 2, (), 0)
+        dataset.layouts = {"pose_body": layout}
+        dataset.direct_file = tmp_path / f"out-{release}.bin"
+        dataset.direct_file.write_bytes(b"")
+        if not release:
+            dataset._release_source = lambda rows: None  # type: ignore[method-assign]
+        gc.collect()  # earlier datasets no longer map the file
+        before = _mapped_resident_kb(folder)
+        most = 0
+        for index in range(len(dataset)):  # the rows are read as the worker writes them
+            assert dataset[index].error is None
+            most = max(most, _mapped_resident_kb(folder) - before)
+        dataset.close()
+        written[release] = dataset.direct_file.read_bytes()
+        if release:  # at most a batch and a 2 MB folder ahead: 4 MB, where the split is 64 MB
+            assert most < 2 * batch * 252 // 1024 + 2048
+        else:  # what the check above guards against: every page read stays
+            assert most > 0.9 * split_kb
+    assert written[True] == written[False]
+    assert written[True][: rows * 252] == source.numpy().tobytes()

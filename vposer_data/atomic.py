@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import mmap
 import os
@@ -30,6 +31,7 @@ __all__ = [
     "file_sha256",
     "make_durable",
     "release_free_memory",
+    "release_mapped_pages",
     "remove_temp_files",
 ]
 
@@ -186,6 +188,27 @@ def remove_temp_files(root: str | Path) -> list[tuple[str, Path]]:
                 path.unlink(missing_ok=True)
                 removed.append(("file", path))
     return removed
+
+
+_PAGE = mmap.PAGESIZE
+
+
+def release_mapped_pages(address: int, length: int) -> None:
+    """Unmap from this process the pages of a read-only file mapping that lie wholly within
+    ``[address, address + length)``: its resident size no longer counts them, and the page
+    cache keeps them, so a later read maps them again unchanged. For a mapping read once in
+    order (Stage II's workers), this keeps each process's RSS to what it is working on."""
+    start = -(-address // _PAGE) * _PAGE
+    stop = (address + length) // _PAGE * _PAGE
+    if stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # advice only: nothing lost if refused
+        _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), mmap.MADV_DONTNEED)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def release_free_memory() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import mmap
 import os
 import re
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from vposer_data._version import __version__
-from vposer_data.atomic import file_crc32
+from vposer_data.atomic import file_crc32, release_mapped_pages
 from vposer_data.augment.ops import apply_augmentations
 from vposer_data.augment.registry import AugmentSpec
 from vposer_data.config import PrepareConfig
@@ -44,6 +45,7 @@ from vposer_data.stages.job import SplitJob
 __all__ = ["AugmentedBatches", "batch_seed", "run_stage2"]
 
 _CHUNK_CACHE_BYTES = 16 << 20
+_PAGE = mmap.PAGESIZE
 
 
 def batch_seed(seed: int, augment_pass: int, batch: int) -> int:
@@ -121,6 +123,8 @@ class AugmentedBatches(Dataset[Pieces]):
         self.direct_file = direct_file
         self._tensors: dict[str, torch.Tensor] | None = None
         self._fd: tuple[int, int] | None = None  # (pid, descriptor) of direct_file
+        # (pid, field -> address) in the Stage I mappings up to which this process unmapped
+        self._released: tuple[int, dict[str, int]] = (0, {})
 
     def __len__(self) -> int:
         return self.passes * self.num_batches
@@ -129,6 +133,7 @@ class AugmentedBatches(Dataset[Pieces]):
         state = dict(self.__dict__)
         state["_tensors"] = None  # each process maps the files itself
         state["_fd"] = None  # and opens the output itself
+        state["_released"] = (0, {})
         return state
 
     def _descriptor(self) -> int:
@@ -162,6 +167,27 @@ class AugmentedBatches(Dataset[Pieces]):
                 for name in self.fields
             }
         return self._tensors
+
+    def _release_source(self, rows: slice) -> None:
+        """Unmap from this process the Stage I rows up to the end of a batch it has used (the
+        page cache keeps them; rows read again, in a later pass, are mapped again): a
+        worker's RSS then holds about its batch, not every page of the split it has read (at
+        16M raw frames, about 1 GB per worker). Everything before the batch goes, not just its
+        own rows: a page straddling two batches would otherwise stay, and the batches between
+        this process's are other processes' (unmapping them here is harmless)."""
+        pid, released = self._released
+        if pid != os.getpid():
+            released = {}
+            self._released = (os.getpid(), released)
+        for name, tensor in self._load().items():
+            base = tensor.data_ptr()
+            end = base + rows.stop * tensor.stride(0) * tensor.element_size()
+            start = released.get(name, base)
+            if start > end:  # a new pass starts over
+                start = base
+            start -= start % _PAGE
+            release_mapped_pages(start, end - start)
+            released[name] = end - end % _PAGE
 
     def augmented(self, augment_pass: int, batch: int, rows: slice) -> dict[str, torch.Tensor]:
         """The augmented rows of one batch (``rows`` within the split)."""
@@ -199,6 +225,7 @@ class AugmentedBatches(Dataset[Pieces]):
                 )
             for lo, hi in loose:
                 pieces.rows.append((name, lo, array[lo - offset : hi - offset]))
+        self._release_source(slice(start, stop))  # what is still in use is mapped again
         return pieces
 
 
