@@ -1,9 +1,9 @@
 """Stage III: ``stage_II/<split>.h5`` -> ``stage_III/<split>/<field>.pt``, what training reads.
 
-Each HDF5 dataset is read whole (one column at a time, so memory holds one field; its chunks
-inflated on ``num_workers`` threads) and saved as one contiguous tensor. Only tensors live in
-the split folder, one per field, all of one length, so the folder is also readable by the
-original VPoser loader, which globs ``*.pt``.
+Each HDF5 dataset is read whole (one column at a time, so memory holds about one field; its
+chunks inflated on ``num_workers`` threads) and saved as one contiguous tensor. Only tensors
+live in the split folder, one per field, all of one length, so the folder is also readable by
+the original VPoser loader, which globs ``*.pt``.
 
 For the statistics split (``stats_split``, "train" by default) it also computes each float
 field's per-dimension mean, std, min and max while the column is in memory (float64, block by
@@ -13,7 +13,7 @@ block; per frame for clips) and writes ``<data_dir>/statistics.pt``, recorded un
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import h5py
@@ -30,6 +30,10 @@ from vposer_data.tensorfile import save_field
 __all__ = ["REQUIRED_FIELDS", "run_stage3"]
 
 REQUIRED_FIELDS = ("root_orient", "pose_body")
+#: How many bytes of columns may await their statistics while the next column is saved: the
+#: statistics of a small column then run beside the next column's write instead of holding
+#: it up; a large one is waited for first, so memory still holds about one large column.
+_STATS_AHEAD_BYTES = 256 << 20
 
 
 def run_stage3(job: SplitJob) -> dict[str, Any]:
@@ -55,21 +59,26 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
             raise PrepareError(f"{h5_path}: fields of unequal length {lengths}")
         # a clip folder stores per-frame fields (N, T, D): T frames per sample
         clip_frames = h5["pose_body"].shape[1] if h5["pose_body"].ndim == 3 else None
+        # columns whose statistics are still being computed, oldest first, and their bytes
+        pending: list[tuple[str, Future[tuple[dict[str, np.ndarray], int]], int]] = []
         for name in tqdm(
             list(h5), desc=f"Stage III {split}", unit="field", disable=config.progress_disabled()
         ):
+            while pending and sum(size for *_, size in pending) > _STATS_AHEAD_BYTES:
+                done, future, _ = pending.pop(0)
+                stats[done] = future.result()
             array = read_column(h5[name], pool)
-            pending = None
             if array.dtype.kind == "f":
                 array = array.astype(np.float32, copy=False)
                 if with_stats:
                     axes = sample_axes(name, array.shape, clip_frames)
-                    pending = stats_thread.submit(column_stats, array, axes)
+                    future = stats_thread.submit(column_stats, array, axes)
+                    pending.append((name, future, array.nbytes))
             fields[name] = save_field(job.out, name, array, job.final)
             flusher.submit(job.out / f"{name}.pt")
-            if pending is not None:
-                stats[name] = pending.result()
             del array
+        for done, future, _ in pending:
+            stats[done] = future.result()
     samples = next(iter(lengths.values()))
     record_out: dict[str, Any] = {"samples": samples, "fields": fields}
     line = f"stage III {split}: {samples} samples, {len(fields)} fields"
