@@ -3,8 +3,8 @@
 
 Generates (or reuses) a synthetic AMASS tree of a given raw frame count, then, per repeat:
 
-1. reads the whole tree once (warm-up: the page cache cannot be dropped here, so every
-   measurement below is taken warm);
+1. reads the whole tree once (warm-up: the page cache is not dropped, which needs root and
+   would measure the disk, so every measurement below is taken warm);
 2. runs the whole pipeline with ``PrepareConfig()`` defaults (or the given settings) in a fresh
    process (``child_pipeline.py``, imports included) into a fresh output folder, sampling the
    peak RSS of the process and its DataLoader workers;

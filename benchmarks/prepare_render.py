@@ -117,7 +117,8 @@ def render(f: Figures, tree_path: Path, reused: bool, interval: float) -> str:
         "each file and folder (benchmarks/child_floor.py)",
         "  final     the same child with the stage_III files only: the floor of the final "
         "bytes (issue 3's)",
-        f"  cache     page cache NOT dropped (not possible here): a warm-up read of the whole tree "
+        f"  cache     page cache NOT dropped (needs root; would measure the disk): a warm-up read "
+        f"of the whole tree "
         f"({fmt_mb(f.warm_bytes)} in {f.warm_seconds:.2f} s) precedes each repeat, so every "
         f"run is measured WARM"
         + (" (as far as the tree fits in memory)" if f.tree_bytes * 2 > m.get("memory_bytes", 0)
