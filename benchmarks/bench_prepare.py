@@ -125,8 +125,8 @@ def export_package(ref: str, dest: Path) -> dict[str, Any]:
         archive.stdout.close()
     if archive.wait() != 0 or untar.returncode != 0 or not (dest / "vposer_data").is_dir():
         raise SystemExit(f"--baseline-ref {ref}: could not export vposer_data at {commit}")
-    compile_package(dest / "vposer_data")
     package = dest / "vposer_data"
+    compile_package(package)
     return {"ref": ref, "commit": commit, "source_sha256": source_digest(package)}
 
 

@@ -194,11 +194,12 @@ _PAGE = mmap.PAGESIZE
 
 
 def release_mapped_pages(address: int, length: int) -> None:
-    """Unmap from this process the pages of a read-only file mapping that lie wholly within
-    ``[address, address + length)``: its resident size no longer counts them, and the page
-    cache keeps them, so a later read maps them again unchanged. For a mapping read once in
-    order (Stage II's workers), this keeps each process's RSS to what it is working on."""
-    start = -(-address // _PAGE) * _PAGE
+    """Unmap from this process the pages of a read-only file mapping from the one holding
+    ``address`` to the last one wholly before ``address + length``: its resident size no
+    longer counts them, and the page cache keeps them, so a later read maps them again
+    unchanged. For a mapping read once in order (Stage II's workers, each call starting where
+    the previous one ended), this keeps each process's RSS to what it is working on."""
+    start = address - address % _PAGE
     stop = (address + length) // _PAGE * _PAGE
     if stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
         return

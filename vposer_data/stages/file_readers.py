@@ -167,11 +167,6 @@ class _WorkerTraceback(Exception):
         super().__init__(f'\n"""\n(in a Stage I reader process)\n{text}"""')
 
 
-def _pass_through(item: Any) -> Any:
-    """The DataLoader's collate: an item already is a list of results, pickled."""
-    return item
-
-
 def _map_all(files: dict[str, list[int]]) -> dict[tuple[str, int], np.ndarray]:
     """Each memory file mapped read-only as bytes (populated up front where the platform can)."""
     flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -221,8 +216,7 @@ def _in_workers(
             batch_size=None,
             shuffle=False,
             num_workers=num_workers,
-            collate_fn=_pass_through,
-            prefetch_factor=4,
+            prefetch_factor=4,  # items are bytes, which the default collate leaves as they are
         )
         seen: list[R] = []
         failure: _Failure | None = None

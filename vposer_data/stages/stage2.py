@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import mmap
 import os
 import re
 from collections.abc import Iterator
@@ -45,7 +44,6 @@ from vposer_data.stages.job import SplitJob
 __all__ = ["AugmentedBatches", "batch_seed", "run_stage2"]
 
 _CHUNK_CACHE_BYTES = 16 << 20
-_PAGE = mmap.PAGESIZE
 
 
 def batch_seed(seed: int, augment_pass: int, batch: int) -> int:
@@ -185,9 +183,8 @@ class AugmentedBatches(Dataset[Pieces]):
             start = released.get(name, base)
             if start > end:  # a new pass starts over
                 start = base
-            start -= start % _PAGE
             release_mapped_pages(start, end - start)
-            released[name] = end - end % _PAGE
+            released[name] = end
 
     def augmented(self, augment_pass: int, batch: int, rows: slice) -> dict[str, torch.Tensor]:
         """The augmented rows of one batch (``rows`` within the split)."""
