@@ -531,3 +531,40 @@ def test_a_damaged_statistics_file_is_named(data_dir: Path, tmp_path: Path, dama
         dm.setup("fit")
         with pytest.raises(ManifestError, match="checksum differs"):
             dm.statistics  # noqa: B018
+
+
+def _stats_as_first_written(array: np.ndarray, block_rows: int) -> dict[str, np.ndarray]:
+    """column_stats as first released (a fresh float64 copy per block, ``block.mean`` and
+    ``((block - mean) ** 2).sum``): the statistics file pins these bits."""
+    flat = array.reshape(array.shape[0], -1)
+    count, width = 0, flat.shape[1]
+    mean, m2 = np.zeros(width), np.zeros(width)
+    low, high = np.full(width, np.inf), np.full(width, -np.inf)
+    for start in range(0, flat.shape[0], block_rows):
+        block = flat[start : start + block_rows].astype(np.float64)
+        n = block.shape[0]
+        block_mean = block.mean(axis=0)
+        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        m2 = m2 + block_m2 + delta**2 * (count * n / total)
+        count = total
+        np.minimum(low, block.min(axis=0), out=low)
+        np.maximum(high, block.max(axis=0), out=high)
+    return {"mean": mean, "std": np.sqrt(m2 / count), "min": low, "max": high}
+
+
+@pytest.mark.parametrize("width", [3, 63, 189])
+def test_column_stats_keep_their_bits_at_realistic_sizes(width: int) -> None:
+    """Several full blocks and a partial one, at the widths of real fields (pose_body_matrot is
+    189 wide): the in-place computation gives the same float64 bits as the first version, so
+    statistics.pt stays byte-identical."""
+    rng = np.random.default_rng(width)
+    values = (rng.standard_normal((3 * 8192 + 1234, width)) * 3 + 1).astype(np.float32)
+    values[5, 0] = np.float32(3e38)  # a huge value: the sums are still compared bit for bit
+    result, count = column_stats(values)
+    assert count == values.shape[0]
+    expected = _stats_as_first_written(values, 8192)
+    for key in STATISTICS:
+        assert np.array_equal(result[key], expected[key]), key

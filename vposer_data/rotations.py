@@ -55,40 +55,59 @@ def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
     flat = aa.cpu().reshape(-1, 3)
     R = torch.empty((flat.shape[0], 9), dtype=dtype if numpy_kind else torch.float64)
     out = R.numpy()
+    source = flat.numpy() if flat.dtype in (torch.float16, torch.float32, torch.float64) else None
+    components = np.empty((3, min(_MATROT_BLOCK, flat.shape[0])))  # x, y, z rows, reused
     for start in range(0, flat.shape[0], _MATROT_BLOCK):  # temporaries that stay in cache
-        stop = start + _MATROT_BLOCK
-        _rodrigues(flat[start:stop].to(torch.float64).numpy(), out[start:stop])
+        stop = min(start + _MATROT_BLOCK, flat.shape[0])
+        block = components[:, : stop - start]
+        if source is not None:  # exact: every float16/32 value is a float64
+            np.copyto(block, source[start:stop].T)
+        else:
+            np.copyto(block, flat[start:stop].to(torch.float64).numpy().T)
+        _rodrigues(block, out[start:stop])
     return R.reshape(*aa.shape[:-1], 3, 3).to(device=aa.device, dtype=dtype)
 
 
 def _rodrigues(components: np.ndarray, out: np.ndarray) -> None:
-    """Rows of ``(n, 3)`` float64 axis-angle into ``out`` ``(n, 9)``, row-major matrices."""
-    x, y, z = np.ascontiguousarray(components.T)
-    t2 = x * x + y * y + z * z
+    """Rows ``x, y, z`` of ``(3, n)`` float64 axis-angle into ``out`` ``(n, 9)``, row-major
+    matrices. Where no angle is small (the usual batch), the Taylor terms are not computed."""
+    x, y, z = components
+    t2 = x * x
+    t2 += y * y
+    t2 += z * z
     t = torch.sqrt(torch.from_numpy(t2)).numpy()
-    small = t < _SMALL_ANGLE
-    safe_t = np.where(small, 1.0, t)
     c = torch.cos(torch.from_numpy(t)).numpy()
-    sin = torch.sin(torch.from_numpy(safe_t)).numpy()
-    A = np.where(small, 1 - t2 / 6, sin / safe_t)
-    B = np.where(small, 0.5 - t2 / 24, (1 - c) / (safe_t * safe_t))
+    small = t < _SMALL_ANGLE
+    if small.any():
+        safe_t = np.where(small, 1.0, t)
+        sin = torch.sin(torch.from_numpy(safe_t)).numpy()
+        A = np.where(small, 1 - t2 / 6, sin / safe_t)
+        B = np.where(small, 0.5 - t2 / 24, (1 - c) / (safe_t * safe_t))
+    else:  # the same operations on the same values (safe_t would equal t)
+        A = torch.sin(torch.from_numpy(t)).numpy()
+        A /= t
+        B = 1 - c
+        B /= np.multiply(t, t, out=t)
     Bx, By, Bz, Ax, Ay, Az = B * x, B * y, B * z, A * x, A * y, A * z
     Bxy, Bxz, Byz = Bx * y, Bx * z, By * z
-    # row by row; each entry rounded once from float64 to the output's dtype
-    for k, entry in enumerate(
+    Bx *= x
+    By *= y
+    Bz *= z
+    # row by row; each entry computed in float64 and rounded once to the output's dtype
+    for k, (left, operation, right) in enumerate(
         (
-            c + Bx * x,
-            Bxy - Az,
-            Bxz + Ay,
-            Bxy + Az,
-            c + By * y,
-            Byz - Ax,
-            Bxz - Ay,
-            Byz + Ax,
-            c + Bz * z,
+            (c, np.add, Bx),
+            (Bxy, np.subtract, Az),
+            (Bxz, np.add, Ay),
+            (Bxy, np.add, Az),
+            (c, np.add, By),
+            (Byz, np.subtract, Ax),
+            (Bxz, np.subtract, Ay),
+            (Byz, np.add, Ax),
+            (c, np.add, Bz),
         )
     ):
-        out[:, k] = entry
+        operation(left, right, out=out[:, k], casting="same_kind")
 
 
 def matrot_to_aa(R: torch.Tensor) -> torch.Tensor:

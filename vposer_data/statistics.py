@@ -110,24 +110,31 @@ def column_stats(
     """
     feature = tuple(array.shape[axes:])
     rows = int(np.prod(array.shape[:axes], dtype=np.int64))
-    flat = array.reshape(rows, int(np.prod(feature, dtype=np.int64)))
+    width = int(np.prod(feature, dtype=np.int64))
+    flat = array.reshape(rows, width)
     count = 0
-    mean = np.zeros(flat.shape[1])
-    m2 = np.zeros(flat.shape[1])
-    low = np.full(flat.shape[1], np.inf)
-    high = np.full(flat.shape[1], -np.inf)
+    mean = np.zeros(width)
+    m2 = np.zeros(width)
+    low = np.full(width, np.inf)
+    high = np.full(width, -np.inf)
+    # one float64 block, reused: each operation works in place on memory already touched
+    buffer = np.empty((min(block_rows, rows), width))
     for start in range(0, rows, block_rows):
-        block = flat[start : start + block_rows].astype(np.float64)
-        n = block.shape[0]
-        block_mean = block.mean(axis=0)
-        block_m2 = ((block - block_mean) ** 2).sum(axis=0)
+        source = flat[start : start + block_rows]
+        n = source.shape[0]
+        block = buffer[:n]
+        np.copyto(block, source)
+        np.minimum(low, block.min(axis=0), out=low)
+        np.maximum(high, block.max(axis=0), out=high)
+        block_mean = np.add.reduce(block, axis=0) / n  # what block.mean(axis=0) computes
+        np.subtract(block, block_mean, out=block)
+        np.square(block, out=block)
+        block_m2 = np.add.reduce(block, axis=0)
         delta = block_mean - mean
         total = count + n
         mean = mean + delta * (n / total)
         m2 = m2 + block_m2 + delta**2 * (count * n / total)
         count = total
-        np.minimum(low, block.min(axis=0), out=low)
-        np.maximum(high, block.max(axis=0), out=high)
     if count == 0:
         nan = np.full(flat.shape[1], np.nan)
         mean, m2, low, high = nan, nan, nan, nan
