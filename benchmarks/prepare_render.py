@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ def _columns(f: Figures) -> list[tuple[str, dict[str, Any]]]:
     if f.baseline is not None:
         columns.append(("baseline", f.baseline))
     return columns
+
+
+def _paired(ratios: list[float]) -> str:
+    """Per-repeat ratios and their median: both runs of a pair ran minutes apart at most, so
+    a machine that speeds up or slows down between repeats moves both."""
+    listed = "/".join(f"{r:.2f}" for r in ratios)
+    return f"{statistics.median(ratios):.2f}x median  ({listed})"
 
 
 def render(f: Figures, tree_path: Path, reused: bool, interval: float) -> str:
@@ -157,6 +165,7 @@ def render(f: Figures, tree_path: Path, reused: bool, interval: float) -> str:
         "issue 12's floor: every byte the three stages write)",
         f"  ratio pipeline / floor, final bytes only    {f.ratio_floor_final_bytes:.2f}x  (wall; "
         "the older floor: stage_III bytes only)",
+        f"  ratio pipeline / floor within each repeat   {_paired(f.paired_floor_ratios)}",
     ]
     if k is not None:
         lines += [
@@ -171,6 +180,8 @@ def render(f: Figures, tree_path: Path, reused: bool, interval: float) -> str:
             f"{b['ratio_to_floor_final_bytes']:.2f}x",
             f"  pipeline / baseline (wall)                  {b['pipeline_over_baseline']:.2f}x"
             f"  ({f.pipeline_wall:.2f} s vs {b['wall']:.2f} s at git {b['code'].get('ref')})",
+            f"  pipeline / baseline within each repeat      "
+            f"{_paired(b['paired_pipeline_over_baseline'])}",
         ]
     lines += [
         f"  raw frames per second (raw frames / wall)   {f.raw_frames_per_second:,.0f}",

@@ -115,6 +115,9 @@ class Figures:
     floor_final: dict[str, Any]  # the floor of the final (stage_III) bytes only
     ratio_floor_all_bytes: float  # pipeline wall / floor wall
     ratio_floor_final_bytes: float  # pipeline wall / final-only floor wall
+    # pipeline wall / floor wall within each repeat (measured minutes apart at most): on a
+    # shared machine whose speed drifts, their median is steadier than the ratio of the bests
+    paired_floor_ratios: list[float]
     raw_frames_per_second: float
     samples_per_second: float
     peak_rss_tree: int
@@ -217,6 +220,7 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
         floor_final=floor_final,
         ratio_floor_all_bytes=wall / floor_wall,
         ratio_floor_final_bytes=wall / final_wall,
+        paired_floor_ratios=[r.pipeline.wall / r.floor.wall for r in repeats],
         raw_frames_per_second=frames / wall,
         samples_per_second=sum(pipe["samples"].values()) / wall,
         peak_rss_tree=pipe["peak_rss_tree"],
@@ -242,6 +246,9 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
         figures.baseline["ratio_to_floor_all_bytes"] = figures.baseline["wall"] / floor_wall
         figures.baseline["ratio_to_floor_final_bytes"] = figures.baseline["wall"] / final_wall
         figures.baseline["pipeline_over_baseline"] = wall / figures.baseline["wall"]
+        figures.baseline["paired_pipeline_over_baseline"] = [
+            r.pipeline.wall / r.baseline.wall for r in repeats if r.baseline
+        ]
     compare_runs = [(r.compare, r.compare_sizes or {}) for r in repeats if r.compare]
     if compare_runs:
         figures.compare = _pipeline_figures(compare_runs)
