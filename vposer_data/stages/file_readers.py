@@ -10,10 +10,10 @@ and array name, and sends back only where each array lies. The main process maps
 read-only, without copying, and closes them at once, so an array's memory is freed with the
 last view of it.
 
-Worker processes are used where the DataLoader forks them (the memory files are inherited)
-and the platform has ``memfd_create`` and ``pwrite`` (Linux); elsewhere, and with
-``num_workers=0``, files are read in threads of this process. The results are the same
-either way.
+Worker processes are used where they are forked (the memory files are inherited: Linux, see
+:mod:`vposer_data.stages.worker_start`) and the platform has ``memfd_create`` and ``pwrite``;
+elsewhere, and with ``num_workers=0``, files are read in threads of this process. The results
+are the same either way.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import math
 import mmap
-import multiprocessing
 import os
 import pickle
 import traceback
@@ -35,6 +34,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from vposer_data.interrupts import start_workers
+from vposer_data.stages.worker_start import worker_context
 
 __all__ = ["read_in_order", "workers_can_share"]
 
@@ -66,7 +66,7 @@ def workers_can_share(num_workers: int) -> bool:
         num_workers > 0
         and hasattr(os, "memfd_create")
         and hasattr(os, "pwrite")
-        and multiprocessing.get_start_method(allow_none=False) == "fork"
+        and worker_context() is not None  # forked: the memory files are inherited
     )
 
 
@@ -217,6 +217,7 @@ def _in_workers(
             shuffle=False,
             num_workers=num_workers,
             prefetch_factor=4,  # items are bytes, which the default collate leaves as they are
+            multiprocessing_context=worker_context(),
         )
         seen: list[R] = []
         failure: _Failure | None = None

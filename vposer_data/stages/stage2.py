@@ -40,6 +40,7 @@ from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 from vposer_data.interrupts import start_workers
 from vposer_data.stages.job import SplitJob
+from vposer_data.stages.worker_start import worker_context
 
 __all__ = ["AugmentedBatches", "batch_seed", "run_stage2"]
 
@@ -322,6 +323,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         num_workers=config.num_workers,
         collate_fn=_pass_through,
         prefetch_factor=2 if config.num_workers else None,
+        multiprocessing_context=worker_context() if config.num_workers else None,
     )
     tmp = job.out
     # HDF5 writes only are wrapped (not the loader, whose errors are not about the file)
