@@ -271,7 +271,7 @@ def _table(f: Figures) -> list[str]:
     intermediate = ("stage_I", "stage_II")
 
     def other(col: dict[str, Any]) -> float:
-        return float(col["wall"] - col["imports"] - sum(col["stage_seconds"].values()))
+        return float(col["wall"] - col["imports"] - col["prepare"])
 
     def walls(values: list[float]) -> str:
         return "/".join(f"{w:.1f}" for w in values)
@@ -292,13 +292,14 @@ def _table(f: Figures) -> list[str]:
         ("", [name for name, _ in _columns(f)], ["I/O floor", "final only"]),
         ("imports (inside the child)", each(lambda c: _s(c["imports"])),
          floor(lambda fl: _s(fl["imports"]))),
-        *[(f"{stage} (PrepareResult.seconds)",
+        ("prepare call (the stages, overlapping)", each(lambda c: _s(c["prepare"])), none),
+        *[(f"  {stage}, first start to last end",
            each(lambda c, s=stage: _s(c["stage_seconds"].get(s))), none) for stage in stages],
         ("read inputs (every byte, once)", blank, floor(lambda fl: _s(fl["read"]))),
         ("write stage_I + stage_II sizes, no fsync", blank,
          [_s(f.floor["write_intermediates"]), ""]),
         ("write stage_III sizes, fsync", blank, floor(lambda fl: _s(fl["write_finals"]))),
-        ("other (start-up, lock, manifest, exit)", each(lambda c: _s(other(c))),
+        ("other (interpreter start-up, exit)", each(lambda c: _s(other(c))),
          floor(lambda fl: _s(fl["wall"] - parts(fl)))),
         ("WALL, whole process", each(lambda c: _s(c["wall"])), floor(lambda fl: _s(fl["wall"]))),
         *([("  all repeats", each(lambda c: walls(c["walls"])),

@@ -29,7 +29,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -81,6 +81,9 @@ class AmassFormatError(VPoserDataError, ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (from a helper process)
+        return (type(self), (self.path, self.problem))
 
 
 class _DamagedMember(Exception):

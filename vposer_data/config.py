@@ -188,6 +188,12 @@ class PrepareConfig:
         "does not change the output",
         output=False,
     )
+    concurrent_splits: bool = setting(
+        True,
+        "prepare the smaller splits in a helper process beside the largest one (with "
+        "`num_workers` > 0, where processes fork); does not change the output",
+        output=False,
+    )
     strict: bool = setting(
         False, "stop at the first unusable motion file instead of skipping it", output=False
     )
@@ -257,10 +263,6 @@ class PrepareConfig:
         if self.clip_frames is None:
             raise ConfigError("stride: only sampling='clips' has clips")
         return self.clip_stride or self.clip_frames
-
-    def progress_disabled(self) -> bool | None:
-        """tqdm's ``disable``: None lets tqdm decide (bars on a terminal only)."""
-        return None if self.progress is None else not self.progress
 
     def replace(self, **changes: Any) -> PrepareConfig:
         return dataclasses.replace(self, **changes)
@@ -351,6 +353,8 @@ def _problems(c: PrepareConfig) -> list[str]:
         problems.append(
             f"hdf5_compression_level={c.hdf5_compression_level!r}: expected an integer 0-9"
         )
+    if not isinstance(c.concurrent_splits, bool):
+        problems.append(f"concurrent_splits={c.concurrent_splits!r}: expected True or False")
     if not isinstance(c.strict, bool):
         problems.append(f"strict={c.strict!r}: expected True or False")
     if c.progress is not None and not isinstance(c.progress, bool):

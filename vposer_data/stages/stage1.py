@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
 from vposer_data.atomic import release_free_memory
@@ -29,6 +28,7 @@ from vposer_data.errata import find_exclusion, find_fps_override, override_appli
 from vposer_data.errors import PrepareError
 from vposer_data.fields import FIELDS, frame_fields
 from vposer_data.inputs import fingerprint
+from vposer_data.progress import progress
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
 from vposer_data.splits import SourceFile
 from vposer_data.stages.file_readers import read_in_order
@@ -267,12 +267,8 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         shared=SHARED_ARRAYS,
         warn=job.log.warning,
     )
-    for result in tqdm(
-        results,
-        total=len(to_read),
-        desc=f"Stage I  {split}",
-        unit="file",
-        disable=config.progress_disabled(),
+    for result in progress(
+        results, config.progress, total=len(to_read), desc=f"Stage I  {split}", unit="file"
     ):
         if isinstance(result, _Motion):
             motions.append(result)  # its arrays are in place once the loop has ended

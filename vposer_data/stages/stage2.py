@@ -29,7 +29,6 @@ import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from vposer_data._version import __version__
 from vposer_data.atomic import file_crc32, release_mapped_pages
@@ -39,6 +38,7 @@ from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 from vposer_data.interrupts import start_workers
+from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.worker_start import worker_context
 
@@ -345,12 +345,12 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
                 }
                 h5.close()
                 dataset.direct_file = tmp
-        for pieces in tqdm(
+        for pieces in progress(
             start_workers(loader),
+            config.progress,
             total=len(dataset),
             desc=f"Stage II {split}",
             unit="batch",
-            disable=config.progress_disabled(),
         ):
             if pieces.error is not None:
                 raise PrepareError(f"could not write {out_path}: {pieces.error}")

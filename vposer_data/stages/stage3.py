@@ -18,11 +18,11 @@ from typing import Any
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from vposer_data.atomic import EarlyFlush
 from vposer_data.errors import PrepareError
 from vposer_data.h5chunks import read_column
+from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
 from vposer_data.statistics import column_stats, sample_axes, write_statistics
 from vposer_data.tensorfile import save_field
@@ -61,9 +61,7 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
         clip_frames = h5["pose_body"].shape[1] if h5["pose_body"].ndim == 3 else None
         # columns whose statistics are still being computed, oldest first, and their bytes
         pending: list[tuple[str, Future[tuple[dict[str, np.ndarray], int]], int]] = []
-        for name in tqdm(
-            list(h5), desc=f"Stage III {split}", unit="field", disable=config.progress_disabled()
-        ):
+        for name in progress(list(h5), config.progress, desc=f"Stage III {split}", unit="field"):
             while pending and sum(size for *_, size in pending) > _STATS_AHEAD_BYTES:
                 done, future, _ = pending.pop(0)
                 stats[done] = future.result()
