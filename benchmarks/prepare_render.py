@@ -40,6 +40,7 @@ def _columns(f: Figures) -> list[tuple[str, dict[str, Any]]]:
     configuration and the baseline when measured."""
     pipe = {
         "imports": f.pipeline_imports,
+        "prepare": f.pipeline_prepare,
         "stage_seconds": f.stage_seconds,
         "wall": f.pipeline_wall,
         "walls": f.pipeline_walls,

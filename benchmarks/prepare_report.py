@@ -112,6 +112,7 @@ class Figures:
     samples: dict[str, int]
     stage_seconds: dict[str, float]
     pipeline_imports: float
+    pipeline_prepare: float  # the prepare_vposer_datasets call: the stages and the driver
     pipeline_wall: float
     pipeline_walls: list[float]
     pipeline_cpu: float
@@ -223,6 +224,7 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
         samples=pipe["samples"],
         stage_seconds=pipe["stage_seconds"],
         pipeline_imports=pipe["imports"],
+        pipeline_prepare=pipe["prepare"],
         pipeline_wall=wall,
         pipeline_walls=pipe["walls"],
         pipeline_cpu=pipe["cpu"],
