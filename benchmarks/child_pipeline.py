@@ -5,7 +5,7 @@
 Imports the package (timed), calls ``prepare_vposer_datasets(AMASS_SPLITS, AMASS_DIR, OUT_DIR,
 config=PrepareConfig(progress=False, **SETTINGS))`` and prints one result line
 (``result_line.emit``): import and call seconds, the epoch times around the call (to place
-the stages on the parent's memory timeline), ``PrepareResult.seconds``/``spans``/``samples``/
+the stages on the parent's memory timeline), ``PrepareResult.seconds``/``samples``/
 ``skipped``, the settings in effect and which ``vposer_data`` was imported. With
 ``PYTHONPATH`` naming an exported copy of the package, the same child measures that version.
 """
@@ -56,7 +56,6 @@ def main(argv: list[str]) -> None:
             "epoch_prepare_start": epoch_start,
             "epoch_prepare_end": epoch_end,
             "seconds": dict(getattr(result, "seconds", {})),
-            "spans": {k: list(v) for k, v in getattr(result, "spans", {}).items()},
             "samples": dict(result.samples),
             "skipped": dict(getattr(result, "skipped", {})),
             "settings": {k: getattr(config, k) for k in REPORTED_SETTINGS if hasattr(config, k)},

@@ -54,27 +54,22 @@ class Repeat:
 def stage_memory(run: ChildRun) -> dict[str, tuple[int, int]]:
     """Peak (RSS sum over the tree, RSS of the main process) within each stage's time window.
 
-    The windows are the stages' spans in PrepareResult (epoch times from the first split's
-    start to the last one's end; with a helper process preparing the smaller splits beside
-    the largest, they overlap). A version without spans ran the stages back to back: counting
-    their seconds back from the end of the call places them."""
+    The windows come from the child's epoch times around the prepare call and the stage
+    seconds in PrepareResult: the stages run back to back, so counting back from the end of
+    the call places them (the gaps between stages are manifest writes, milliseconds)."""
     report = run.report
     if "epoch_prepare_end" not in report or not run.timeline:
         return {}
+    end = float(report["epoch_prepare_end"])
     windows: list[tuple[str, float, float]] = []
-    if report.get("spans"):
-        windows = [(stage, float(a), float(b)) for stage, (a, b) in report["spans"].items()]
-    else:
-        end = float(report["epoch_prepare_end"])
-        for stage in reversed(list(report.get("seconds", {}))):
-            start = end - float(report["seconds"][stage])
-            windows.append((stage, start, end))
-            end = start
-        windows.reverse()
-    first = min((w[1] for w in windows), default=float(report["epoch_prepare_start"]))
-    last = max((w[2] for w in windows), default=float(report["epoch_prepare_end"]))
+    for stage in reversed(list(report.get("seconds", {}))):
+        start = end - float(report["seconds"][stage])
+        windows.append((stage, start, end))
+        end = start
+    windows.reverse()
+    first = windows[0][1] if windows else float(report["epoch_prepare_start"])
     windows.insert(0, ("start-up, imports", run.timeline[0][0] - 1.0, first))
-    windows.append(("after the stages", last, run.timeline[-1][0] + 1.0))
+    windows.append(("after the stages", windows[-1][2], run.timeline[-1][0] + 1.0))
     peaks: dict[str, tuple[int, int]] = {}
     for name, start, stop in windows:
         inside = [(tree, main) for t, tree, main in run.timeline if start <= t < stop]
@@ -164,12 +159,7 @@ def _pipeline_figures(runs: list[tuple[ChildRun, dict[str, Any]]]) -> dict[str, 
         "other_cpu": best.other_cpu,
         "imports": float(report["imports"]),
         "prepare": float(report["prepare"]),
-        # each stage from its first split's start to its last one's end (the stages of
-        # different splits overlap when a helper process prepares the smaller ones); a
-        # version without spans: its seconds, stages back to back
-        "stage_seconds": {k: float(b) - float(a) for k, (a, b) in report["spans"].items()}
-        if report.get("spans")
-        else {k: float(v) for k, v in report["seconds"].items()},
+        "stage_seconds": {k: float(v) for k, v in report["seconds"].items()},
         "samples": {k: int(v) for k, v in report["samples"].items()},
         "settings": dict(report.get("settings", {})),
         "package": report.get("package"),

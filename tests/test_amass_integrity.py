@@ -349,3 +349,16 @@ def test_prepare_in_strict_mode_stops_naming_the_damaged_file(tmp_path: Path) ->
     with pytest.raises(AmassFormatError, match="CRC-32 mismatch") as info:
         prepare(tree, tmp_path / "out", strict=True)
     assert info.value.path.endswith(relative)
+
+
+def test_a_format_error_pickles_whole() -> None:
+    """Raised in a worker process, it arrives as itself, path and problem kept."""
+    import pickle
+
+    from vposer_data.amass import NotAMotionError
+
+    for kind in (AmassFormatError, NotAMotionError):
+        error = pickle.loads(pickle.dumps(kind("CMU/01/01_01_poses.npz", "CRC-32 mismatch")))
+        assert type(error) is kind
+        assert (error.path, error.problem) == ("CMU/01/01_01_poses.npz", "CRC-32 mismatch")
+        assert str(error) == "CMU/01/01_01_poses.npz: CRC-32 mismatch"

@@ -318,9 +318,7 @@ def test_unrecorded_outputs_are_rebuilt_and_temp_files_removed(
 
 
 KILL_SPLITS = {"train": ["CMU", "KIT"], "vald": ["BML"], "test": ["SFU", "ACCAD"]}
-#: The splits in turn, so that each kill lands in the stage it aims at (a helper process
-#: preparing splits side by side has its own kill tests: tests/faults/test_fault_split_helper.py)
-KILL_CONFIG = {"progress": False, "batch_size": 1024, "num_workers": 2, "concurrent_splits": False}
+KILL_CONFIG = {"progress": False, "batch_size": 1024, "num_workers": 2}
 
 
 def _log_has(out: Path, text: str) -> bool:

@@ -188,12 +188,6 @@ class PrepareConfig:
         "does not change the output",
         output=False,
     )
-    concurrent_splits: bool = setting(
-        True,
-        "prepare the smaller splits in a helper process beside the largest one (with "
-        "`num_workers` > 0, where processes fork); does not change the output",
-        output=False,
-    )
     strict: bool = setting(
         False, "stop at the first unusable motion file instead of skipping it", output=False
     )
@@ -353,8 +347,6 @@ def _problems(c: PrepareConfig) -> list[str]:
         problems.append(
             f"hdf5_compression_level={c.hdf5_compression_level!r}: expected an integer 0-9"
         )
-    if not isinstance(c.concurrent_splits, bool):
-        problems.append(f"concurrent_splits={c.concurrent_splits!r}: expected True or False")
     if not isinstance(c.strict, bool):
         problems.append(f"strict={c.strict!r}: expected True or False")
     if c.progress is not None and not isinstance(c.progress, bool):

@@ -12,14 +12,10 @@ the manifest record, timing, logging and Ctrl-C are handled here, once for all s
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
 import json
 import os
 import platform
 import shutil
-import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -50,10 +46,8 @@ from vposer_data.manifest import (
     stage_path,
 )
 from vposer_data.runlog import LoggerLike, RunLog
-from vposer_data.split_helper import HelperLog, Outbox, SplitHelper
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
-from vposer_data.stages import PIPELINE, SplitJob, Stage
-from vposer_data.stages.worker_start import worker_context
+from vposer_data.stages import PIPELINE, SplitJob
 from vposer_data.statistics import STATISTICS_NAME
 
 __all__ = ["LOG_NAME", "PrepareResult", "prepare_vposer_datasets"]
@@ -69,12 +63,8 @@ class PrepareResult:
     split_dirs: dict[str, Path]
     samples: dict[str, int]
     skipped: dict[str, int]
-    # "stage_I/train", ... in the pipeline's order; empty: nothing to do
-    ran: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage, summed over splits
-    # per stage: epoch seconds of its first split's start and its last one's end (with a
-    # helper process preparing the smaller splits, the stages of different splits overlap)
-    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)  # "stage_I/train", ...; empty: nothing to do
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _prepare_root(root: Path) -> None:
@@ -111,11 +101,7 @@ def _versions() -> dict[str, str]:
 
 
 def _result(
-    root: Path,
-    manifest: Manifest,
-    ran: list[str],
-    seconds: dict[str, float],
-    spans: dict[str, tuple[float, float]] | None = None,
+    root: Path, manifest: Manifest, ran: list[str], seconds: dict[str, float]
 ) -> PrepareResult:
     samples, skipped = {}, {}
     for split in manifest.splits:
@@ -128,7 +114,6 @@ def _result(
         skipped=skipped,
         ran=ran,
         seconds=seconds,
-        spans=spans or {},
     )
 
 
@@ -292,92 +277,40 @@ def _run(
     log.info(f"config: {json.dumps(config.to_dict(), sort_keys=True)}")
     log.info(f"splits: {json.dumps(settings['splits'])}")
     sources = _sources(root, settings, amass_dir, log) if need["stage_I"] else {}
-    steps = [(stage, split) for stage in PIPELINE for split in splits if split in need[stage.name]]
     ran: list[str] = []
     seconds: dict[str, float] = {}
-    spans: dict[str, tuple[float, float]] = {}
-
-    def step(
-        stage: Stage, split: str, on: Manifest, to: RunLog, quiet: bool = False
-    ) -> tuple[float, tuple[float, float]]:
-        """Run one stage on one split into its temporary place, rename it and record it."""
-        started, began = time.perf_counter(), time.time()
-        final = stage_path(root, stage.name, split)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = atomic_dir(final) if stage.makes == "folder" else atomic_path(final)
-        with temporary as out:
-            job = SplitJob(
-                split=split,
-                config=dataclasses.replace(config, progress=False) if quiet else config,
-                manifest=on,
-                log=to,
-                out=out,
-                final=final,
-                amass_dir=None if amass_dir is None else Path(amass_dir),
-                sources=sources.get(split),
-            )
-            record = stage.run(job)
-            if stage.final:
-                make_durable(out, shown_as=final)  # one barrier per split
-            interrupts.check()  # an interrupted split is never renamed nor recorded
-        took, ended = time.perf_counter() - started, time.time()
-        on.set_record(stage.name, split, record)
-        if on is manifest:
-            done(stage.name, split, took, (began, ended))
-        release_free_memory()
-        return took, (began, ended)
-
-    def done(stage: str, split: str, took: float, span: tuple[float, float]) -> None:
-        ran.append(f"{stage}/{split}")
-        seconds[stage] = seconds.get(stage, 0.0) + took
-        first, last = spans.get(stage, span)
-        spans[stage] = (min(first, span[0]), max(last, span[1]))
-
-    def from_helper(message: tuple[Any, ...]) -> None:
-        if message[0] == "log":
-            _, level, stamp, text = message
-            log.write(level, text, stamp=stamp)
-        elif message[0] == "record":
-            _, stage, split, record, took, span = message
-            manifest.set_record(stage, split, record)
-            done(stage, split, took, span)
-
-    helped = _helped_splits(steps, sources, manifest, config, amass_dir)
-    helper = None
-    if helped:
-        log.info(f"splits {helped} are prepared beside the others, in a helper process")
-
-        def helper_work(outbox: Outbox) -> None:
-            local = _LocalManifest(root, copy.deepcopy(manifest.data))
-            helper_log = HelperLog(outbox)
-            for stage, split in steps:
-                if split in helped:
-                    took, span = step(stage, split, local, helper_log, quiet=True)
-                    record = local.record(stage.name, split)
-                    outbox.send("record", stage.name, split, record, took, span)
-
-        helper = SplitHelper.start(helped, helper_work)
-    try:
-        for stage, split in steps:
-            if split not in helped:
-                step(stage, split, manifest, log)
-                if helper is not None:
-                    helper.deliver(from_helper)
-        if helper is not None:
-            helper.finish(from_helper)
-    except BaseException:
-        if helper is not None:
-            helper.stop(from_helper)  # what it finished is recorded; the rest is removed
-        raise
-    finally:
-        if helper is not None:
-            helper.close()
+    for stage in PIPELINE:
+        todo = [split for split in splits if split in need[stage.name]]
+        if not todo:
+            continue
+        started = time.perf_counter()
+        for split in todo:
+            final = stage_path(root, stage.name, split)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temporary = atomic_dir(final) if stage.makes == "folder" else atomic_path(final)
+            with temporary as out:
+                job = SplitJob(
+                    split=split,
+                    config=config,
+                    manifest=manifest,
+                    log=log,
+                    out=out,
+                    final=final,
+                    amass_dir=None if amass_dir is None else Path(amass_dir),
+                    sources=sources.get(split),
+                )
+                record = stage.run(job)
+                if stage.final:
+                    make_durable(out, shown_as=final)  # one barrier per split
+                interrupts.check()  # an interrupted split is never renamed nor recorded
+            manifest.set_record(stage.name, split, record)
+            ran.append(f"{stage.name}/{split}")
+            release_free_memory()
+        seconds[stage.name] = time.perf_counter() - started
 
     interrupts.check()
     manifest.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    # in the pipeline's order, whichever process finished first
-    order = {f"{stage.name}/{split}": i for i, (stage, split) in enumerate(steps)}
-    result = _result(root, manifest, sorted(ran, key=order.__getitem__), seconds, spans)
+    result = _result(root, manifest, ran, seconds)
     log.info(
         "done: samples per split "
         + ", ".join(f"{s}={n}" for s, n in result.samples.items())
@@ -387,60 +320,6 @@ def _run(
         + ", ".join(f"{s}={t:.2f}" for s, t in seconds.items())
     )
     return result
-
-
-class _LocalManifest(Manifest):
-    """The helper process's copy of the manifest: its records are kept here, for its later
-    stages to read, and reach ``manifest.json`` through the main process only."""
-
-    def save(self) -> None:
-        pass
-
-
-def _other_threads() -> list[threading.Thread]:
-    """This process's threads but the main one and tqdm's monitor: a thread of the caller's
-    could hold a lock a forked helper would inherit held (tqdm's monitor holds only tqdm's,
-    and the helper shows no bar, so makes no tqdm object)."""
-    from tqdm._monitor import TMonitor
-
-    main = threading.main_thread()
-    return [t for t in threading.enumerate() if t is not main and not isinstance(t, TMonitor)]
-
-
-def _helped_splits(
-    steps: list[tuple[Stage, str]],
-    sources: Mapping[str, list[SourceFile]],
-    manifest: Manifest,
-    config: PrepareConfig,
-    amass_dir: str | Path | None,
-) -> list[str]:
-    """The splits a helper process prepares beside the others (see
-    :mod:`vposer_data.split_helper`): every split with work to do but the one with the most
-    (its input bytes, or its recorded Stage I samples), when two or more have work,
-    ``concurrent_splits`` is on, workers are allowed (``num_workers > 0``), processes are
-    forked here, and this process runs no other thread."""
-    if (
-        not config.concurrent_splits
-        or config.num_workers == 0
-        or worker_context() is None
-        or _other_threads()
-    ):
-        return []
-    pending = list(dict.fromkeys(split for _, split in steps))
-    if len(pending) < 2:
-        return []
-
-    def work(split: str) -> int:
-        if split in sources and amass_dir is not None:
-            total = 0
-            for source in sources[split]:
-                with contextlib.suppress(OSError):
-                    total += (Path(amass_dir) / source.path).stat().st_size
-            return total
-        return int((manifest.record("stage_I", split) or {}).get("samples", 0))
-
-    lead = max(pending, key=work)
-    return [split for split in pending if split != lead]
 
 
 def _sources(

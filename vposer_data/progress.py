@@ -1,8 +1,9 @@
 """The stages' progress bars (tqdm), made only when they are shown.
 
-tqdm starts its monitor thread with the first bar it makes, shown or not, and a thread in this
-process keeps a later run from forking its helper (:mod:`vposer_data.split_helper`); with the
-bars off, no bar is made.
+tqdm starts its monitor thread with the first bar it makes, shown or not, and leaves it
+running in the caller's process; with the bars off, no bar is made, so no thread is left
+behind (a process with threads that later forks, as DataLoader workers do, risks inheriting
+a lock held, and Python 3.12 warns of it).
 """
 
 from __future__ import annotations

@@ -36,14 +36,9 @@ class RunLog:
             self._handle.close()
             self._handle = None
 
-    def write(self, level: int, message: str, stamp: str | None = None) -> None:
-        """Log ``message`` at ``level``; ``stamp``: when it was said, if not now (a line from
-        the helper process, see :mod:`vposer_data.split_helper`)."""
-        self._write(level, message, stamp)
-
-    def _write(self, level: int, message: str, stamp: str | None = None) -> None:
+    def _write(self, level: int, message: str) -> None:
         if self._handle is not None:
-            stamp = stamp or time.strftime("%Y-%m-%d %H:%M:%S")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             for line in message.splitlines() or [""]:
                 self._handle.write(f"{stamp} {logging.getLevelName(level):7s} {line}\n")
         if isinstance(self.logger, logging.Logger):

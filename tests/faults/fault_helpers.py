@@ -35,15 +35,7 @@ CHILD = Path(__file__).with_name("fault_child.py")
 BIG_SPLITS: dict[str, list[str]] = {k: list(v) for k, v in AMASS_SPLITS.items()}
 BIG_FRAMES = 60_000
 BIG_SEED = 3
-#: The splits one after the other (kills are timed from the order in which stages report
-#: their splits); the helper process that prepares splits side by side has its own tests
-#: (``test_fault_split_helper.py``).
-BIG_CONFIG: dict[str, Any] = {
-    "progress": False,
-    "num_workers": 2,
-    "batch_size": 1024,
-    "concurrent_splits": False,
-}
+BIG_CONFIG: dict[str, Any] = {"progress": False, "num_workers": 2, "batch_size": 1024}
 
 
 def partial_final_splits(root: Path, reference: Mapping[str, str]) -> list[str]:

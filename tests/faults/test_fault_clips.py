@@ -78,14 +78,12 @@ CLIP_CONFIG: dict[str, Any] = {
     "batch_size": 64,
     "progress": False,
     "num_workers": 2,
-    "concurrent_splits": False,  # kills are timed from the order of the stages' reports
 }
 #: The same settings as command-line flags (for the Ctrl-C runs, which exercise the command).
 CLIP_FLAGS = [
     "--sampling", "clips", "--target-fps", "30", "--clip-frames", str(T),
     *(a for x in AUGMENTATIONS for a in ("--augment", x if isinstance(x, str) else json.dumps(x))),
     "--augment-passes", "2", "--batch-size", "64", "--num-workers", "2", "--no-progress",
-    "--no-concurrent-splits",
 ]  # fmt: skip
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in BIG_SPLITS}
 INTERRUPTED = "Interrupted; completed stages are kept and the next run resumes."

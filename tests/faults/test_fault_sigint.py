@@ -52,7 +52,7 @@ def test_ctrl_c_during_a_stage_then_resume(
         "--splits", json.dumps(BIG_SPLITS),
         "--num-workers", str(BIG_CONFIG["num_workers"]),
         "--batch-size", str(BIG_CONFIG["batch_size"]),
-        "--no-progress", "--no-concurrent-splits",
+        "--no-progress",
     ]  # fmt: skip
     proc = subprocess.Popen(
         command,
@@ -107,7 +107,7 @@ def test_ctrl_c_at_seeded_points_then_resume(
         argv = [
             "-v", "prepare", "--amass-dir", str(big_tree), "--out", str(out),
             "--splits", json.dumps(BIG_SPLITS), "--num-workers", "2", "--batch-size", "1024",
-            "--no-progress", "--no-concurrent-splits",
+            "--no-progress",
         ]  # fmt: skip
         return zygote.start({"cli": argv})
 
