@@ -82,7 +82,7 @@ class AmassFormatError(VPoserDataError, ValueError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole (from a helper process)
+    def __reduce__(self) -> tuple[Any, ...]:  # whole when raised in a reader process
         return (type(self), (self.path, self.problem))
 
 

@@ -216,4 +216,4 @@ def release_free_memory() -> None:
     """Hand freed heap pages back to the OS. glibc keeps them after large frees (notably from
     reader threads' arenas), which would make each stage's peak the floor of the next."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)

@@ -30,6 +30,8 @@ def _out_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 _SMALL_ANGLE = 1e-4
+#: The float dtypes numpy has (not bfloat16).
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 _MATROT_BLOCK = 16384  # rotations per block: float64 temporaries of 128 KB
 
 
@@ -51,11 +53,11 @@ def aa_to_matrot(aa: torch.Tensor) -> torch.Tensor:
     if aa.requires_grad:
         raise ValueError("aa_to_matrot computes with numpy: pass a tensor without grad")
     dtype = _out_dtype(aa)
-    numpy_kind = dtype in (torch.float16, torch.float32, torch.float64)  # not bfloat16
+    numpy_kind = dtype in _NUMPY_FLOATS
     flat = aa.cpu().reshape(-1, 3)
     R = torch.empty((flat.shape[0], 9), dtype=dtype if numpy_kind else torch.float64)
     out = R.numpy()
-    source = flat.numpy() if flat.dtype in (torch.float16, torch.float32, torch.float64) else None
+    source = flat.numpy() if flat.dtype in _NUMPY_FLOATS else None
     components = np.empty((3, min(_MATROT_BLOCK, flat.shape[0])))  # x, y, z rows, reused
     for start in range(0, flat.shape[0], _MATROT_BLOCK):  # temporaries that stay in cache
         stop = min(start + _MATROT_BLOCK, flat.shape[0])
