@@ -118,9 +118,9 @@ class AmassSequence:
         return int(self.pose_body.shape[0])
 
 
-def member_checksums(path: str | Path) -> list[tuple[str, int, int]] | None:
-    """(name, CRC-32, size) of every member, as the file's zip central directory records
-    them, sorted; None when the file is not a readable zip archive.
+def member_checksums(path: str | Path) -> list[tuple[str, int]] | None:
+    """(name, CRC-32) of every member, as the file's zip central directory records them,
+    sorted; None when the file is not a readable zip archive.
 
     Only the end records and the directory are read (a few KB), never a member: this is how
     a file's content is recognised cheaply after a copy that did not keep its modification
@@ -128,8 +128,8 @@ def member_checksums(path: str | Path) -> list[tuple[str, int, int]] | None:
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            return sorted((info.filename, info.CRC, info.file_size) for info in archive.infolist())
-    except (OSError, EOFError, ValueError, NotImplementedError, zipfile.BadZipFile, struct.error):
+            return sorted((info.filename, info.CRC) for info in archive.infolist())
+    except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile):
         return None  # unreadable, not a zip, or a directory zipfile refuses
 
 

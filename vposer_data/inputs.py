@@ -8,8 +8,8 @@ files: one ``stat`` per file costs nothing next to reading the file.
 
 A copy that does not keep modification times (``cp`` without ``-p``, some sync tools) changes
 every time but no content, so the time alone does not decide: when a file's time changed, its
-content stamp is compared, a digest of its size and of the name, CRC-32 and size of each zip
-member as its central directory records them (a few KB read per file, never a member). Same
+content stamp is compared, a digest of its size and of the name and CRC-32 of each zip member
+as its central directory records them (a few KB read per file, never a member). Same
 stamp: the same input (logged once per split with the count); another stamp, or a file that is
 not a readable zip: replaced. A replacement given its predecessor's size and members' CRC-32s
 on purpose goes unnoticed, as one given its predecessor's time always did.
@@ -76,12 +76,12 @@ def _stamp(path: str, stat: _Stat) -> str:
 
 
 def _content_stamp(amass_dir: Path, path: str, size: int) -> str:
-    """A digest of the file's size and its zip members' names, CRC-32s and sizes, read from
-    its central directory; _UNREADABLE when it is not a readable zip."""
+    """A digest of the file's size and its zip members' names and CRC-32s, read from its
+    central directory; _UNREADABLE when it is not a readable zip."""
     members = None if size < 0 else member_checksums(amass_dir / path)
     if members is None:
         return _UNREADABLE
-    text = f"{size}\n" + "".join(f"{name}\t{crc:08x}\t{length}\n" for name, crc, length in members)
+    text = f"{size}\n" + "".join(f"{name}\t{crc:08x}\n" for name, crc in members)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=_CONTENT_DIGITS // 2).hexdigest()
 
 
