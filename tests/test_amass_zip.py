@@ -8,10 +8,12 @@ the same arrays, or the same error, word for word.
 
 from __future__ import annotations
 
+import io
 import mmap
 import struct
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from vposer_data.amass import (
     _MappedArchive,
     _stored_members,
     load_sequence,
+    member_checksums,
 )
 from vposer_data.synthetic import write_motion_npz, write_npz
 
@@ -337,6 +340,81 @@ def test_any_truncation_gives_the_reference_outcome(
     path = scratch / f"cut_{NAMES[family]}"
     path.write_bytes(data[: int(fraction * len(data))])
     assert assert_same_as_reference(path)[0] == "error"
+
+
+# --- the members' CRC-32s from the zip directory alone ---------------------------------------
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed], ids=["stored", "deflated"])
+def test_member_checksums_are_the_crc32_of_each_npy_member(tmp_path: Path, save: Any) -> None:
+    """Each member's CRC-32, computed here from the ``.npy`` bytes numpy writes for the array
+    (zlib over np.lib.format output, no zip reader involved)."""
+    rng = np.random.default_rng(5)
+    arrays = {"poses": rng.normal(size=(7, 156)), "gender": np.array("female"), "b": np.arange(3)}
+    save(tmp_path / "a.npz", **arrays)
+    expected = []
+    for key, array in arrays.items():
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, array, allow_pickle=False)
+        expected.append((f"{key}.npy", zlib.crc32(buffer.getvalue())))
+    assert member_checksums(tmp_path / "a.npz") == sorted(expected)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK", b"PK\x05\x06" + bytes(17), b"not a zip" * 10])
+def test_member_checksums_of_what_is_no_zip_is_none(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "a.npz"
+    path.write_bytes(content)
+    assert member_checksums(path) is None
+    path.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty archive is a zip
+    assert member_checksums(path) == []
+    assert member_checksums(tmp_path / "missing.npz") is None
+    assert member_checksums(tmp_path) is None  # a folder
+
+
+def test_member_checksums_of_directories_zipfile_refuses_are_none(
+    tmp_path: Path, originals: dict[str, Path]
+) -> None:
+    """Each way zipfile refuses a directory (NotImplementedError for a newer zip version,
+    UnicodeDecodeError for a bad UTF-8 name, BadZipFile for several disks) gives None."""
+    newer = bytearray(originals["smplh"].read_bytes())
+    newer[newer.rfind(b"PK\x01\x02") + 6] = 64
+    bad_name = bytearray(
+        flag_members(originals["smplh"], tmp_path / "utf8.npz", 0x0800).read_bytes()
+    )
+    bad_name[bad_name.rfind(b"gender.npy")] = 0xFF
+    disks = bytearray(
+        with_zip64_directory(originals["smplh"], tmp_path / "z64.npz", True).read_bytes()
+    )
+    struct.pack_into("<L", disks, len(disks) - 22 - 4, 2)
+    for name, data in {"newer": newer, "bad_name": bad_name, "disks": disks}.items():
+        path = tmp_path / f"{name}.npz"
+        path.write_bytes(bytes(data))
+        assert member_checksums(path) is None, name
+
+
+@given(
+    family=st.sampled_from(FAMILIES),
+    fraction=st.floats(0, 1, exclude_max=True),
+    mask=st.integers(1, 255),
+    cut=st.booleans(),
+)
+@settings(max_examples=150, deadline=None)
+def test_member_checksums_of_a_damaged_directory_never_raise(
+    originals: dict[str, Path], scratch: Path, family: str, fraction: float, mask: int, cut: bool
+) -> None:
+    """A byte flipped in the zip directory or end records, or the file cut anywhere: a list
+    or None, never an exception (a rerun's input check must not crash on a bad file)."""
+    data = bytearray(originals[family].read_bytes())
+    with zipfile.ZipFile(originals[family]) as archive:
+        start = archive.start_dir
+    if cut:
+        data = data[: int(fraction * len(data))]
+    else:
+        data[start + int(fraction * (len(data) - start))] ^= mask
+    path = scratch / f"crc_{NAMES[family]}"
+    path.write_bytes(bytes(data))
+    found = member_checksums(path)
+    assert found is None or all(isinstance(crc, int) for _, crc in found)
 
 
 # --- the finite check of poses ----------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -124,32 +125,164 @@ def test_a_file_replaced_by_another_of_the_same_size_is_named(
     assert prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG).ran == []
 
 
-def test_a_touched_file_counts_as_replaced(prepared: tuple[Path, Path]) -> None:
-    """Modification times are part of a file's identity, as for make and rsync: a copy that
-    does not keep them looks replaced (the documented price)."""
+def _touch(path: Path) -> None:
+    """A modification time one second later, the content untouched."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _prepare_logged(amass: Path, out: Path) -> tuple[list[str], list[str]]:
+    """Prepare again, returning the stages that ran and the lines logged."""
+    lines: list[str] = []
+    result = prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG, logger=lines.append)
+    return result.ran, lines
+
+
+def _same_content_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if "new modification times and the same content" in line]
+
+
+def test_a_touched_file_is_the_same_input_and_logged(prepared: tuple[Path, Path]) -> None:
+    """A new modification time over the same bytes is the same input: its members' CRC-32s
+    match the recorded ones. The log says so once per split, with the count."""
     amass, out = prepared
     target = _first_motion(amass / "CMU")
-    stat = target.stat()
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    _touch(target)
+    ran, lines = _prepare_logged(amass, out)
+    assert ran == []
+    assert _same_content_lines(lines) == [
+        "split 'train': 1 AMASS files have new modification times and the same content "
+        "(the CRC-32s of their zip members match): the same inputs"
+    ]
+
+
+def test_a_copy_without_times_is_the_same_input_until_a_member_changes(
+    prepared: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`cp -r` without `-p`: every file gets a new time and keeps its bytes; nothing reruns.
+    Then one file rewritten with other values of the same size and a new time is named."""
+    amass, out = prepared
+    copy = tmp_path / "copy"
+    shutil.copytree(amass, copy, copy_function=shutil.copy)  # shutil.copy keeps no times
+    files = sorted(p.relative_to(amass) for p in amass.rglob("*.npz"))
+    assert all((copy / f).stat().st_mtime_ns != (amass / f).stat().st_mtime_ns for f in files)
+    counts = {
+        split: sum(1 for f in files if f.parts[0] in datasets) for split, datasets in SPLITS.items()
+    }
+    ran, lines = _prepare_logged(copy, out)
+    assert ran == []
+    assert sorted(_same_content_lines(lines)) == [
+        f"split '{split}': {counts[split]} AMASS files have new modification times and the "
+        "same content (the CRC-32s of their zip members match): the same inputs"
+        for split in sorted(SPLITS)
+    ]
+    target = _first_motion(copy / "HumanEva")
+    before_stat, before_bytes = target.stat(), target.read_bytes()
+    _rewrite(target)
+    _later_mtime(target, before_stat)
+    assert target.stat().st_size == before_stat.st_size
+    assert target.read_bytes() != before_bytes
+    name = target.relative_to(copy).as_posix()
+    with pytest.raises(StaleOutputError) as info:
+        prepare_vposer_datasets(SPLITS, copy, out, config=CONFIG)
+    message = str(info.value)
+    assert (
+        "split 'vald': the AMASS files changed since it was prepared: 1 replaced, same name "
+        f"but other size or modification time (e.g. {name})"
+    ) in message
+    assert "split 'train'" not in message
+
+
+def test_a_file_that_is_no_longer_a_zip_is_replaced(prepared: tuple[Path, Path]) -> None:
+    """Same size, new time, bytes that are no zip archive: replaced, never a crash."""
+    amass, out = prepared
+    target = _first_motion(amass / "CMU")
+    before = target.stat()
+    target.write_bytes(bytes(before.st_size))  # zeros: no end of central directory record
+    _later_mtime(target, before)
     name = target.relative_to(amass).as_posix()
-    with pytest.raises(StaleOutputError, match=rf"1 replaced.*{re.escape(name)}"):
+    with pytest.raises(StaleOutputError, match=rf"1 replaced.*\(e\.g\. {re.escape(name)}\)"):
         prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the time restored: current
-    assert prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG).ran == []
+
+
+def _shift_values(target: Path) -> None:
+    """Rewrite ``target`` with every numeric array plus one: the same keys, dtypes and shapes,
+    hence the same size, with other member CRC-32s and a new time."""
+    before = target.stat()
+    with np.load(target, allow_pickle=False) as archive:
+        arrays = {
+            key: archive[key] + 1 if archive[key].dtype.kind in "iuf" else archive[key]
+            for key in archive.files
+        }
+    np.savez(target, **arrays)
+    _later_mtime(target, before)
+    assert target.stat().st_size == before.st_size
+
+
+def test_the_same_members_at_another_size_are_replaced(prepared: tuple[Path, Path]) -> None:
+    """The same arrays deflated: the members' CRC-32s (over the uncompressed bytes) match,
+    the file's size does not; only a file of the same size can be the same input."""
+    amass, out = prepared
+    target = _first_motion(amass / "CMU")
+    with np.load(target, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    with zipfile.ZipFile(target) as archive:
+        crcs = sorted((i.filename, i.CRC) for i in archive.infolist())
+    np.savez_compressed(target, **arrays)
+    with zipfile.ZipFile(target) as archive:
+        assert sorted((i.filename, i.CRC) for i in archive.infolist()) == crcs
+    name = target.relative_to(amass).as_posix()
+    with pytest.raises(StaleOutputError, match=rf"1 replaced.*\(e\.g\. {re.escape(name)}\)"):
+        prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
+
+
+def test_a_touched_file_that_was_no_zip_is_replaced(tmp_path: Path) -> None:
+    """A file that was not a readable zip when recorded has no content to compare: a new
+    time makes it replaced, even with the same bytes."""
+    amass = tmp_path / "amass"
+    write_amass_tree(amass, total_frames=6000, seed=3)
+    bad = _first_motion(amass / "CMU").with_name("zz_bad_poses.npz")
+    bad.write_bytes(b"not a zip archive" * 10)
+    out = tmp_path / "out"
+    prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)  # skipped as unreadable
+    _touch(bad)
+    name = bad.relative_to(amass).as_posix()
+    with pytest.raises(StaleOutputError, match=rf"1 replaced.*\(e\.g\. {re.escape(name)}\)"):
+        prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
 
 
 def test_several_replaced_files_are_counted_and_some_named(prepared: tuple[Path, Path]) -> None:
     amass, out = prepared
     targets = sorted((amass / "CMU").rglob("*.npz"))  # the motions and the shape.npz files
     assert len(targets) > 3
-    for target in targets:
-        stat = target.stat()
-        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    for target in targets[:-1]:
+        _shift_values(target)
+    _touch(targets[-1])  # the same content: not counted
+    targets = targets[:-1]
     names = ", ".join(t.relative_to(amass).as_posix() for t in targets[:3])
     with pytest.raises(StaleOutputError) as info:
         prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
     expected = f"{len(targets)} replaced, same name but other size or modification time"
     assert f"{expected} (e.g. {names})" in str(info.value)
+
+
+def test_a_record_without_content_stamps_compares_times(prepared: tuple[Path, Path]) -> None:
+    """Stage I records written before content stamps were kept: a new time is a replaced
+    file, as it was when they were written."""
+    amass, out = prepared
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for record in manifest["stages"]["stage_I"].values():
+        del record["inputs"]["contents"]
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    target = _first_motion(amass / "CMU")
+    _touch(target)
+    name = target.relative_to(amass).as_posix()
+    with pytest.raises(StaleOutputError, match=rf"1 replaced.*{re.escape(name)}"):
+        prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG)
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns - 1_000_000_000))  # restored
+    assert prepare_vposer_datasets(SPLITS, amass, out, config=CONFIG).ran == []
 
 
 def test_a_record_from_before_times_were_kept_is_checked_by_size(

@@ -42,6 +42,7 @@ __all__ = [
     "AmassSequence",
     "NotAMotionError",
     "load_sequence",
+    "member_checksums",
 ]
 
 #: Width of ``poses`` per family, and the slices of each body part within it.
@@ -115,6 +116,21 @@ class AmassSequence:
     @property
     def num_frames(self) -> int:
         return int(self.pose_body.shape[0])
+
+
+def member_checksums(path: str | Path) -> list[tuple[str, int]] | None:
+    """(name, CRC-32) of every member, as the file's zip central directory records them,
+    sorted; None when the file is not a readable zip archive.
+
+    Only the end records and the directory are read (a few KB), never a member: this is how
+    a file's content is recognised cheaply after a copy that did not keep its modification
+    time (``vposer_data.inputs``).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sorted((info.filename, info.CRC) for info in archive.infolist())
+    except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile):
+        return None  # unreadable, not a zip, or a directory zipfile refuses
 
 
 def is_non_motion_name(path: str | Path) -> bool:

@@ -2,37 +2,49 @@
 
 A prepared folder's identity is its settings and split mapping; the fingerprint adds the
 input files themselves, so that adding, removing or replacing AMASS files under an existing
-output is an error, not a silent reuse. A file is known by its relative path, its size and its
-modification time in nanoseconds (``st_mtime_ns``), as make and rsync know files: a file
-replaced by another of the same size almost always has a new modification time, and one
-``stat`` per file costs nothing next to reading the file.
+output is an error, not a silent reuse. A file is the same input when its relative path, its
+size and its modification time in nanoseconds (``st_mtime_ns``) match, as make and rsync know
+files: one ``stat`` per file costs nothing next to reading the file.
 
-The price: a copy that does not keep modification times (``cp`` without ``-p``, some sync
-tools) counts as replaced, and a replacement given its predecessor's time on purpose goes
-unnoticed. ``cp -p`` and ``rsync -a`` keep times; after a copy that did not, pass
-``amass_dir=None`` to use the prepared data as it is, or rebuild it.
+A copy that does not keep modification times (``cp`` without ``-p``, some sync tools) changes
+every time but no content, so the time alone does not decide: when a file's time changed, its
+content stamp is compared, a digest of its size and of the name and CRC-32 of each zip member
+as its central directory records them (a few KB read per file, never a member). Same
+stamp: the same input (logged once per split with the count); another stamp, or a file that is
+not a readable zip: replaced. A replacement given its predecessor's size and members' CRC-32s
+on purpose goes unnoticed, as one given its predecessor's time always did.
 
-The Stage I record keeps the file count, one SHA-256 over every (path, size, time), and, to
-name the files that changed, an 8-hex-digit stamp per file in the sorted order of its paths
-(the paths themselves are in the record already): about 8 bytes per file in the manifest.
-Records written before times were kept have no stamps; their inputs are compared by size.
+The Stage I record keeps the file count, one SHA-256 over every (path, size, time), and, in the
+sorted order of the paths (the paths themselves are in the record already), an 8-hex-digit
+stamp per file naming the files whose size or time changed, and a 16-hex-digit content stamp
+per file: about 24 bytes per file in the manifest. Records written before content stamps were
+kept compare times only; those written before times were kept compare sizes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vposer_data.amass import member_checksums
 from vposer_data.splits import SourceFile
 
 __all__ = ["fingerprint", "input_changes"]
 
 #: Hex digits of each file's stamp (32 bits: it names changed files; the SHA-256 decides).
 _STAMP_DIGITS = 8
+#: Hex digits of each file's content stamp (64 bits: it alone decides that a file whose time
+#: changed is the same input).
+_CONTENT_DIGITS = 16
+#: The content stamp of a file that is not a readable zip: equal to no stamp, itself included.
+_UNREADABLE = "-" * _CONTENT_DIGITS
 #: How many changed files a message names per kind.
 _NAMED = 3
+
+_log = logging.getLogger(__name__)
 
 _Stat = tuple[int, int]  # (size, mtime_ns); (-1, -1) for a file that vanished or is unreadable
 
@@ -63,13 +75,26 @@ def _stamp(path: str, stat: _Stat) -> str:
     return hashlib.blake2b(text, digest_size=_STAMP_DIGITS // 2).hexdigest()
 
 
+def _content_stamp(amass_dir: Path, path: str, size: int) -> str:
+    """A digest of the file's size and its zip members' names and CRC-32s, read from its
+    central directory; _UNREADABLE when it is not a readable zip."""
+    members = None if size < 0 else member_checksums(amass_dir / path)
+    if members is None:
+        return _UNREADABLE
+    text = f"{size}\n" + "".join(f"{name}\t{crc:08x}\n" for name, crc in members)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=_CONTENT_DIGITS // 2).hexdigest()
+
+
 def fingerprint(amass_dir: Path, sources: Sequence[SourceFile]) -> dict[str, Any]:
-    """What the Stage I record keeps of a split's inputs: count, digest and per-file stamps."""
+    """What the Stage I record keeps of a split's inputs: count, digest, per-file stamps and
+    per-file content stamps."""
     stats = _stats(amass_dir, sources)
+    paths = sorted(stats)
     return {
         "count": len(stats),
         "sha256": _digest(stats),
-        "stamps": "".join(_stamp(path, stats[path]) for path in sorted(stats)),
+        "stamps": "".join(_stamp(path, stats[path]) for path in paths),
+        "contents": "".join(_content_stamp(amass_dir, path, stats[path][0]) for path in paths),
     }
 
 
@@ -91,14 +116,44 @@ def _replaced(
     )
 
 
+def _same_content(
+    amass_dir: Path,
+    stats: Mapping[str, _Stat],
+    recorded_paths: list[str],
+    contents: str | None,
+    changed: list[str],
+) -> set[str]:
+    """Those of the ``changed`` files whose content stamp now equals the recorded one (their
+    zip directories are read, nothing else); empty when the record has no content stamps."""
+    if contents is None or len(contents) != _CONTENT_DIGITS * len(recorded_paths):
+        return set()
+    position = {path: i for i, path in enumerate(recorded_paths)}
+    same = set()
+    for path in changed:
+        at = position[path] * _CONTENT_DIGITS
+        before = contents[at : at + _CONTENT_DIGITS]
+        now = _content_stamp(amass_dir, path, stats[path][0])
+        if now != _UNREADABLE and now == before:
+            same.add(path)
+    return same
+
+
 def _some(paths: list[str]) -> str:
     return f"e.g. {', '.join(paths[:_NAMED])}"
 
 
 def input_changes(
-    split: str, record: Mapping[str, Any], amass_dir: Path, sources: Sequence[SourceFile]
+    split: str,
+    record: Mapping[str, Any],
+    amass_dir: Path,
+    sources: Sequence[SourceFile],
+    log: Callable[[str], None] = _log.info,
 ) -> str | None:
-    """A sentence describing how a split's inputs differ from its Stage I record, or None."""
+    """A sentence describing how a split's inputs differ from its Stage I record, or None.
+
+    Files whose time changed but whose content stamp did not are the same input: ``log``
+    hears once how many there are.
+    """
     recorded = record.get("inputs")
     if recorded is None:
         return None
@@ -113,6 +168,16 @@ def input_changes(
     before |= {s["path"] for s in record.get("excluded", [])}
     added, removed = sorted(set(stats) - before), sorted(before - set(stats))
     replaced = _replaced(stats, sorted(before), stamps)
+    if replaced:
+        same = _same_content(amass_dir, stats, sorted(before), recorded.get("contents"), replaced)
+        if same:
+            log(
+                f"split {split!r}: {len(same)} AMASS files have new modification times and "
+                "the same content (the CRC-32s of their zip members match): the same inputs"
+            )
+            replaced = [path for path in replaced if path not in same]
+            if not (added or removed or replaced):
+                return None
     parts = []
     if added:
         parts.append(f"{len(added)} added ({_some(added)})")

@@ -185,7 +185,7 @@ def prepare_vposer_datasets(
             _discard(root)
             manifest = Manifest(root)
         if amass_dir is not None and manifest.exists:
-            _check_inputs(root, manifest, settings, Path(amass_dir))
+            _check_inputs(root, manifest, settings, Path(amass_dir), log)
         if manifest.complete:
             manifest.require_intact(
                 "Pass overwrite=True (vposer-data prepare --overwrite) to rebuild it."
@@ -204,7 +204,7 @@ def prepare_vposer_datasets(
 
 
 def _check_inputs(
-    root: Path, manifest: Manifest, settings: Mapping[str, Any], amass_dir: Path
+    root: Path, manifest: Manifest, settings: Mapping[str, Any], amass_dir: Path, log: RunLog
 ) -> None:
     """Raise StaleOutputError when the AMASS files of a split already prepared changed."""
     recorded = {s: r for s in manifest.splits if (r := manifest.record("stage_I", s)) is not None}
@@ -220,7 +220,7 @@ def _check_inputs(
     changes = [
         change
         for split, record in recorded.items()
-        if (change := input_changes(split, record, amass_dir, sources[split])) is not None
+        if (change := input_changes(split, record, amass_dir, sources[split], log.info)) is not None
     ]
     if changes:
         raise StaleOutputError(
