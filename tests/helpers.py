@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import zlib
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,17 @@ def prepare(
         config=config(**changes),
         overwrite=overwrite,
     )
+
+
+def exact_tick_count(start: int, stop: int, fps: float, target_fps: float) -> int:
+    """How many ticks a ``target_fps`` clock has over the kept frames ``[start, stop)`` of a
+    ``fps`` motion, in exact rational arithmetic on the float rates (not the package's float
+    formula): tick j is j / target_fps seconds after ``start``'s time, and ticks run up to
+    the last kept frame's time, with the 1e-9 tick the clock allows for rounding."""
+    if stop <= start:
+        return 0
+    last = Fraction(stop - 1 - start) * Fraction(target_fps) / Fraction(fps)
+    return math.floor(last + Fraction(1, 10**9)) + 1
 
 
 def sha256(path: Path) -> str:

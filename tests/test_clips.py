@@ -5,10 +5,12 @@ inputs."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from helpers import exact_tick_count
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -44,10 +46,8 @@ TIME_EPS = 1e-9
 
 
 def expected_ticks(num_frames: int, trim: float, fps: float, target_fps: float) -> int:
-    start, stop = trim_bounds(num_frames, trim)
-    if stop <= start:
-        return 0
-    return math.floor((stop - 1 - start) / fps * target_fps + 1e-9) + 1
+    """The clock's tick count, in exact arithmetic (helpers.exact_tick_count)."""
+    return exact_tick_count(*trim_bounds(num_frames, trim), fps, target_fps)
 
 
 def assert_on_clock(
@@ -87,43 +87,79 @@ def test_tick_frames_equal_clock_frames_and_increase_when_not_faster_than_the_fi
     num_frames: int, trim: float, fps: float, data: st.DataObject
 ) -> None:
     target = data.draw(st.floats(min_value=1.0, max_value=fps), label="target_fps")
-    frames = tick_frames(num_frames, trim, fps, target)
+    frames = clock_frames(num_frames, trim, fps, target)  # frame-rate sampling's clock
+    start, _ = trim_bounds(num_frames, trim)
+    assert frames.size == expected_ticks(num_frames, trim, fps, target)
     assert np.all(np.diff(frames) > 0)
-    assert np.array_equal(frames, clock_frames(num_frames, trim, fps, target))
+    assert_on_clock(frames, np.arange(frames.size), start, fps, target)
+    # clips follow the very same clock
+    assert np.array_equal(tick_frames(num_frames, trim, fps, target), frames)
 
 
-@pytest.mark.parametrize("fps", [30.0, 59.94, 59.9999885])
-def test_tick_frames_repeat_source_frames_when_faster_than_the_file(fps: float) -> None:
+@pytest.mark.parametrize(
+    ("fps", "ticks"),
+    # frames [300, 2700): the last kept frame is 2399 / fps s after the first, and a 120 Hz
+    # clock ticks floor(2399 * 120 / fps) + 1 times: 2399 * 4 = 9596 at 30 Hz;
+    # 2399 * 2.002002... = 4802.80 at 59.94 Hz; 2399 * 2.00000038 = 4798.0009 at 59.9999885 Hz
+    [(30.0, 9597), (59.94, 4803), (59.9999885, 4799)],
+)
+def test_tick_frames_repeat_source_frames_when_faster_than_the_file(fps: float, ticks: int) -> None:
     frames = tick_frames(3000, 0.1, fps, 120.0)
     steps = np.diff(frames)
     assert set(steps.tolist()) <= {0, 1}
     assert (steps == 0).sum() > 0  # repeated, not de-duplicated: every tick keeps its time
-    assert frames.size == expected_ticks(3000, 0.1, fps, 120.0)
+    assert frames.size == ticks
+    assert frames[0] == 300 and frames[-1] == 2699
     assert_on_clock(frames, np.arange(frames.size), 300, fps, 120.0)
 
 
 def test_twelve_and_a_half_hertz_from_120_hertz_is_twelve_and_a_half_hertz() -> None:
-    assert 120 / int(120 / 12.5) == pytest.approx(13.33, abs=0.01)  # the pitfall avoided
+    """Worked by hand: a tick every 120 / 12.5 = 9.6 frames, so ticks fall on frames 0, 9.6,
+    19.2, 28.8, 38.4, 48, ... and the nearest frames are 0, 10, 19, 29, 38, 48, ...: steps of
+    10, 9, 10, 9, 10, repeating every 5 ticks (48 frames). Stepping by int(9.6) = 9 frames
+    instead would make a 13.3 Hz clock, 134 ticks over these 10 s."""
     frames = tick_frames(1201, 0.0, 120.0, 12.5)  # exactly 10 s
     assert frames.size == 126
+    first_period = [0, 10, 19, 29, 38]
+    expected = [f + 48 * period for period in range(26) for f in first_period][:126]
+    assert frames.tolist() == expected
     assert frames[-1] == 1200
-    assert set(np.diff(frames).tolist()) == {9, 10}
-    rate = (frames.size - 1) / ((frames[-1] - frames[0]) / 120.0)
-    assert rate == pytest.approx(12.5, abs=1e-12)
-    assert np.array_equal(frames, np.rint(np.arange(126) * 9.6).astype(np.int64))
 
 
 @pytest.mark.parametrize(
-    ("fps", "target", "step"),
-    [(59.9999885, 30.0, 2), (59.94, 29.97, 2), (120.00004, 30.0, 4), (250.0, 50.0, 5)],
+    ("fps", "target", "step", "ticks"),
+    # frames [6000, 54000), the last kept 47999 frames after the first; worked by hand:
+    # 59.9999885 -> 30: 1.99999962 frames a tick, 47999 / 1.99999962 = 23999.50: 24000 ticks,
+    #   tick j at frame 2j - 3.8e-7 j (at most 0.0092 off 2j): steps of 2, never 1 as
+    #   int(59.9999885 / 30) = 1 would step;
+    # 59.94 -> 29.97: exactly 2 frames a tick (both rates are one float scaled by 2): 24000;
+    # 120.00004 -> 30: 4.0000013 frames a tick, 11999.75 - 0.004: 12000 ticks, at most
+    #   0.016 off 4j;  250 -> 50: 5 frames a tick, 47999 / 5 = 9599.8: 9600 ticks
+    [
+        (59.9999885, 30.0, 2, 24000),
+        (59.94, 29.97, 2, 24000),
+        (120.00004, 30.0, 4, 12000),
+        (250.0, 50.0, 5, 9600),
+    ],
 )
 def test_float_rates_step_by_the_true_ratio_not_by_int_division(
-    fps: float, target: float, step: int
+    fps: float, target: float, step: int, ticks: int
 ) -> None:
-    assert int(59.9999885 / 30.0) == 1  # int(fps / target) would keep every frame
     frames = tick_frames(60_000, 0.1, fps, target)
-    assert set(np.diff(frames).tolist()) == {step}
-    assert frames.size == pytest.approx(48_000 / fps * target, abs=1)
+    assert frames.size == ticks
+    assert np.array_equal(frames, 6000 + step * np.arange(ticks))
+
+
+@pytest.mark.parametrize("clock", [tick_frames, clock_frames])
+def test_a_tick_on_the_last_frame_is_kept_when_rounding_puts_it_a_hair_before(
+    clock: Any,
+) -> None:
+    """59.94 Hz is exactly twice 29.97 Hz (one float scaled by 2): over frames 0..122 the
+    29.97 Hz clock ticks every 2 frames, 62 times, the last on frame 122. In float64,
+    122 / 59.94 * 29.97 = 60.99999999999999: the clock's rounding allowance keeps tick 61."""
+    assert 122 / 59.94 * 29.97 < 61
+    frames = clock(123, 0.0, 59.94, 29.97)
+    assert frames.tolist() == list(range(0, 123, 2))
 
 
 # --------------------------------------------------------------------------- clips

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vposer_data.config import PrepareConfig
 from vposer_data.errata import (
     AMASS_FPS_ERRATA,
     EXCLUDE_INLINE_SKATING,
@@ -224,21 +225,34 @@ def test_default_errata(path: str, expected: float | None) -> None:
     assert fps_override(path, AMASS_FPS_ERRATA) == expected
 
 
+DEFAULT_ERRATA = {  # the three errata of the module's docstring, written out
+    "BMLhandball": 240.0,
+    "SSM_synced/**/20160930_50032": 59.0,
+    "SSM_synced/**/20161014_50033": 59.0,
+}
+
+
 def test_default_errata_are_read_only_data_with_sources() -> None:
+    assert dict(AMASS_FPS_ERRATA) == DEFAULT_ERRATA
     with pytest.raises(TypeError):
         AMASS_FPS_ERRATA["CMU"] = 1.0  # type: ignore[index]
-    copy = dict(AMASS_FPS_ERRATA)
-    copy["CMU"] = 1.0
-    assert "CMU" not in AMASS_FPS_ERRATA
-    assert parse_fps_overrides(AMASS_FPS_ERRATA) == dict(AMASS_FPS_ERRATA)
-    assert sorted(AMASS_FPS_ERRATA.values()) == [59.0, 59.0, 240.0]
+    # a mapping a caller starts from the defaults and edits is its own, and a configuration
+    # keeps the mapping it was given as it was then: the defaults never change
+    mine = parse_fps_overrides(AMASS_FPS_ERRATA)
+    assert mine == DEFAULT_ERRATA
+    mine["CMU"] = 1.0
+    config = PrepareConfig(sampling="fps", target_fps=30, fps_overrides=mine)
+    mine["KIT"] = 2.0
+    assert dict(config.fps_overrides) == {**DEFAULT_ERRATA, "CMU": 1.0}
+    assert dict(AMASS_FPS_ERRATA) == DEFAULT_ERRATA
+    assert dict(PrepareConfig(sampling="fps", target_fps=30).fps_overrides) == DEFAULT_ERRATA
     for erratum in (*FPS_ERRATA, *UNRESOLVED_FPS_DISCREPANCIES):
         assert "https://github.com/" in erratum.source
         check_pattern(erratum.pattern)
     # TotalCapture is documented but not applied.
     assert [e.pattern for e in UNRESOLVED_FPS_DISCREPANCIES] == ["TotalCapture"]
     assert all(e.fps is None for e in UNRESOLVED_FPS_DISCREPANCIES)
-    assert not any(pattern_matches(p, "TotalCapture/s1/walking1_poses.npz") for p in copy)
+    assert not any(pattern_matches(p, "TotalCapture/s1/walking1_poses.npz") for p in mine)
 
 
 def test_most_specific_override_wins_whatever_the_order() -> None:

@@ -352,15 +352,17 @@ def test_normalize_then_denormalize_is_the_identity_in_float32(
     normalizer = Normalizer(statistics, ["f"])
     batch = {"f": torch.from_numpy(x), "other": torch.arange(3)}
     normalized = normalizer.normalize(batch)
-    scale = np.maximum(std, NORMALIZE_EPS)
-    expected = (x.astype(np.float64) - mean) / scale
+    scale = np.maximum(std, np.float32(NORMALIZE_EPS)).astype(np.float64)  # float32's eps
+    expected = (x.astype(np.float64) - mean) / scale  # exact to float64 rounding
     z = normalized["f"].double().numpy()
     assert np.all(np.isfinite(z))
-    np.testing.assert_allclose(
-        z, expected, rtol=1e-5, atol=1e-5 * (np.abs(mean) + np.abs(x)).max() / scale.min()
-    )
-    back = normalizer.denormalize(normalized)["f"].double().numpy()
+    # float32 arithmetic rounds twice (the difference, the quotient), each time by at most half
+    # a float32 step: a relative error of at most eps32, whatever the scale (down to eps, for
+    # a std of 0); a result too small to be a normal float32 adds a subnormal step
     eps32 = float(np.finfo(np.float32).eps)
+    tiny = float(np.finfo(np.float32).smallest_subnormal)
+    assert np.all(np.abs(z - expected) <= eps32 * np.abs(expected) + tiny)
+    back = normalizer.denormalize(normalized)["f"].double().numpy()
     assert np.all(np.abs(back - x) <= 4 * eps32 * (np.abs(x) + 2 * np.abs(mean)) + 1e-30)
     assert (
         normalized["other"] is batch["other"]
