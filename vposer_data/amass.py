@@ -24,6 +24,7 @@ import math
 import mmap
 import os
 import re
+import stat
 import struct
 import zipfile
 import zlib
@@ -127,8 +128,13 @@ def member_checksums(path: str | Path) -> list[tuple[str, int]] | None:
     time (``vposer_data.inputs``).
     """
     try:
-        with zipfile.ZipFile(path) as archive:
-            return sorted((info.filename, info.CRC) for info in archive.infolist())
+        # opened without blocking: a FIFO or device named .npz is no zip, and must not hang
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            with zipfile.ZipFile(handle) as archive:
+                return sorted((info.filename, info.CRC) for info in archive.infolist())
     except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile):
         return None  # unreadable, not a zip, or a directory zipfile refuses
 
