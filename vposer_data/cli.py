@@ -1,17 +1,25 @@
-"""The ``vposer-data`` command: prepare | info | demo | synth | report."""
+"""The ``vposer-data`` command: prepare | info | demo | synth | report.
+
+Arguments are checked before anything heavy is imported or anything is written: a mistyped
+value fails at once, in the command's own words (``--target-fps 0: ...``, not the Python
+setting's name), and a remedy names the command that was run.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vposer_data.errors import ConfigError, PrepareError, VPoserDataError
+from vposer_data._version import __version__
+from vposer_data.errors import REBUILD_HINT, ConfigError, VPoserDataError
 
 if TYPE_CHECKING:
     from vposer_data.config import PrepareConfig
@@ -54,17 +62,21 @@ def _config_from_args(args: argparse.Namespace) -> PrepareConfig:
     return PrepareConfig(**given)
 
 
-def _prepare(args: argparse.Namespace, amass_dir: Path, out: Path, splits: dict) -> int:
-    from vposer_data.prepare import prepare_vposer_datasets
+def _checked_config(args: argparse.Namespace, splits: dict) -> PrepareConfig:
+    """The settings of the flags given, checked against the split mapping (torch-free)."""
+    config = _config_from_args(args)
+    config.check_splits(splits)
+    return config
+
+
+def _prepare(
+    args: argparse.Namespace, amass_dir: Path, out: Path, splits: dict, config: PrepareConfig
+) -> int:
+    from vposer_data.prepare import prepare_vposer_datasets  # imports torch: checks come first
     from vposer_data.summary import summarize
 
     result = prepare_vposer_datasets(
-        splits,
-        amass_dir,
-        out,
-        logger=None,
-        config=_config_from_args(args),
-        overwrite=args.overwrite,
+        splits, amass_dir, out, logger=None, config=config, overwrite=args.overwrite
     )
     if not result.ran:
         print(f"{out} is already prepared with these settings; nothing to do.")
@@ -95,7 +107,12 @@ def _load_splits(value: str | None) -> dict:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    return _prepare(args, args.amass_dir, args.out, _load_splits(args.splits))
+    from vposer_data.splits import resolve_datasets
+
+    splits = _load_splits(args.splits)
+    config = _checked_config(args, splits)
+    resolve_datasets(splits, args.amass_dir, log=lambda _: None)  # names, before torch
+    return _prepare(args, args.amass_dir, args.out, splits, config)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -130,29 +147,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vposer_data.synthetic import write_amass_tree
+    from vposer_data.splits import AMASS_SPLITS
+    from vposer_data.synthetic import ensure_synthetic_tree
 
+    config = _checked_config(args, AMASS_SPLITS)  # before anything is written
     amass_dir = args.dir / "amass"
-    marker = amass_dir / ".synthetic.json"
-    wanted = {"frames": args.frames, "release": args.release, "seed": 0}
-    if marker.exists():
-        made = json.loads(marker.read_text(encoding="utf-8"))
-        if made != wanted:
-            raise PrepareError(
-                f"{amass_dir} holds a synthetic tree made with {made}, not {wanted}; "
-                "choose another demo folder or repeat those options"
-            )
+    summary = ensure_synthetic_tree(amass_dir, total_frames=args.frames, release=args.release)
+    if summary is None:
         print(f"Reusing the synthetic AMASS tree in {amass_dir}.")
     else:
-        summary = write_amass_tree(amass_dir, total_frames=args.frames, release=args.release)
-        marker.write_text(json.dumps(wanted) + "\n", encoding="utf-8")  # written last
         print(
             f"Wrote a synthetic AMASS tree to {amass_dir}: {summary.motion_files} motion "
             f"files, {summary.total_frames:,} frames ({summary.release} release names)."
         )
-    from vposer_data.splits import AMASS_SPLITS
-
-    return _prepare(args, amass_dir, args.dir / "vposer", AMASS_SPLITS)
+    return _prepare(args, amass_dir, args.dir / "vposer", AMASS_SPLITS, config)
 
 
 def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -184,6 +192,66 @@ def _name_or_json(text: str) -> str | dict[str, Any]:
 _PARSERS: dict[str, Callable[[str], Any]] = {"float": float, "int": int, "str": str}
 
 
+def _setting_flags() -> dict[str, str]:
+    """PrepareConfig setting -> its command-line flag."""
+    from vposer_data.config import PrepareConfig
+
+    return {
+        f.name: f.metadata["flag"] or "--" + f.name.replace("_", "-")
+        for f in dataclasses.fields(PrepareConfig)
+    }
+
+
+def _as_typed(text: str) -> str:
+    """A value that a message shows as Python writes it (``0``, ``'clips'``, ``None``,
+    ``('test',)``), as it is typed on the command line (``0``, ``clips``, ``none``, ``test``)."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    if value is None:
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return str(value)
+
+
+def _in_flags(message: str) -> str:
+    """A PrepareConfig error in the command's words: each ``setting=value`` becomes
+    ``--flag value``; a ``setting:`` or ``setting=None`` that heads a problem, ``--flag``."""
+    flags = _setting_flags()
+    names = "|".join(sorted(flags, key=len, reverse=True))
+    value = r"'[^']*'|\[[^\]]*\]|\([^)]*\)|[-+\w.]+"
+    pattern = re.compile(rf"\b({names})(?:=({value})|(?=: ))")
+    message = message.removeprefix("invalid PrepareConfig: ")
+
+    def flag_words(match: re.Match[str]) -> str:
+        flag, typed = flags[match.group(1)], match.group(2)
+        heads = match.start() == 0 or message[: match.start()].endswith("; ")
+        if typed is None or (typed == "None" and heads):  # a flag not given: its name alone
+            return flag
+        return f"{flag} {_as_typed(typed)}"
+
+    return pattern.sub(flag_words, message)
+
+
+def _in_command_words(error: VPoserDataError, command: str) -> str:
+    """An error as the command reports it: settings named by their flags, and the rebuild
+    remedy naming the command that was run."""
+    text = _in_flags(str(error)) if isinstance(error, ConfigError) else str(error)
+    if command == "prepare":
+        text = re.sub(r"^amass_dir ", "--amass-dir ", text)
+    lines = text.splitlines()
+    if lines and lines[-1].startswith(REBUILD_HINT):
+        lines[-1] = (
+            f"Run `vposer-data {command} --overwrite` (with the same arguments) to rebuild "
+            "it, or choose another folder."
+        )
+    return "\n".join(lines)
+
+
 def _add_prepare_options(parser: argparse.ArgumentParser) -> None:
     """One flag per PrepareConfig setting, made from its declaration (name, type, default,
     help). Flags not given are left out, so the setting keeps its default."""
@@ -191,20 +259,30 @@ def _add_prepare_options(parser: argparse.ArgumentParser) -> None:
     from vposer_data.config import PrepareConfig
 
     defaults = PrepareConfig().to_dict()
+    flags = _setting_flags()
     group = parser.add_argument_group("preparation settings (PrepareConfig)")
     for f in dataclasses.fields(PrepareConfig):
         meta = f.metadata
-        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        flag = flags[f.name]
         kind = str(f.type).replace(" ", "")
         help_text = meta["help"].replace("%", "%%").replace("`", "")
         options: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
         if f.name == "augmentations":
-            listed = "; ".join(f"{a.name}: {a.summary}" for a in AUGMENTATIONS.values())
+            listed = "; ".join(
+                f"{a.name}: {a.summary}".replace("`", "").replace("%", "%%")
+                for a in AUGMENTATIONS.values()
+            )
             options.update(
                 action="append",
                 type=_name_or_json,
                 metavar="NAME|JSON",
                 help=f"{help_text}; repeatable, in order ({listed}) (default: matrot)",
+            )
+        elif kind == "tuple[str,...]":
+            options.update(
+                action="append",
+                metavar="SPLIT",
+                help=f"{help_text}; repeatable (default: {', '.join(defaults[f.name])})",
             )
         elif kind.startswith("tuple"):
             options.update(
@@ -240,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vposer-data",
         description="Turn AMASS into VPoser training data, once, reproducibly.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -306,11 +385,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=_cmd_report)
 
     demo = commands.add_parser(
-        "demo", help="generate a synthetic AMASS tree, prepare it and summarise the result"
+        "demo",
+        help="generate a synthetic AMASS tree, prepare it and summarise the result",
+        description="Write a synthetic AMASS tree to DIR/amass (once: a tree written with the "
+        "same options is reused), prepare it into DIR/vposer with the standard VPoser splits, "
+        "and print its summary. The notebook and examples/train.py use the same folders.",
     )
-    demo.add_argument("dir", type=Path, nargs="?", default=Path("demo_data"))
-    demo.add_argument("--frames", type=int, default=200_000, help="synthetic motion frames")
-    demo.add_argument("--release", choices=("smplh", "smplx"), default="smplh")
+    demo.add_argument(
+        "dir",
+        type=Path,
+        nargs="?",
+        default=Path("demo_data"),
+        metavar="DIR",
+        help="the demo folder: DIR/amass (synthetic AMASS) and DIR/vposer (prepared) "
+        "(default: %(default)s)",
+    )
+    demo.add_argument(
+        "--frames",
+        type=int,
+        default=200_000,
+        help="motion frames of the synthetic tree (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--release",
+        choices=("smplh", "smplx"),
+        default="smplh",
+        help="the AMASS release whose folder names and file family the tree imitates: "
+        "smplh (*_poses.npz) or smplx (*_stageii.npz) (default: %(default)s)",
+    )
     _add_prepare_options(demo)
     demo.set_defaults(func=_cmd_demo)
     return parser
@@ -325,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except VPoserDataError as exc:
-        print(f"vposer-data: error: {exc}", file=sys.stderr)
+        print(f"vposer-data: error: {_in_command_words(exc, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("Interrupted; completed stages are kept and the next run resumes.", file=sys.stderr)

@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,10 @@ def _clips(c: PrepareConfig) -> bool:
 
 def _random_augmentation(c: PrepareConfig) -> bool:
     return is_random(c.augmentations)
+
+
+def _pose_changing(c: PrepareConfig) -> bool:
+    return bool(c.pose_augmentations)
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,17 @@ class PrepareConfig:
         shown='`["matrot"]`',
     )
     augment_passes: int = setting(
-        1, "independent augmented copies written (needs a random augmentation when > 1)"
+        1,
+        "independent augmented copies written of each split in `augment_splits` (needs a "
+        "random augmentation when > 1)",
+    )
+    augment_splits: tuple[str, ...] = setting(
+        ("train",),
+        "the splits the pose-changing augmentations (mirror, random_zrot, noise, remove_zrot) "
+        "apply to; every other split holds its source poses, and the derived fields (matrot, "
+        "rot6d, quat, velocities) are in every split",
+        applies=_pose_changing,
+        shown='`["train"]`',
     )
     batch_size: int = setting(
         8192,
@@ -207,6 +221,11 @@ class PrepareConfig:
             raise ConfigError(f"invalid PrepareConfig: fps_overrides: {exc}") from None
         object.__setattr__(self, "fps_overrides", overrides)
         object.__setattr__(self, "exclude", _parse_exclude(self.exclude))
+        splits = self.augment_splits
+        if isinstance(splits, str):
+            splits = (splits,)
+        if isinstance(splits, (list, tuple)) and all(isinstance(s, str) for s in splits):
+            object.__setattr__(self, "augment_splits", tuple(sorted(set(splits))))
         problems = _problems(self)
         if problems:
             raise ConfigError("invalid PrepareConfig: " + "; ".join(problems))
@@ -219,6 +238,7 @@ class PrepareConfig:
         values["augmentations"] = [spec.as_dict() for spec in self.augmentations]
         values["fps_overrides"] = dict(self.fps_overrides)
         values["exclude"] = [entry.as_dict() for entry in self.exclude]
+        values["augment_splits"] = list(self.augment_splits)
         return values
 
     def identity(self) -> dict[str, Any]:
@@ -250,6 +270,46 @@ class PrepareConfig:
         if unknown:
             raise ConfigError(f"unknown PrepareConfig settings {unknown}; known: {known}")
         return cls(**dict(values))
+
+    @property
+    def pose_augmentations(self) -> tuple[AugmentSpec, ...]:
+        """The configured augmentations that change poses (mirror, random_zrot, noise,
+        remove_zrot): applied to the ``augment_splits`` only."""
+        return tuple(s for s in self.augmentations if s.augmentation.changes_poses)
+
+    def augments(self, split: str) -> bool:
+        """Whether ``split`` gets the pose-changing augmentations (and the passes)."""
+        return bool(self.pose_augmentations) and split in self.augment_splits
+
+    def split_augmentations(self, split: str) -> tuple[AugmentSpec, ...]:
+        """The augmentations applied to ``split``: all of them in the ``augment_splits``,
+        elsewhere only those that add derived fields, so that every split has the same
+        fields and the poses of the others are their source frames."""
+        if self.augments(split):
+            return self.augmentations
+        return tuple(s for s in self.augmentations if not s.augmentation.changes_poses)
+
+    def split_passes(self, split: str) -> int:
+        """The augmentation passes written of ``split``: ``augment_passes`` in the
+        ``augment_splits``, else 1 (unaugmented passes would be identical copies)."""
+        return self.augment_passes if self.augments(split) else 1
+
+    def check_splits(self, splits: Collection[str]) -> None:
+        """Raise ConfigError when a setting names a split the mapping lacks."""
+        if self.stats_split is not None and self.stats_split not in splits:
+            raise ConfigError(
+                f"stats_split={self.stats_split!r}: the split mapping has no such split "
+                f"(splits: {list(splits)}); name the split to compute training "
+                "statistics on, or pass stats_split=None to store none"
+            )
+        absent = [s for s in self.augment_splits if s not in splits]
+        if self.pose_augmentations and absent:
+            names = [s.name for s in self.pose_augmentations]
+            raise ConfigError(
+                f"augment_splits={self.augment_splits!r}: the split mapping has no split "
+                f"{absent[0]!r} (splits: {list(splits)}); name the splits the augmentations "
+                f"{names} apply to"
+            )
 
     @property
     def stride(self) -> int:
@@ -319,7 +379,7 @@ def _problems(c: PrepareConfig) -> list[str]:
     needs_clips = [s.name for s in c.augmentations if s.augmentation.needs_clips]
     if needs_clips and c.sampling != "clips":
         problems.append(
-            f"augmentations {needs_clips}: need sampling='clips' (a rate and several frames "
+            f"augmentations={needs_clips}: need sampling='clips' (a rate and several frames "
             f"per sample), not sampling={c.sampling!r}"
         )
     if not _is_int(c.seed) or c.seed < 0:
@@ -334,6 +394,17 @@ def _problems(c: PrepareConfig) -> list[str]:
             f"augment_passes={c.augment_passes!r}: the augmentations ({names}) draw nothing at "
             "random, so every pass would be an identical copy; add a random augmentation "
             "(noise, random_zrot, mirror with 0 < p < 1) or use augment_passes=1"
+        )
+    if not (
+        isinstance(c.augment_splits, tuple)
+        and all(isinstance(s, str) and s for s in c.augment_splits)
+    ):
+        problems.append(f"augment_splits={c.augment_splits!r}: expected a list of split names")
+    elif not c.augment_splits and c.pose_augmentations:
+        names = [s.name for s in c.pose_augmentations]
+        problems.append(
+            f"augment_splits=(): names no split, so the augmentations {names} would apply "
+            "nowhere; name a split (such as 'train') or leave them out"
         )
     if not _is_int(c.num_workers) or c.num_workers < 0:
         problems.append(f"num_workers={c.num_workers!r}: expected an integer >= 0")

@@ -11,6 +11,10 @@ Training statistics (per field and dimension: mean, std, min, max of the ``stats
 "train" by default) are served as :attr:`VPoserDataModule.statistics`; with ``normalize=[...]``
 every split's batches hold those fields standardised by them, and
 :meth:`VPoserDataModule.denormalize` undoes it.
+
+The class body, :class:`VPoserDataModuleBody`, does not depend on Lightning's namespace: here
+it makes a ``pytorch_lightning.LightningDataModule``, and :mod:`vposer_data.lightning` makes
+the same class for the unified package's ``lightning.pytorch.Trainer``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -39,7 +43,7 @@ from vposer_data.statistics import (
     read_statistics,
 )
 
-__all__ = ["STAGE_SPLITS", "VPoserDataModule"]
+__all__ = ["STAGE_SPLITS", "VPoserDataModule", "VPoserDataModuleBody"]
 
 _log = logging.getLogger(__name__)
 
@@ -54,7 +58,14 @@ STAGE_SPLITS: dict[str | None, tuple[str, ...]] = {
 }
 
 
-class VPoserDataModule(pl.LightningDataModule):
+# the body is type-checked as the DataModule it becomes; at run time it is a plain mixin
+if TYPE_CHECKING:
+    _Lightning = pl.LightningDataModule
+else:
+    _Lightning = object
+
+
+class VPoserDataModuleBody(_Lightning):
     """Training data from AMASS, prepared once, served by memory-mapped batches.
 
     Args:
@@ -479,3 +490,7 @@ def _given_settings(prepare: Mapping[str, Any] | PrepareConfig | None) -> dict[s
     # checked now, completed by the defaults, so that a typo or a bad value fails at once
     PrepareConfig.from_mapping({**PrepareConfig().to_dict(), **given})
     return given
+
+
+class VPoserDataModule(VPoserDataModuleBody, pl.LightningDataModule):
+    __doc__ = VPoserDataModuleBody.__doc__  # one text for both namespaces' classes

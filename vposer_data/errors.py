@@ -10,7 +10,11 @@ derives from the base here.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "PrepareError", "StaleOutputError", "VPoserDataError"]
+__all__ = ["REBUILD_HINT", "ConfigError", "PrepareError", "StaleOutputError", "VPoserDataError"]
+
+#: How a stale or damaged output folder is rebuilt, in Python's words: the last line of such
+#: errors starts with it (the command line says it in its own words instead).
+REBUILD_HINT = "Pass overwrite=True (vposer-data prepare --overwrite) to rebuild it"
 
 
 class VPoserDataError(Exception):

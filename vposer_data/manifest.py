@@ -169,6 +169,11 @@ class Manifest:
     def record(self, stage: str, split: str) -> dict[str, Any] | None:
         return self.data.get("stages", {}).get(stage, {}).get(split)
 
+    def recorded(self) -> list[str]:
+        """The (stage, split) pairs recorded as done, as ``stage/split``, in pipeline order."""
+        stages = self.data.get("stages", {})
+        return [f"{stage}/{split}" for stage in STAGES for split in stages.get(stage, {})]
+
     def set_record(self, stage: str, split: str, record: Mapping[str, Any]) -> None:
         self.data["stages"][stage][split] = dict(record)
         self.save()

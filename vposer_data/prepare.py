@@ -32,7 +32,7 @@ from vposer_data.atomic import (
     remove_temp_files,
 )
 from vposer_data.config import PrepareConfig, settings_differences
-from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
+from vposer_data.errors import REBUILD_HINT, PrepareError, StaleOutputError
 from vposer_data.inputs import input_changes
 from vposer_data.interrupts import Interrupts
 from vposer_data.manifest import (
@@ -45,7 +45,7 @@ from vposer_data.manifest import (
     split_dir,
     stage_path,
 )
-from vposer_data.runlog import LoggerLike, RunLog
+from vposer_data.runlog import LoggerLike, RunLog, resumed_line, stopped_line
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
 from vposer_data.stages import PIPELINE, SplitJob
 from vposer_data.statistics import STATISTICS_NAME
@@ -146,17 +146,14 @@ def prepare_vposer_datasets(
     config = PrepareConfig() if config is None else PrepareConfig.from_mapping(config)
     root = Path(vposer_datadir)
     settings = output_identity(amass_splits, config)
-    if config.stats_split is not None and config.stats_split not in settings["splits"]:
-        raise ConfigError(
-            f"stats_split={config.stats_split!r}: the split mapping has no such split "
-            f"(splits: {list(settings['splits'])}); name the split to compute training "
-            "statistics on, or pass stats_split=None to store none"
-        )
+    config.check_splits(settings["splits"])
     if amass_dir is None and not (root / MANIFEST_NAME).is_file():
         raise PrepareError(
             f"nothing is prepared at {root} and amass_dir is None; "
             "pass amass_dir (the AMASS root folder) to prepare it"
         )
+    # every input is checked before anything is created: a bad name leaves nothing behind
+    inputs = None if amass_dir is None else _find_inputs(root, settings, Path(amass_dir))
     _prepare_root(root)
     log = RunLog(None, logger)
     with lock_for(root):
@@ -176,7 +173,7 @@ def prepare_vposer_datasets(
                 raise StaleOutputError(
                     f"{root} holds data prepared with other settings:\n  "
                     + "\n  ".join(differences)
-                    + "\nPass overwrite=True (vposer-data prepare --overwrite) to rebuild it, "
+                    + f"\n{REBUILD_HINT}, "
                     "or choose another folder."
                 )
             _discard(root)
@@ -184,39 +181,72 @@ def prepare_vposer_datasets(
         elif overwrite and manifest.exists:
             _discard(root)
             manifest = Manifest(root)
-        if amass_dir is not None and manifest.exists:
-            _check_inputs(root, manifest, settings, Path(amass_dir), log)
+        if inputs is not None and manifest.exists:
+            _check_inputs(root, manifest, inputs.amass_dir, inputs.sources, log)
         if manifest.complete:
-            manifest.require_intact(
-                "Pass overwrite=True (vposer-data prepare --overwrite) to rebuild it."
-            )
+            manifest.require_intact(f"{REBUILD_HINT}.")
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:
             with Interrupts() as interrupts:
                 try:
-                    return _run(root, manifest, settings, amass_dir, config, log, interrupts)
+                    return _run(root, manifest, settings, inputs, config, log, interrupts)
                 except Exception:
                     interrupts.check()  # an error Ctrl-C caused (torch.save makes it a
                     raise  # RuntimeError) is an interruption, not a failure
+        except BaseException as stop:
+            log.info(stopped_line(stop, manifest.recorded()))
+            raise
         finally:
             log.close()
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """The AMASS files of every split, found before anything is created, and the log lines
+    finding them gave (written to the log once it is open)."""
+
+    amass_dir: Path
+    sources: dict[str, list[SourceFile]]
+    notes: list[str]
+
+
+def _find_inputs(root: Path, settings: Mapping[str, Any], amass_dir: Path) -> _Inputs:
+    """Every split's files under ``amass_dir``; a SplitError (a missing ``amass_dir``, an
+    unknown dataset, a split without files) before the output folder is touched."""
+    notes: list[str] = []
+    try:
+        sources = resolve_split_files(settings["splits"], amass_dir, log=notes.append)
+    except SplitError as exc:
+        if _records_inputs(root):
+            raise PrepareError(
+                f"{root} was prepared from AMASS, but its inputs cannot be checked: {exc}. "
+                "Pass amass_dir=None to use the prepared data as it is."
+            ) from exc
+        raise
+    return _Inputs(amass_dir, sources, notes)
+
+
+def _records_inputs(root: Path) -> bool:
+    """Whether ``root`` holds a manifest that records the AMASS files of some split."""
+    try:
+        manifest = Manifest.load(root)
+    except ManifestError:
+        return False
+    return any("inputs" in (manifest.record("stage_I", s) or {}) for s in manifest.splits)
+
+
 def _check_inputs(
-    root: Path, manifest: Manifest, settings: Mapping[str, Any], amass_dir: Path, log: RunLog
+    root: Path,
+    manifest: Manifest,
+    amass_dir: Path,
+    sources: Mapping[str, list[SourceFile]],
+    log: RunLog,
 ) -> None:
     """Raise StaleOutputError when the AMASS files of a split already prepared changed."""
     recorded = {s: r for s in manifest.splits if (r := manifest.record("stage_I", s)) is not None}
     if not any("inputs" in r for r in recorded.values()):
         return
-    try:
-        sources = resolve_split_files(settings["splits"], amass_dir, log=lambda _: None)
-    except SplitError as exc:
-        raise PrepareError(
-            f"{root} was prepared from AMASS, but its inputs cannot be checked: {exc}. "
-            "Pass amass_dir=None to use the prepared data as it is."
-        ) from exc
     changes = [
         change
         for split, record in recorded.items()
@@ -226,7 +256,7 @@ def _check_inputs(
         raise StaleOutputError(
             f"{root} was prepared from other AMASS files:\n  "
             + "\n  ".join(changes)
-            + "\nPass overwrite=True (vposer-data prepare --overwrite) to rebuild it, "
+            + f"\n{REBUILD_HINT}, "
             "or amass_dir=None to use the prepared data as it is."
         )
 
@@ -253,11 +283,12 @@ def _run(
     root: Path,
     manifest: Manifest,
     settings: dict[str, Any],
-    amass_dir: str | Path | None,
+    inputs: _Inputs | None,
     config: PrepareConfig,
     log: RunLog,
     interrupts: Interrupts,
 ) -> PrepareResult:
+    amass_dir = None if inputs is None else inputs.amass_dir
     splits = list(settings["splits"])
     versions = _versions()
     for kind, stale in remove_temp_files(root):
@@ -276,7 +307,11 @@ def _run(
     log.info(f"versions: {versions}")
     log.info(f"config: {json.dumps(config.to_dict(), sort_keys=True)}")
     log.info(f"splits: {json.dumps(settings['splits'])}")
-    sources = _sources(root, settings, amass_dir, log) if need["stage_I"] else {}
+    todo = [f"{stage.name}/{s}" for stage in PIPELINE for s in splits if s in need[stage.name]]
+    resumed = resumed_line(manifest.data.get("started"), manifest.recorded(), todo)
+    if resumed is not None:
+        log.info(resumed)
+    sources = _sources(root, inputs, log) if need["stage_I"] else {}
     ran: list[str] = []
     seconds: dict[str, float] = {}
     for stage in PIPELINE:
@@ -322,17 +357,17 @@ def _run(
     return result
 
 
-def _sources(
-    root: Path, settings: dict[str, Any], amass_dir: str | Path | None, log: RunLog
-) -> dict[str, list[SourceFile]]:
-    """The candidate files of every split, found once for Stage I, with counts logged."""
-    if amass_dir is None:
+def _sources(root: Path, inputs: _Inputs | None, log: RunLog) -> dict[str, list[SourceFile]]:
+    """The candidate files of every split for Stage I, with counts logged."""
+    if inputs is None:
         raise PrepareError(
             f"nothing (or not all) is prepared at {root} and amass_dir is None; "
             "pass amass_dir (the AMASS root folder) to prepare it"
         )
-    log.info(f"AMASS: {Path(amass_dir).resolve()}")
-    sources = resolve_split_files(settings["splits"], amass_dir, log.info)
+    log.info(f"AMASS: {inputs.amass_dir.resolve()}")
+    for note in inputs.notes:
+        log.info(note)
+    sources = inputs.sources
     for split, files in sources.items():
         per_dataset = Counter(s.dataset for s in files)
         log.info(f"{split}: .npz files found per dataset: {dict(per_dataset)}")

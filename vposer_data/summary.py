@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vposer_data.augment.registry import AUGMENTATIONS
 from vposer_data.errors import PrepareError
 from vposer_data.manifest import Manifest
 
 __all__ = [
+    "augmented_splits",
     "clip_seconds_per_dataset",
     "load_prepared",
     "samples_per_dataset",
@@ -30,10 +32,24 @@ def load_prepared(data_dir: str | Path, complete: bool = False) -> Manifest:
     return manifest
 
 
+def augmented_splits(manifest: Manifest) -> list[str]:
+    """The splits that got the pose-changing augmentations (and the passes): the
+    ``augment_splits``, or every split of a folder prepared before that setting existed."""
+    config = manifest.settings.get("config", {})
+    if "augment_splits" not in config:  # no pose-changing augmentation, or an older folder
+        older = any(
+            AUGMENTATIONS[spec["name"]].changes_poses for spec in config.get("augmentations", [])
+        )
+        return list(manifest.splits) if older else []
+    return [split for split in manifest.splits if split in config["augment_splits"]]
+
+
 def samples_per_dataset(manifest: Manifest, split: str) -> dict[str, int]:
     """Source dataset -> samples of ``split`` in the final tensors: the frames Stage I kept
-    per dataset, times the augmentation passes (Stage II writes each pass in full)."""
+    per dataset, times the augmentation passes of the split (Stage II writes each in full)."""
     passes = int(manifest.settings.get("config", {}).get("augment_passes", 1))
+    if split not in augmented_splits(manifest):
+        passes = 1
     stage1 = manifest.record("stage_I", split) or {}
     return {name: int(count) * passes for name, count in stage1.get("datasets", {}).items()}
 
@@ -57,6 +73,23 @@ def clip_seconds_per_dataset(manifest: Manifest, split: str) -> dict[str, float]
 
 def _stage1(manifest: Manifest, split: str, key: str) -> list[dict[str, Any]]:
     return list((manifest.record("stage_I", split) or {}).get(key, []))
+
+
+def _augmentation_line(manifest: Manifest) -> str:
+    """Which augmentations each split got."""
+    specs = manifest.settings.get("config", {}).get("augmentations", [])
+    changing = [s["name"] for s in specs if AUGMENTATIONS[s["name"]].changes_poses]
+    derived = [s["name"] for s in specs if not AUGMENTATIONS[s["name"]].changes_poses]
+    every = f"derived fields in every split: {', '.join(derived) or 'none'}"
+    if not changing:
+        return f"augmentations: no pose-changing one (every pose is a source frame); {every}"
+    augmented = augmented_splits(manifest)
+    others = [split for split in manifest.splits if split not in augmented]
+    return (
+        f"augmentations: {', '.join(changing)} applied to {', '.join(augmented)} only"
+        + (f" ({', '.join(others)}: source poses)" if others else "")
+        + f"; {every}"
+    )
 
 
 def summarize(data_dir: str | Path) -> str:
@@ -110,6 +143,7 @@ def summarize(data_dir: str | Path) -> str:
         for name, meta in final["fields"].items():
             shape = "x".join(str(d) for d in meta["shape"])
             lines.append(f"    {name:<18s} {shape:<14s} {meta['dtype']:<8s} {meta['bytes']:>12,} B")
+    lines.append("\n" + _augmentation_line(manifest))
     lines.append("\nconfiguration:")
     for key, value in config.items():
         lines.append(f"  {key} = {value}")

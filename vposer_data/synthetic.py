@@ -6,22 +6,34 @@ markers) files, float frame rates (59.99998, 120.00004, ...), genders stored as 
 ``shape.npz`` / ``*_stagei.npz`` / ``LICENSE.txt`` beside the motions, names with spaces, and
 deeper nesting. The motion is smooth, per joint a sum of slow sinusoids within joint limits.
 Files are written with fixed zip timestamps, so the same seed gives identical bytes.
+
+A finished tree is marked by :data:`SYNTHETIC_MARKER`, which records the options it was written
+with: :func:`ensure_synthetic_tree` (the demo command, the notebook) writes a tree once and
+reuses it afterwards, and :func:`synthetic_tree_options` (also the example training) tells such
+a tree from real AMASS.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from vposer_data.errors import PrepareError
+
 __all__ = [
     "RELEASES",
+    "SYNTHETIC_MARKER",
     "SyntheticSummary",
+    "ensure_synthetic_tree",
+    "synthetic_tree_options",
     "write_amass_tree",
     "write_errata_examples",
     "write_motion_npz",
@@ -390,3 +402,59 @@ def write_errata_examples(
         )
         written[rel] = length
     return written
+
+
+#: The file that marks a finished synthetic tree, holding the options it was written with
+#: (``{"frames": ..., "release": ..., "seed": ...}``); written last, so a tree whose writing was
+#: cut short has none.
+SYNTHETIC_MARKER = ".synthetic.json"
+
+
+def synthetic_tree_options(amass_dir: str | Path) -> dict[str, Any] | None:
+    """The options a finished synthetic tree at ``amass_dir`` was written with, or None where
+    there is none (real AMASS, a tree whose writing was cut short, nothing at all)."""
+    marker = Path(amass_dir) / SYNTHETIC_MARKER
+    try:
+        options = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return options if isinstance(options, dict) else None
+
+
+def ensure_synthetic_tree(
+    amass_dir: str | Path, total_frames: int = 200_000, release: str = "smplh", seed: int = 0
+) -> SyntheticSummary | None:
+    """Write a synthetic tree at ``amass_dir`` (:func:`write_amass_tree`), or reuse the one
+    written there with the same options: returns what was written, or None when it was reused.
+
+    The demo command and the notebook share one tree this way and never write it twice: a
+    rewritten tree has new modification times, which would make every folder prepared from it
+    stale.
+
+    Raises:
+        PrepareError: ``amass_dir`` holds a synthetic tree written with other options, or is a
+            folder with other contents (real AMASS, or a tree cut short), which is never
+            written into.
+    """
+    amass_dir = Path(amass_dir)
+    wanted = {"frames": total_frames, "release": release, "seed": seed}
+    made = synthetic_tree_options(amass_dir)
+    if made is not None:
+        if made != wanted:
+            raise PrepareError(
+                f"{amass_dir} holds a synthetic tree written with {made}, not {wanted}; "
+                "choose another folder or repeat those options"
+            )
+        return None
+    if amass_dir.is_dir() and any(amass_dir.iterdir()):
+        raise PrepareError(
+            f"{amass_dir} is not empty and holds no {SYNTHETIC_MARKER}: it is not a finished "
+            "synthetic tree (real AMASS, or a tree whose writing was cut short), and it is "
+            "never written into; choose another folder, or delete this one to write the tree"
+        )
+    summary = write_amass_tree(amass_dir, total_frames=total_frames, release=release, seed=seed)
+    marker = amass_dir / SYNTHETIC_MARKER
+    temporary = marker.with_name(marker.name + ".tmp")
+    temporary.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
+    os.replace(temporary, marker)  # written last, whole or not at all
+    return summary

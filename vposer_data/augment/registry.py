@@ -26,6 +26,7 @@ __all__ = [
     "MATROT_FIELD",
     "AugmentSpec",
     "Augmentation",
+    "augmentations_table",
     "is_random",
     "output_fields",
     "parse_augmentations",
@@ -138,7 +139,7 @@ def _never(params: Mapping[str, Any]) -> bool:
 _DECLARED = (
     Augmentation(
         "matrot",
-        "adds pose_body_matrot (N, 189): each body joint's 3x3 rotation matrix, row by row",
+        "adds `pose_body_matrot` (N, 189): each body joint's 3x3 rotation matrix, row by row",
         {},
         ("pose_body",),
         lambda p: (MATROT_FIELD,),
@@ -178,7 +179,8 @@ _DECLARED = (
     ),
     Augmentation(
         "mirror",
-        "swaps left and right with probability p (default 1)",
+        "swaps left and right (joint pairs, hands, eyes; trans x) with probability p; the "
+        "default `p=1` mirrors every sample",
         {"p": (1.0, _check_probability)},
         (),
         _none,
@@ -188,7 +190,7 @@ _DECLARED = (
     ),
     Augmentation(
         "rot6d",
-        "adds <field>_rot6d for each of `fields` (default pose_body): per joint the first two "
+        "adds `<field>_rot6d` for each of `fields` (default pose_body): per joint the first two "
         "columns of its rotation matrix, [R00, R10, R20, R01, R11, R21]",
         {"fields": (("pose_body",), _check_pose_fields)},
         (),
@@ -199,7 +201,7 @@ _DECLARED = (
     ),
     Augmentation(
         "quat",
-        "adds <field>_quat for each of `fields` (default pose_body): per joint a unit "
+        "adds `<field>_quat` for each of `fields` (default pose_body): per joint a unit "
         "quaternion (w, x, y, z) with w >= 0",
         {"fields": (("pose_body",), _check_pose_fields)},
         (),
@@ -210,7 +212,7 @@ _DECLARED = (
     ),
     Augmentation(
         "velocities",
-        "clips: adds trans_vel (m/s) and root_angvel (rad/s, world frame), central "
+        "clips: adds `trans_vel` (m/s) and `root_angvel` (rad/s, world frame), central "
         "differences at the clip rate, one-sided at the ends",
         {},
         ("root_orient", "trans"),
@@ -337,3 +339,23 @@ def output_fields(
                 )
         fields.extend(f for f in augmentation.adds(dict(spec.params)) if f not in fields)
     return fields
+
+
+def augmentations_table() -> str:
+    """The README's table of augmentations (Markdown), made from the registry."""
+    rows = [
+        "| augmentation | parameters (default) | applies to | what it does |",
+        "|---|---|---|---|",
+    ]
+    for augmentation in AUGMENTATIONS.values():
+        params = (
+            ", ".join(
+                f"`{key}` ({', '.join(default) if isinstance(default, tuple) else default})"
+                for key, (default, _) in augmentation.params.items()
+            )
+            or "none"
+        )
+        splits = "`augment_splits`" if augmentation.changes_poses else "every split"
+        summary = augmentation.summary.replace("|", "\\|")
+        rows.append(f"| `{augmentation.name}` | {params} | {splits} | {summary} |")
+    return "\n".join(rows)

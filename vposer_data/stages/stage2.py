@@ -300,15 +300,17 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
     batch_rows = config.batch_size
     if config.sampling == "clips" and config.clip_frames:
         batch_rows = max(1, config.batch_size // config.clip_frames)
-    total = num_rows * config.augment_passes
+    # the pose-changing augmentations and the passes apply to the augment_splits only
+    passes, specs = config.split_passes(split), config.split_augmentations(split)
+    total = num_rows * passes
     gzip = config.hdf5_compression == "gzip"
     dataset = AugmentedBatches(
         stage1_dir,
         list(stage1_record["fields"]),
         num_rows,
         batch_rows,
-        config.augment_passes,
-        config.augmentations,
+        passes,
+        specs,
         config.seed,
         gzip_level=config.hdf5_compression_level if gzip else None,
         fps=config.target_fps if config.sampling == "clips" else None,
@@ -334,7 +336,8 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
             h5.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
             h5.attrs["package_version"] = __version__
             h5.attrs["split"] = split
-            h5.attrs["augment_passes"] = config.augment_passes
+            h5.attrs["augment_passes"] = passes
+            h5.attrs["augmentations"] = json.dumps([spec.as_dict() for spec in specs])
             h5.attrs["source_rows"] = num_rows
             targets = _create_datasets(h5, dataset.layouts, total, config)
             if direct:
@@ -371,7 +374,8 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         for name, layout in dataset.layouts.items()
     }
     job.log.info(
-        f"stage II {split}: {total} rows ({config.augment_passes} pass(es)), fields {list(shapes)}"
+        f"stage II {split}: {total} rows ({passes} pass(es)), augmentations "
+        f"{[spec.name for spec in specs]}, fields {list(shapes)}"
     )
     return {
         "samples": total,
