@@ -182,6 +182,9 @@ def test_argument_errors_name_the_flag_before_torch_is_imported(tmp_path: Path) 
         "--clip-frames 1: expected an integer >= 2": [
             "demo", str(tmp_path / "demo"), "--clip-frames", "1"
         ],
+        "--frames 10: expected at least 3840": ["demo", str(tmp_path / "demo"), "--frames", "10"],
+        "--frames 20: expected at least": ["synth", str(tmp_path / "synth"), "--frames", "20"],
+        "holds no manifest.json: not a prepared folder": ["report", str(tmp_path / "none")],
     }  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", _RUN_EACH, json.dumps(list(cases.values()))],
@@ -196,6 +199,7 @@ def test_argument_errors_name_the_flag_before_torch_is_imported(tmp_path: Path) 
         assert not torch_imported, argv
         assert "PrepareConfig" not in message and "target_fps" not in message
     assert not out.exists() and not (tmp_path / "demo").exists()
+    assert not (tmp_path / "synth").exists()
 
 
 def test_the_stale_remedy_names_the_command_that_was_run(

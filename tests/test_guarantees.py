@@ -120,6 +120,8 @@ def _difference_lines(message: str) -> dict[str, str]:
                 "augmentations": "augmentations: existing [{'name': 'matrot'}], requested [{",
                 # with a random augmentation, the batch size decides the draws
                 "batch_size": "batch_size: existing None, requested ",
+                # with a pose-changing one, the splits it applies to
+                "augment_splits": "augment_splits: existing None, requested ['train']",
             },
         ),
         (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import importlib.util
 import json
 import logging
 import re
@@ -27,8 +28,21 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+def _check_frames(args: argparse.Namespace) -> None:
+    """``--frames``: enough for two short motions per dataset of the release."""
+    from vposer_data.synthetic import minimum_frames
+
+    if args.frames < minimum_frames(args.release):
+        raise ConfigError(
+            f"--frames {args.frames}: expected at least {minimum_frames(args.release)} "
+            f"for the {args.release} release (two short motions per dataset)"
+        )
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from vposer_data.synthetic import write_amass_tree
+
+    _check_frames(args)
 
     summary = write_amass_tree(
         args.out_dir,
@@ -131,9 +145,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    from vposer_data.summary import load_prepared
+
+    load_prepared(args.data_dir)  # a folder that is not prepared fails before torch is imported
+    if importlib.util.find_spec("matplotlib") is None:
         print(
             "vposer-data: error: the report needs matplotlib: pip install 'vposer-data[report]'",
             file=sys.stderr,
@@ -150,6 +165,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vposer_data.splits import AMASS_SPLITS
     from vposer_data.synthetic import ensure_synthetic_tree
 
+    _check_frames(args)
     config = _checked_config(args, AMASS_SPLITS)  # before anything is written
     amass_dir = args.dir / "amass"
     summary = ensure_synthetic_tree(amass_dir, total_frames=args.frames, release=args.release)

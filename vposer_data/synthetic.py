@@ -26,13 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from vposer_data.errors import PrepareError
+from vposer_data.errors import ConfigError, PrepareError
 
 __all__ = [
     "RELEASES",
     "SYNTHETIC_MARKER",
     "SyntheticSummary",
     "ensure_synthetic_tree",
+    "minimum_frames",
     "synthetic_tree_options",
     "write_amass_tree",
     "write_errata_examples",
@@ -271,6 +272,13 @@ def _sequence_lengths(rng: np.random.Generator, budget: int) -> list[int]:
     return lengths
 
 
+def minimum_frames(release: str = "smplh") -> int:
+    """The fewest frames a tree of ``release`` can have: two short motions per dataset."""
+    if release not in RELEASES:
+        raise ConfigError(f"release {release!r}: expected one of {', '.join(RELEASES)}")
+    return 2 * _MIN_LEN * len(RELEASES[release])
+
+
 def write_amass_tree(
     root: str | Path,
     total_frames: int = 200_000,
@@ -293,12 +301,10 @@ def write_amass_tree(
             presets are about (:func:`write_errata_examples`). Off by default, so that the
             default tree, and the data prepared from it, stay as they were.
     """
-    if release not in RELEASES:
-        raise ValueError(f"release {release!r}: expected one of {', '.join(RELEASES)}")
-    if total_frames < 2 * _MIN_LEN * len(RELEASES[release]):
-        raise ValueError(
-            f"total_frames={total_frames}: expected at least "
-            f"{2 * _MIN_LEN * len(RELEASES[release])} (two short motions per dataset)"
+    if total_frames < minimum_frames(release):
+        raise ConfigError(
+            f"total_frames={total_frames}: expected at least {minimum_frames(release)} "
+            "(two short motions per dataset)"
         )
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
