@@ -67,15 +67,25 @@ class PrepareResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _prepare_root(root: Path) -> None:
+def _check_root(root: Path) -> None:
+    """What can be wrong with the output folder, found without creating it: a file there, a
+    folder this user may not write or enter."""
     try:
         if root.exists() and not root.is_dir():
             raise PrepareError(f"output folder {root} is a file; expected a directory")
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # also a parent folder this user may not enter
+        exists = root.is_dir()
+    except OSError as exc:  # a parent folder this user may not enter
         raise PrepareError(f"cannot create output folder {root}: {exc}") from exc
-    if not os.access(root, os.W_OK | os.X_OK):
+    if exists and not os.access(root, os.W_OK | os.X_OK):
         raise PrepareError(f"output folder {root} is not writable")
+
+
+def _prepare_root(root: Path) -> None:
+    """Create the output folder (after :func:`_check_root` and the inputs' checks)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent folder that is a file, or that this user may not write
+        raise PrepareError(f"cannot create output folder {root}: {exc}") from exc
 
 
 def _discard(root: Path) -> None:
@@ -152,7 +162,8 @@ def prepare_vposer_datasets(
             f"nothing is prepared at {root} and amass_dir is None; "
             "pass amass_dir (the AMASS root folder) to prepare it"
         )
-    # every input is checked before anything is created: a bad name leaves nothing behind
+    # everything is checked before anything is created: a bad name leaves nothing behind
+    _check_root(root)
     inputs = None if amass_dir is None else _find_inputs(root, settings, Path(amass_dir))
     _prepare_root(root)
     log = RunLog(None, logger)
