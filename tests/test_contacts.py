@@ -58,6 +58,24 @@ def test_dbscan_1d_matches_sklearn_on_floats(values, min_samples) -> None:
     np.testing.assert_array_equal(dbscan_1d(values, 0.005, min_samples), expected)
 
 
+@PROPERTY
+@given(
+    points=hnp.arrays(np.int64, st.integers(1, 40), elements=st.integers(0, 40)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_rule_groups_do_not_depend_on_order(points, seed) -> None:
+    """With the rule's min_samples (3), the groups (as sets) are the same in any input order:
+    so the order in which the static toe heights are gathered does not matter."""
+    values = points * 0.002
+    order = np.random.default_rng(seed).permutation(values.size)
+
+    def groups(v: np.ndarray) -> list[list[float]]:
+        labels = dbscan_1d(v, 0.005, 3)
+        return sorted(sorted(v[labels == k].tolist()) for k in set(labels.tolist()) if k >= 0)
+
+    assert groups(values) == groups(values[order])
+
+
 def test_dbscan_1d_border_point_between_two_clusters() -> None:
     """A border point within eps of two clusters goes to the one numbered first, which is the
     one whose first core point comes first in the input, as in scikit-learn."""
@@ -99,21 +117,34 @@ def reference_floor_and_contacts(joints: np.ndarray, fps: float) -> tuple[float,
     return m - 0.01, contacts
 
 
+def held(draw, frames: int, most: int) -> np.ndarray:
+    """(frames, 2) integers in [0, most] that often keep the previous frame's value, so that
+    feet rest at any height (and thresholds on height are crossed by resting feet)."""
+    values = draw(hnp.arrays(np.int64, (frames, 2), elements=st.integers(0, most)))
+    hold = draw(hnp.arrays(np.bool_, (frames, 2)))
+    hold[0] = False
+    source = np.where(hold, 0, np.arange(frames)[:, None])
+    return np.take_along_axis(values, np.maximum.accumulate(source, axis=0), axis=0)
+
+
 @st.composite
 def grid_motions(draw) -> tuple[np.ndarray, float]:
-    """Joints (T, 22, 3) on a 1/1024 m grid: feet drifting at around the speed threshold, their
-    heights jittering about one or two levels (floor clusters, noise, or no static frame)."""
+    """Joints (T, 22, 3) on a 1/1024 m grid: feet drifting at around the speed threshold; toes
+    at one or two levels plus up to 6 cm (floor clusters, noise, or no static frame), ankles up
+    to 12 cm above them, heights often held, so that every threshold is crossed both ways."""
     frames = draw(st.integers(1, 40))
     fps = draw(st.sampled_from([30.0, 59.94, 60.0, 120.0]))
     steps = draw(hnp.arrays(np.int64, (frames, 4, 2), elements=st.integers(-7, 7)))
     levels = draw(hnp.arrays(np.int64, 2, elements=st.integers(0, 200)))
-    which = draw(hnp.arrays(np.int64, (frames, 4), elements=st.integers(0, 1)))
-    jitter = draw(hnp.arrays(np.int64, (frames, 4), elements=st.integers(0, 12)))
+    which = draw(hnp.arrays(np.int64, (frames, 2), elements=st.integers(0, 1)))
+    toe_lift = held(draw, frames, 60)
+    ankle_lift = held(draw, frames, 120)
     joints = np.zeros((frames, 22, 3))
     feet = joints[:, [7, 10, 8, 11]]
     feet[:, :, :2] = np.cumsum(steps, axis=0) * GRID
-    feet[:, :, 2] = (levels[which] + jitter) * GRID
-    feet[:, [0, 2], 2] += 60 * GRID  # ankles above toes
+    toes = levels[which] + toe_lift
+    feet[:, [1, 3], 2] = toes * GRID
+    feet[:, [0, 2], 2] = (toes + ankle_lift) * GRID
     joints[:, [7, 10, 8, 11]] = feet
     return joints, fps
 

@@ -5,7 +5,9 @@ at every frame rate), on the joints of a motion at its own rate, z up:
 
 - speed ``s_t = |p_{t+1} - p_t| · fps`` (m/s) per joint; the last frame repeats the one before;
 - static toe heights: the z of the toes (SMPL joints 10 and 11) at the frames where that toe's
-  speed is below 0.6 m/s, left toe's frames in order, then the right toe's;
+  speed is below 0.6 m/s, left toe's frames in order, then the right toe's (the order cannot
+  change the groups: with min_samples 3 no border point is within eps of two clusters, since
+  it would then have 3 points within eps and be a core point);
 - they are grouped as scikit-learn's ``DBSCAN(eps=0.005, min_samples=3)`` groups them (labels
   >= 0; when no cluster forms, all static heights are one group); ``m`` is the lowest group
   median; with no static height, ``m`` is the lowest toe height + 0.01;
