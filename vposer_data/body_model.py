@@ -22,13 +22,11 @@ once per model, and a frame costs one rotation per joint.
 from __future__ import annotations
 
 import hashlib
-import io
-import mmap
 import pickle
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -42,6 +40,7 @@ __all__ = [
     "JOINT_PARENTS_BY_FAMILY",
     "NUM_JOINTS",
     "NUM_VERTICES",
+    "POSE_PARTS",
     "BodyModel",
     "BodyModelError",
     "BodyModelNotFoundError",
@@ -136,6 +135,7 @@ POSE_PARTS: dict[str, tuple[tuple[str, int], ...]] = {
 
 #: The keys joints need; the other keys of a model file (weights, posedirs, f, ...) are not read.
 _NEEDED_KEYS = ("v_template", "shapedirs", "J_regressor", "kintree_table")
+_HASH_CHUNK = 1 << 20
 #: Frames per block of forward kinematics: float64 rotations of 55 joints take 4 MB.
 _FK_BLOCK = 1024
 
@@ -174,9 +174,13 @@ class BodyModelNotFoundError(VPoserDataError, FileNotFoundError):
 # Finding and reading model files
 
 
-def _check_family_gender(family: str, gender: str) -> None:
+def _check_family(family: str) -> None:
     if family not in FAMILIES:
         raise ValueError(f"body-model family must be one of {FAMILIES}, got {family!r}")
+
+
+def _check_family_gender(family: str, gender: str) -> None:
+    _check_family(family)
     if gender not in GENDERS:
         raise ValueError(f"body-model gender must be one of {GENDERS}, got {gender!r}")
 
@@ -312,30 +316,30 @@ def read_model_arrays(path: str | Path, keys: tuple[str, ...] | None = None) -> 
     """The arrays of a model file (``.npz`` or ``.pkl``) and the SHA-256 of its bytes.
 
     Returns ``{key: array}`` for ``keys`` (every array of the file when None) plus ``"sha256"``,
-    the hex digest of the very bytes parsed. Sparse matrices of a ``.pkl`` become dense arrays.
+    the hex digest of the file's bytes, hashed and then parsed through one open file (a file
+    renamed over it meanwhile changes neither). Sparse matrices of a ``.pkl`` become dense.
 
     Raises:
         BodyModelError: unreadable file, a missing key, an object array, a forbidden pickle.
     """
     path = Path(path)
     with open(path, "rb") as file:
-        if path.stat().st_size == 0:
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: file.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+        if file.tell() == 0:
             raise BodyModelError(path, "the file is empty")
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            sha256 = hashlib.sha256(data).hexdigest()
-            view = memoryview(data)
-            try:
-                if path.suffix == ".pkl":
-                    arrays = _read_pickle(path, io.BytesIO(view), keys)
-                else:
-                    arrays = _read_npz(path, io.BytesIO(view), keys)
-            finally:
-                view.release()
+        file.seek(0)
+        if path.suffix == ".pkl":
+            arrays = _read_pickle(path, file, keys)
+        else:
+            arrays = _read_npz(path, file, keys)
+    sha256 = digest.hexdigest()
     arrays["sha256"] = sha256
     return arrays
 
 
-def _read_npz(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
+def _read_npz(path: Path, file: BinaryIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
     try:
         npz = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as error:
@@ -361,7 +365,7 @@ def _read_npz(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> dic
     return out
 
 
-def _read_pickle(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
+def _read_pickle(path: Path, file: BinaryIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
     try:
         loaded = ModelUnpickler(file, path).load()
     except BodyModelError:
@@ -377,7 +381,12 @@ def _read_pickle(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> 
             raise BodyModelError(path, f"has no key {key!r} (keys: {sorted(loaded)})")
         value = loaded[key]
         if hasattr(value, "toarray"):  # a scipy sparse matrix
-            value = value.toarray()
+            try:
+                value = value.toarray()
+            except Exception as error:  # a sparse matrix of a scipy this one cannot rebuild
+                raise BodyModelError(
+                    path, f"{key!r}: a sparse matrix that does not convert to dense ({error})"
+                ) from None
         if isinstance(value, np.ndarray) and value.dtype != object:
             out[key] = value
         elif keys is not None:
@@ -532,7 +541,7 @@ def assemble_pose(
     first K joints, whose parents are among them: 22 needs only ``root_orient`` and
     ``pose_body``.
     """
-    _check_family_gender(family, "neutral")
+    _check_family(family)
     total = NUM_JOINTS[family]
     keep = total if num_joints is None else num_joints
     if not 1 <= keep <= total:
