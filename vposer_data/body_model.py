@@ -22,13 +22,11 @@ once per model, and a frame costs one rotation per joint.
 from __future__ import annotations
 
 import hashlib
-import io
-import mmap
 import pickle
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -42,6 +40,7 @@ __all__ = [
     "JOINT_PARENTS_BY_FAMILY",
     "NUM_JOINTS",
     "NUM_VERTICES",
+    "POSE_PARTS",
     "BodyModel",
     "BodyModelError",
     "BodyModelNotFoundError",
@@ -136,8 +135,9 @@ POSE_PARTS: dict[str, tuple[tuple[str, int], ...]] = {
 
 #: The keys joints need; the other keys of a model file (weights, posedirs, f, ...) are not read.
 _NEEDED_KEYS = ("v_template", "shapedirs", "J_regressor", "kintree_table")
-#: Frames per block of forward kinematics: float64 rotations of 55 joints take 8 MB.
-_FK_BLOCK = 2048
+_HASH_CHUNK = 1 << 20
+#: Frames per block of forward kinematics: float64 rotations of 55 joints take 4 MB.
+_FK_BLOCK = 1024
 
 
 class BodyModelError(VPoserDataError, ValueError):
@@ -174,9 +174,13 @@ class BodyModelNotFoundError(VPoserDataError, FileNotFoundError):
 # Finding and reading model files
 
 
-def _check_family_gender(family: str, gender: str) -> None:
+def _check_family(family: str) -> None:
     if family not in FAMILIES:
         raise ValueError(f"body-model family must be one of {FAMILIES}, got {family!r}")
+
+
+def _check_family_gender(family: str, gender: str) -> None:
+    _check_family(family)
     if gender not in GENDERS:
         raise ValueError(f"body-model gender must be one of {GENDERS}, got {gender!r}")
 
@@ -312,30 +316,30 @@ def read_model_arrays(path: str | Path, keys: tuple[str, ...] | None = None) -> 
     """The arrays of a model file (``.npz`` or ``.pkl``) and the SHA-256 of its bytes.
 
     Returns ``{key: array}`` for ``keys`` (every array of the file when None) plus ``"sha256"``,
-    the hex digest of the very bytes parsed. Sparse matrices of a ``.pkl`` become dense arrays.
+    the hex digest of the file's bytes, hashed and then parsed through one open file (a file
+    renamed over it meanwhile changes neither). Sparse matrices of a ``.pkl`` become dense.
 
     Raises:
         BodyModelError: unreadable file, a missing key, an object array, a forbidden pickle.
     """
     path = Path(path)
     with open(path, "rb") as file:
-        if path.stat().st_size == 0:
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: file.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+        if file.tell() == 0:
             raise BodyModelError(path, "the file is empty")
-        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            sha256 = hashlib.sha256(data).hexdigest()
-            view = memoryview(data)
-            try:
-                if path.suffix == ".pkl":
-                    arrays = _read_pickle(path, io.BytesIO(view), keys)
-                else:
-                    arrays = _read_npz(path, io.BytesIO(view), keys)
-            finally:
-                view.release()
+        file.seek(0)
+        if path.suffix == ".pkl":
+            arrays = _read_pickle(path, file, keys)
+        else:
+            arrays = _read_npz(path, file, keys)
+    sha256 = digest.hexdigest()
     arrays["sha256"] = sha256
     return arrays
 
 
-def _read_npz(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
+def _read_npz(path: Path, file: BinaryIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
     try:
         npz = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as error:
@@ -361,7 +365,7 @@ def _read_npz(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> dic
     return out
 
 
-def _read_pickle(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
+def _read_pickle(path: Path, file: BinaryIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
     try:
         loaded = ModelUnpickler(file, path).load()
     except BodyModelError:
@@ -377,7 +381,12 @@ def _read_pickle(path: Path, file: io.BytesIO, keys: tuple[str, ...] | None) -> 
             raise BodyModelError(path, f"has no key {key!r} (keys: {sorted(loaded)})")
         value = loaded[key]
         if hasattr(value, "toarray"):  # a scipy sparse matrix
-            value = value.toarray()
+            try:
+                value = value.toarray()
+            except Exception as error:  # a sparse matrix of a scipy this one cannot rebuild
+                raise BodyModelError(
+                    path, f"{key!r}: a sparse matrix that does not convert to dense ({error})"
+                ) from None
         if isinstance(value, np.ndarray) and value.dtype != object:
             out[key] = value
         elif keys is not None:
@@ -532,7 +541,7 @@ def assemble_pose(
     first K joints, whose parents are among them: 22 needs only ``root_orient`` and
     ``pose_body``.
     """
-    _check_family_gender(family, "neutral")
+    _check_family(family)
     total = NUM_JOINTS[family]
     keep = total if num_joints is None else num_joints
     if not 1 <= keep <= total:
@@ -588,22 +597,6 @@ def rest_joints(model: BodyModel, betas: np.ndarray) -> np.ndarray:
     )
 
 
-@cache
-def _levels(parents: tuple[int, ...]) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
-    """Joints grouped by depth below the root (root excluded): per level, the joints, their
-    parents, and which of the joints have children (whose global rotation is needed later)."""
-    depth = [0] * len(parents)
-    for joint in range(1, len(parents)):
-        depth[joint] = depth[parents[joint]] + 1
-    has_child = set(parents[1:])
-    levels = []
-    for level in range(1, max(depth) + 1 if len(depth) > 1 else 1):
-        joints = np.array([j for j, d in enumerate(depth) if d == level], dtype=np.int64)
-        inner = np.array([j in has_child for j in joints], dtype=bool)
-        levels.append((joints, np.array([parents[j] for j in joints], dtype=np.int64), inner))
-    return tuple(levels)
-
-
 def posed_joints(
     rest: np.ndarray,
     parents: np.ndarray | tuple[int, ...],
@@ -619,7 +612,8 @@ def posed_joints(
     joints (the joints whose positions are wanted: the first K are closed under parents).
     Joint k's global transform is its parent's composed with ``(R_k, rest_k - rest_parent)``;
     its position is the transform's translation, as linear blend skinning poses joints.
-    Vectorised over frames in blocks of ``block_frames`` and over the joints of a tree level.
+    Joint by joint in tree order, each step a batch of ``block_frames`` frames (joint-major
+    arrays, so a parent's transforms are one contiguous batch).
     """
     import torch
 
@@ -640,35 +634,33 @@ def posed_joints(
         trans = np.asarray(trans, dtype=np.float64)
         if trans.shape != (frames, 3):
             raise ValueError(f"trans must have shape ({frames}, 3), got {trans.shape}")
-    # bone vectors rest_k - rest_parent(k); the root's is its own rest position
+    # bone vectors rest_k - rest_parent(k), joint-major; the root's is its own rest position
     rest = rest[..., :count, :]
     bones = rest - rest[..., [max(p, 0) for p in tree], :]
     bones[..., 0, :] = rest[..., 0, :]
-    levels = _levels(tree)
+    bones = np.moveaxis(bones, -2, 0)[..., None]  # (K, N or 1... , 3, 1)
+    if not per_frame:
+        bones = bones[:, None]  # (K, 1, 3, 1): the same for every frame
+    has_child = set(tree[1:])
     out = np.empty((frames, count, 3))
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
-        block_pose = torch.from_numpy(np.ascontiguousarray(pose[start:stop], dtype=np.float64))
-        local = aa_to_matrot(block_pose).numpy()  # (n, K, 3, 3)
-        block_bones = bones[start:stop] if per_frame else bones[None]
-        positions = out[start:stop]
-        positions[:, 0] = block_bones[:, 0]
-        world = np.empty_like(local)  # global rotations; filled for joints with children
-        world[:, 0] = local[:, 0]
-        for joints, joint_parents, inner in levels:
-            parent_rotation = world[:, joint_parents]  # (n, k, 3, 3)
-            positions[:, joints] = (
-                positions[:, joint_parents]
-                + np.matmul(parent_rotation, block_bones[:, joints, :, None])[..., 0]
-            )
-            if inner.all():
-                world[:, joints] = np.matmul(parent_rotation, local[:, joints])
-            elif inner.any():
-                world[:, joints[inner]] = np.matmul(
-                    parent_rotation[:, inner], local[:, joints[inner]]
-                )
+        joint_major = np.ascontiguousarray(pose[start:stop].transpose(1, 0, 2), dtype=np.float64)
+        local = aa_to_matrot(torch.from_numpy(joint_major)).numpy()  # (K, n, 3, 3)
+        block_bones = bones[:, start:stop] if per_frame else bones
+        world = np.empty_like(local)  # global rotations, of the joints with children
+        positions = np.empty((count, stop - start, 3))
+        world[0] = local[0]
+        positions[0] = block_bones[0, ..., 0]
+        for joint in range(1, count):  # parents come first; each a batch of n frames
+            parent = tree[joint]
+            offset = np.matmul(world[parent], block_bones[joint])[..., 0]
+            np.add(positions[parent], offset, out=positions[joint])
+            if joint in has_child:
+                np.matmul(world[parent], local[joint], out=world[joint])
         if trans is not None:
-            positions += trans[start:stop, None, :]
+            positions += trans[None, start:stop]
+        out[start:stop] = positions.transpose(1, 0, 2)
     return out
 
 

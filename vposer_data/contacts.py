@@ -1,0 +1,191 @@
+"""The floor height and foot contacts of a motion, from its posed joints, in SI units.
+
+The rule (HuMoR's, with its 120 Hz thresholds restated in m/s and m so that they mean the same
+at every frame rate), on the joints of a motion at its own rate, z up:
+
+- speed ``s_t = |p_{t+1} - p_t| · fps`` (m/s) per joint; the last frame repeats the one before;
+- static toe heights: the z of the toes (SMPL joints 10 and 11) at the frames where that toe's
+  speed is below 0.6 m/s, left toe's frames in order, then the right toe's (the order cannot
+  change the groups: with min_samples 3 no border point is within eps of two clusters, since
+  it would then have 3 points within eps and be a core point);
+- they are grouped as scikit-learn's ``DBSCAN(eps=0.005, min_samples=3)`` groups them (labels
+  >= 0; when no cluster forms, all static heights are one group); ``m`` is the lowest group
+  median; with no static height, ``m`` is the lowest toe height + 0.01;
+- ``floor_z = m - 0.01`` (the toe joint sits about 1 cm inside the foot);
+- contact: speed below 0.6 m/s and height above ``m`` below 0.08 m (ankles) or 0.04 m (toes).
+
+Columns: ``left_ankle``, ``left_foot``, ``right_ankle``, ``right_foot`` (SMPL joints 7, 10, 8,
+11). DBSCAN in one dimension is written out here (sorting makes it simple), so scikit-learn is
+not a dependency; the tests compare it with scikit-learn's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "ANKLE_HEIGHT",
+    "CONTACT_COLUMNS",
+    "CONTACT_JOINTS",
+    "DBSCAN_EPS",
+    "DBSCAN_MIN_SAMPLES",
+    "SPEED_THRESHOLD",
+    "TOE_HEIGHT",
+    "TOE_JOINTS",
+    "TOE_OFFSET",
+    "dbscan_1d",
+    "floor_height",
+    "foot_contacts",
+    "joint_speeds",
+    "mirror_contacts",
+]
+
+CONTACT_COLUMNS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
+CONTACT_JOINTS = (7, 10, 8, 11)
+TOE_JOINTS = (10, 11)
+SPEED_THRESHOLD = 0.6  # m/s
+ANKLE_HEIGHT = 0.08  # m above m (the static toe height)
+TOE_HEIGHT = 0.04  # m above m
+TOE_OFFSET = 0.01  # m: floor_z = m - TOE_OFFSET
+DBSCAN_EPS = 0.005  # m
+DBSCAN_MIN_SAMPLES = 3
+_HEIGHT_BY_COLUMN = (ANKLE_HEIGHT, TOE_HEIGHT, ANKLE_HEIGHT, TOE_HEIGHT)
+#: Column order after mirroring: left and right swap.
+_MIRRORED_COLUMNS = (2, 3, 0, 1)
+
+
+def joint_speeds(positions: np.ndarray, fps: float) -> np.ndarray:
+    """Speeds ``(T, K)`` in m/s of positions ``(T, K, 3)``: ``|p_{t+1} - p_t| · fps``, the last
+    frame repeating the one before (a single frame has speed 0)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim != 3 or positions.shape[2] != 3:
+        raise ValueError(f"positions must have shape (T, K, 3), got {positions.shape}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    frames = positions.shape[0]
+    speeds = np.zeros(positions.shape[:2])
+    if frames >= 2:
+        speeds[:-1] = np.linalg.norm(np.diff(positions, axis=0), axis=2) * fps
+        speeds[-1] = speeds[-2]
+    return speeds
+
+
+def dbscan_1d(values: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
+    """Labels of 1-D points as ``sklearn.cluster.DBSCAN(eps, min_samples)`` gives them.
+
+    A point is core when at least ``min_samples`` points (itself included) lie within ``eps``
+    (``|x - y| <= eps``). Core points within eps of each other share a cluster; a non-core point
+    within eps of a core point is a border point of that cluster, else noise (-1). In 1-D a
+    border point can touch two clusters, one each side; scikit-learn gives it to the cluster it
+    numbers first, and numbers clusters in the order of their first core point in the input.
+    Both are reproduced, so the labels are the same numbers, not only the same grouping.
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    count = values.size
+    labels = np.full(count, -1, dtype=np.int64)
+    if count == 0:
+        return labels
+    if not np.isfinite(values).all():
+        raise ValueError("dbscan_1d: values must be finite")
+    distinct, first_index, inverse, multiplicity = np.unique(
+        values, return_index=True, return_inverse=True, return_counts=True
+    )
+    k = distinct.size
+    lo, hi = _neighbour_ranges(distinct, eps)  # in distinct values, inclusive
+    cumulative = np.concatenate([[0], np.cumsum(multiplicity)])
+    core = cumulative[hi + 1] - cumulative[lo] >= min_samples
+    if not core.any():
+        return labels
+    # clusters: runs of core values whose neighbours (within eps) are core values
+    core_index = np.flatnonzero(core)
+    gaps = distinct[core_index[1:]] - distinct[core_index[:-1]] > eps
+    run = np.concatenate([[0], np.cumsum(gaps)])  # cluster of each core value, by position
+    clusters = int(run[-1]) + 1
+    # scikit-learn numbers clusters by their earliest core point in the input
+    earliest = np.full(clusters, count, dtype=np.int64)
+    np.minimum.at(earliest, run, first_index[core_index])
+    number = np.empty(clusters, dtype=np.int64)
+    number[np.argsort(earliest, kind="stable")] = np.arange(clusters)
+    label_of_distinct = np.full(k, -1, dtype=np.int64)
+    label_of_distinct[core_index] = number[run]
+    # border values: the nearest core value on each side, if within eps
+    border = np.flatnonzero(~core)
+    if border.size:
+        position = np.searchsorted(core_index, border)  # core values left of each border value
+        left = core_index[np.maximum(position - 1, 0)]
+        right = core_index[np.minimum(position, core_index.size - 1)]
+        has_left = (position > 0) & (left >= lo[border])
+        has_right = (position < core_index.size) & (right <= hi[border])
+        left_label = np.where(has_left, label_of_distinct[left], clusters)
+        right_label = np.where(has_right, label_of_distinct[right], clusters)
+        chosen = np.minimum(left_label, right_label)  # the cluster numbered first
+        label_of_distinct[border] = np.where(chosen < clusters, chosen, -1)
+    labels[:] = label_of_distinct[inverse.reshape(-1)]
+    return labels
+
+
+def _neighbour_ranges(distinct: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """For sorted distinct values, the first and last index within ``eps`` of each, judged by
+    the rounded difference ``|x - y| <= eps`` (as a distance is), not by ``x - eps``."""
+    index = np.arange(distinct.size)
+    lo = np.searchsorted(distinct, distinct - eps, side="left")
+    hi = np.searchsorted(distinct, distinct + eps, side="right") - 1
+    # x - eps is itself rounded: step each bound until the difference test holds exactly.
+    # The difference is monotone in the other value, so the steps end within an ulp or two.
+    while True:
+        grow = (lo > 0) & (distinct - distinct[np.maximum(lo - 1, 0)] <= eps)
+        shrink = (lo < index) & (distinct - distinct[lo] > eps)
+        if not (grow.any() or shrink.any()):
+            break
+        lo = lo - grow + shrink
+    last = distinct.size - 1
+    while True:
+        grow = (hi < last) & (distinct[np.minimum(hi + 1, last)] - distinct <= eps)
+        shrink = (hi > index) & (distinct[hi] - distinct > eps)
+        if not (grow.any() or shrink.any()):
+            break
+        hi = hi + grow - shrink
+    return lo, hi
+
+
+def floor_height(toe_z: np.ndarray, toe_speed: np.ndarray) -> float:
+    """``m``, the static toe height, from the toes' heights and speeds ``(T, 2)`` (left, right).
+
+    The lowest median of the DBSCAN groups of the static toe heights (left toe's frames, then
+    the right toe's); all static heights are one group when no cluster forms; without a static
+    height, the lowest toe height + 0.01.
+    """
+    toe_z = np.asarray(toe_z, dtype=np.float64)
+    static = np.asarray(toe_speed) < SPEED_THRESHOLD
+    heights = np.concatenate([toe_z[static[:, 0], 0], toe_z[static[:, 1], 1]])
+    if heights.size == 0:
+        return float(toe_z.min()) + TOE_OFFSET
+    labels = dbscan_1d(heights, DBSCAN_EPS, DBSCAN_MIN_SAMPLES)
+    if (labels < 0).all():
+        return float(np.median(heights))
+    return float(
+        min(np.median(heights[labels == label]) for label in np.unique(labels[labels >= 0]))
+    )
+
+
+def foot_contacts(joints: np.ndarray, fps: float) -> tuple[float, np.ndarray]:
+    """``(floor_z, contacts)`` of a motion's joints ``(T, J, 3)`` (SMPL order, J >= 12, metres,
+    z up) at ``fps``: the floor height and ``(T, 4)`` uint8 contacts, columns
+    :data:`CONTACT_COLUMNS`."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1] < 12 or joints.shape[2] != 3 or joints.shape[0] < 1:
+        raise ValueError(f"joints must have shape (T >= 1, J >= 12, 3), got {joints.shape}")
+    feet = joints[:, CONTACT_JOINTS]  # (T, 4, 3)
+    speed = joint_speeds(feet, fps)
+    m = floor_height(feet[:, [1, 3], 2], speed[:, [1, 3]])
+    above = feet[:, :, 2] - m
+    contacts = (speed < SPEED_THRESHOLD) & (above < np.array(_HEIGHT_BY_COLUMN))
+    return m - TOE_OFFSET, contacts.astype(np.uint8)
+
+
+def mirror_contacts(contacts: np.ndarray) -> np.ndarray:
+    """Contacts ``(..., 4)`` of the mirrored motion: the left and right columns swap."""
+    contacts = np.asarray(contacts)
+    if contacts.shape[-1:] != (4,):
+        raise ValueError(f"contacts must have 4 columns, got shape {contacts.shape}")
+    return contacts[..., list(_MIRRORED_COLUMNS)]
