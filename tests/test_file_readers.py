@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,3 +249,64 @@ def test_arrays_that_do_not_fit_in_shared_memory_come_pickled_with_a_warning(
     count, message = done.stdout.strip().split(" ", 1)
     assert count == "1"
     assert "did not fit in shared memory" in message and "File too large" in message
+
+
+@dataclass
+class Piece:
+    index: int
+    frames: np.ndarray
+
+
+def _read_piece(index: int) -> Piece:
+    return Piece(index, np.full(1 << 17, index, np.int64))  # 1 MB
+
+
+def _memory_file_bytes() -> tuple[int, int]:
+    """Bytes the readers' memory files hold (allocated, whatever their size), and bytes of
+    them mapped in this process."""
+    held = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:vposer_data-"):
+                held += os.stat(f"/proc/self/fd/{fd}").st_blocks * 512
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+    mapped = 0
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        if "memfd:vposer_data-" in line:
+            start, end = line.split()[0].split("-")
+            mapped += int(end, 16) - int(start, 16)
+    return held, mapped
+
+
+def test_memory_holds_the_files_in_flight_not_all_read() -> None:
+    """400 files of 1 MB: each is given back once the caller lets go of it, so the memory
+    files hold what the workers read ahead (about 12 items of 8 files: 4 queued per worker,
+    one being read by each, one in use) and this process maps about one item, not the 400 MB
+    read."""
+    most_held = most_mapped = 0
+    count = 0
+    for result in read_in_order(_read_piece, range(400), 2, ("frames",)):
+        assert (result.frames == result.index).all() and result.index == count
+        held, mapped = _memory_file_bytes()
+        most_held, most_mapped = max(most_held, held), max(most_mapped, mapped)
+        count += 1
+        del result
+    assert count == 400
+    assert 0 < most_held < 160 << 20
+    assert 0 < most_mapped <= 2 * FILES_PER_ITEM << 20
+
+
+def test_threads_read_a_few_files_ahead_not_all() -> None:
+    """Where files are read in threads, as many results as files would otherwise pile up
+    when the caller is slower than the readers."""
+    started: list[int] = []
+
+    def read(index: int) -> int:
+        started.append(index)
+        return index
+
+    for index in read_in_order(read, range(200), 0, ()):  # 0: one thread
+        time.sleep(0.001)  # a slow caller
+        assert len(started) <= index + 1 + 4
+    assert sorted(started) == list(range(200))

@@ -29,6 +29,7 @@ __all__ = [
     "atomic_write_text",
     "file_crc32",
     "file_sha256",
+    "free_file_range",
     "make_durable",
     "release_free_memory",
     "release_mapped_pages",
@@ -210,6 +211,22 @@ def release_mapped_pages(address: int, length: int) -> None:
 @functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
+
+
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (linux/falloc.h)
+
+
+def free_file_range(fd: int, start: int, stop: int) -> bool:
+    """Free the storage of bytes ``start .. stop`` of a file (they read as zeros after; its
+    size is kept): for a memory file, its pages go back to the system. Whole pages are freed,
+    partial ones zeroed. Returns whether the system did it (Linux ``fallocate``)."""
+    if stop <= start:
+        return True
+    fallocate = getattr(_libc(), "fallocate", None)
+    if fallocate is None:
+        return False
+    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    return bool(fallocate(fd, _PUNCH_HOLE, start, stop - start) == 0)
 
 
 def release_free_memory() -> None:

@@ -5,10 +5,11 @@ Reader threads hold the GIL about two thirds of the time, so two of them keep ab
 busy; worker processes keep all of them busy (the 2,226 files of the 2M-frame synthetic tree:
 1.1-1.2 s with two processes, 1.5-1.6 s with two threads). The samples do not travel through
 the workers' pipes (unpickling them cost the main process about as much as reading them):
-each worker appends its arrays to anonymous shared-memory files (``memfd``), one per worker
-and array name, and sends back only where each array lies. The main process maps those files
-read-only, without copying, and closes them at once, so an array's memory is freed with the
-last view of it.
+each worker appends its arrays to an anonymous shared-memory file (``memfd``) of its own, and
+sends back only where each array lies. The main process maps those files read-only, without
+copying, item by item as results arrive, and gives each part back (unmapped, its pages of the
+memory file freed) once the caller has let go of its arrays: memory holds about the items in
+flight, not the split. Where files are read in threads, a few files are read ahead, no more.
 
 Worker processes are used where they are forked (the memory files are inherited: Linux, see
 :mod:`vposer_data.stages.worker_start`) and the platform has ``memfd_create`` and ``pwrite``;
@@ -19,20 +20,23 @@ are the same either way.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import mmap
 import os
 import pickle
 import traceback
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from vposer_data.atomic import free_file_range
 from vposer_data.interrupts import start_workers
 from vposer_data.stages.worker_start import worker_context
 
@@ -47,13 +51,15 @@ R = TypeVar("R")
 FILES_PER_ITEM = 8
 #: Where each array starts in its memory file: numpy's alignment for any dtype.
 _ALIGN = 64
+_PAGE = mmap.PAGESIZE
+#: Files read ahead of the caller per reader thread, where files are read in threads.
+_AHEAD_PER_THREAD = 4
 
 
 @dataclass(frozen=True)
 class _Placed:
-    """Where a worker put an array: memory file ``name`` of ``worker``, at ``offset``."""
+    """Where a worker put an array: in the memory file of ``worker``, at ``offset``."""
 
-    name: str
     worker: int
     offset: int
     dtype: str
@@ -87,15 +93,20 @@ def _replace_arrays(result: Any, names: frozenset[str], change: Callable[[str, A
 
 class _ReadInWorkers(Dataset[bytes], Generic[S]):
     """Item ``i``: the results of files ``i * FILES_PER_ITEM ...``, arrays placed in the
-    calling worker's memory files."""
+    calling worker's memory file."""
 
     def __init__(
-        self, read: Callable[[S], Any], sources: Sequence[S], files: dict[str, list[int]]
+        self,
+        read: Callable[[S], Any],
+        sources: Sequence[S],
+        files: list[int],
+        shared: Sequence[str],
     ) -> None:
         self.read = read
         self.sources = sources
-        self.files = files  # array name -> memory file descriptor per worker
-        self.ends: dict[str, int] = {}  # in a worker: the end of each of its memory files
+        self.files = files  # the memory file of each worker
+        self.names = frozenset(shared)
+        self.end = 0  # in a worker: the end of its memory file
         self.unshared = ""  # in a worker: why an array did not fit in shared memory, if one did not
 
     def __len__(self) -> int:
@@ -105,17 +116,17 @@ class _ReadInWorkers(Dataset[bytes], Generic[S]):
         """The array written to shared memory and where; or, where it does not fit (a memory
         or file-size limit), the array itself, to travel pickled."""
         array = np.ascontiguousarray(value)
-        offset = -(-self.ends.get(name, 0) // _ALIGN) * _ALIGN
+        offset = -(-self.end // _ALIGN) * _ALIGN
         data = array.reshape(-1).view(np.uint8).data
         written = 0
         try:
             while written < len(data):  # pwrite may write less than asked
-                written += os.pwrite(self.files[name][worker], data[written:], offset + written)
+                written += os.pwrite(self.files[worker], data[written:], offset + written)
         except OSError as exc:
             self.unshared = self.unshared or f"{name}: {exc}"
             return array
-        self.ends[name] = offset + len(data)
-        return _Placed(name, worker, offset, array.dtype.str, tuple(array.shape))
+        self.end = offset + len(data)
+        return _Placed(worker, offset, array.dtype.str, tuple(array.shape))
 
     def __getitem__(self, index: int) -> bytes:
         """The item's results, or the error that stopped them, pickled here: a failure to
@@ -125,11 +136,10 @@ class _ReadInWorkers(Dataset[bytes], Generic[S]):
         try:
             info = get_worker_info()
             worker = info.id if info is not None else 0
-            names = frozenset(self.files)
             start = index * FILES_PER_ITEM
             results = [self.read(source) for source in self.sources[start : start + FILES_PER_ITEM]]
             for result in results:
-                _replace_arrays(result, names, lambda name, v: self._place(worker, name, v))
+                _replace_arrays(result, self.names, lambda name, v: self._place(worker, name, v))
             unshared, self.unshared = self.unshared, ""
             return pickle.dumps((results, unshared, None), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -167,28 +177,81 @@ class _WorkerTraceback(Exception):
         super().__init__(f'\n"""\n(in a Stage I reader process)\n{text}"""')
 
 
-def _map_all(files: dict[str, list[int]]) -> dict[tuple[str, int], np.ndarray]:
-    """Each memory file mapped read-only as bytes (populated up front where the platform can)."""
-    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-    maps: dict[tuple[str, int], np.ndarray] = {}
-    for name, descriptors in files.items():
-        for worker, fd in enumerate(descriptors):
-            size = os.fstat(fd).st_size
-            if size:
-                mapped = mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ)
-                maps[name, worker] = np.frombuffer(mapped, np.uint8)
-    return maps
+class _MemoryFiles:
+    """The readers' memory files as this process uses them: the arrays of each item mapped
+    when it arrives (read-only, without copying), and given back once no view of them is
+    left: unmapped, and their pages of the memory file freed. Each worker's memory file is
+    filled and used in the same order, so what is given back is always a file's front part,
+    and memory holds about the items in flight, whatever the number of files."""
 
+    def __init__(self, files: list[int]) -> None:
+        self.files = files
+        # per worker: the mappings not yet given back, in file order, each with the offset
+        # its data end at; and the offset below which the file was freed
+        self.held: dict[int, deque[tuple[mmap.mmap, int]]] = {}
+        self.freed: dict[int, int] = {}
 
-def _view(maps: dict[tuple[str, int], np.ndarray], placed: _Placed | np.ndarray) -> np.ndarray:
-    if not isinstance(placed, _Placed):
-        return placed  # it came pickled
-    dtype = np.dtype(placed.dtype)
-    count = math.prod(placed.shape)
-    if count == 0:
-        return np.empty(placed.shape, dtype)
-    raw = maps[placed.name, placed.worker][placed.offset : placed.offset + count * dtype.itemsize]
-    return raw.view(dtype).reshape(placed.shape)
+    def place(self, results: list[Any], names: frozenset[str]) -> None:
+        """Replace the placeholders in ``results`` by views of the memory files."""
+        spans: dict[int, tuple[int, int]] = {}
+
+        def note(name: str, placed: Any) -> Any:
+            if not isinstance(placed, _Placed):
+                return placed
+            end = placed.offset + math.prod(placed.shape) * np.dtype(placed.dtype).itemsize
+            if end > placed.offset:
+                low, high = spans.get(placed.worker, (placed.offset, end))
+                spans[placed.worker] = (min(low, placed.offset), max(high, end))
+            return placed
+
+        for result in results:
+            _replace_arrays(result, names, note)
+        maps: dict[int, tuple[mmap.mmap, int]] = {}
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        for worker, (low, high) in spans.items():
+            start = low - low % mmap.ALLOCATIONGRANULARITY
+            maps[worker] = (
+                mmap.mmap(self.files[worker], high - start, flags, mmap.PROT_READ, offset=start),
+                start,
+            )
+            self.held.setdefault(worker, deque()).append((maps[worker][0], high))
+
+        def view(name: str, placed: Any) -> Any:
+            if not isinstance(placed, _Placed):
+                return placed  # it came pickled
+            dtype = np.dtype(placed.dtype)
+            count = math.prod(placed.shape)
+            if count == 0:
+                return np.empty(placed.shape, dtype)
+            mapped, start = maps[placed.worker]
+            array = np.frombuffer(mapped, dtype, count=count, offset=placed.offset - start)
+            return array.reshape(placed.shape)
+
+        for result in results:
+            _replace_arrays(result, names, view)
+
+    def give_back(self) -> None:
+        """Unmap, in file order, the mappings no view holds any more, and free what they
+        covered (from where the file was last freed, so pages shared by two items go too)."""
+        for worker, mappings in self.held.items():
+            end = None
+            while mappings:
+                mapped, high = mappings[0]
+                try:
+                    mapped.close()
+                except BufferError:  # the caller still holds a view: later
+                    break
+                mappings.popleft()
+                end = high
+            if end is not None:
+                start = self.freed.get(worker, 0)
+                free_file_range(self.files[worker], start - start % _PAGE, end)
+                self.freed[worker] = end
+
+    def let_go(self) -> None:
+        """Unmap what no view holds; leave the rest to the views (each unmaps with its last)."""
+        self.give_back()
+        self.held.clear()
 
 
 def _stop_workers(batches: Any) -> None:
@@ -206,20 +269,20 @@ def _in_workers(
     shared: Sequence[str],
     warn: Callable[[str], None],
 ) -> Iterator[R]:
-    files: dict[str, list[int]] = {name: [] for name in shared}
+    files: list[int] = []
+    memory = _MemoryFiles(files)
     try:
-        for name in shared:
-            for worker in range(num_workers):
-                files[name].append(os.memfd_create(f"vposer_data-{name}-{worker}"))
+        for worker in range(num_workers):
+            files.append(os.memfd_create(f"vposer_data-{worker}"))
         loader = DataLoader(
-            _ReadInWorkers(read, sources, files),
+            _ReadInWorkers(read, sources, files, shared),
             batch_size=None,
             shuffle=False,
             num_workers=num_workers,
             prefetch_factor=4,  # items are bytes, which the default collate leaves as they are
             multiprocessing_context=worker_context(),
         )
-        seen: list[R] = []
+        names = frozenset(shared)
         failure: _Failure | None = None
         warned = False
         batches = start_workers(loader)
@@ -238,21 +301,40 @@ def _in_workers(
                         f"an array did not fit in shared memory ({unshared}): "
                         "such arrays come back through the reader processes' pipes, more slowly"
                     )
-                seen.extend(results)
-                yield from results
+                memory.place(results, names)
+                while results:  # held here no longer than by the caller
+                    yield results.pop(0)
+                memory.give_back()
         finally:
             _stop_workers(batches)
             del batches
         if failure is not None:
             failure.raise_here()
-        maps = _map_all(files)
     finally:
-        for descriptors in files.values():
-            for fd in descriptors:
-                os.close(fd)  # a mapping keeps its memory file until its last view goes
-    names = frozenset(shared)
-    for result in seen:
-        _replace_arrays(result, names, lambda name, where: _view(maps, where))
+        memory.let_go()
+        for fd in files:
+            os.close(fd)  # a mapping keeps its memory file until its last view goes
+
+
+def _in_threads(read: Callable[[S], R], sources: Sequence[S], num_workers: int) -> Iterator[R]:
+    """``read`` over ``sources`` in threads, in order, a few files ahead of the caller (not
+    all of them: the results would pile up in memory when the caller is slower)."""
+    threads = max(1, num_workers)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        ahead: deque[Future[R]] = deque()
+        remaining = iter(sources)
+        for source in itertools.islice(remaining, threads * _AHEAD_PER_THREAD):
+            ahead.append(pool.submit(read, source))
+        try:
+            while ahead:
+                result = ahead.popleft().result()
+                for source in itertools.islice(remaining, 1):
+                    ahead.append(pool.submit(read, source))
+                yield result
+                del result
+        finally:
+            for future in ahead:
+                future.cancel()
 
 
 def read_in_order(
@@ -267,12 +349,11 @@ def read_in_order(
 
     ``read`` returns a dataclass; the arrays it names in ``shared`` (fields ``x``, or entries
     ``x.key`` of dict fields) come back through shared memory, the rest through the workers'
-    pipes. Those arrays are placeholders while the iteration runs, and are all in place
-    (read-only views) once it has ended: keep the results and use their arrays after the
-    loop. An array that does not fit in shared memory travels pickled, and ``warn`` says so
-    once."""
+    pipes. They arrive as read-only views of that memory, which goes back to the system soon
+    after the caller drops them (when a later result is asked for): a caller that uses each
+    result and lets go of its arrays holds only the files in flight, whatever their number.
+    An array that does not fit in shared memory travels pickled, and ``warn`` says so once."""
     if not workers_can_share(num_workers):
-        with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-            yield from pool.map(read, sources)
+        yield from _in_threads(read, sources, num_workers)
         return
     yield from _in_workers(read, sources, num_workers, shared, warn)
