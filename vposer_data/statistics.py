@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vposer_data.atomic import atomic_path
+from vposer_data.atomic import atomic_path, release_mapped_pages
 from vposer_data.errors import ConfigError, PrepareError
 from vposer_data.fields import field
 from vposer_data.manifest import Manifest, ManifestError, check_file
@@ -99,14 +99,25 @@ def sample_axes(name: str, shape: Sequence[int], clip_frames: int | None) -> int
         return 2 if len(shape) >= 3 else 1
 
 
+def _release_read(flat: np.ndarray, start: int, stop: int) -> int:
+    """Unmap the pages of rows ``start .. stop`` of a file mapping (and the page holding the
+    start of row ``start``); returns ``stop``."""
+    row_bytes = flat.strides[0]
+    release_mapped_pages(flat.ctypes.data + start * row_bytes, (stop - start) * row_bytes)
+    return stop
+
+
 def column_stats(
-    array: np.ndarray, axes: int = 1, block_rows: int = _BLOCK_ROWS
+    array: np.ndarray, axes: int = 1, block_rows: int = _BLOCK_ROWS, release: bool = False
 ) -> tuple[dict[str, np.ndarray], int]:
     """Per dimension mean, (population) std, min and max of ``array`` over its first ``axes``
     axes, as float64 arrays shaped ``array.shape[axes:]``, and the number of rows they are over.
 
     Accumulated in float64 ``block_rows`` rows at a time, so that no full-size float64 copy is
     made (Chan et al.'s pairwise merge of mean and M2). No rows: every statistic is NaN.
+    ``release``: ``array`` is a read-only file mapping (never anonymous memory, whose pages
+    would be lost), whose pages are unmapped from this process once read, so that it holds
+    about one block of the column, not the column.
     """
     feature = tuple(array.shape[axes:])
     rows = int(np.prod(array.shape[:axes], dtype=np.int64))
@@ -119,11 +130,14 @@ def column_stats(
     high = np.full(width, -np.inf)
     # one float64 block, reused: each operation works in place on memory already touched
     buffer = np.empty((min(block_rows, rows), width))
+    released = 0  # rows of the source whose pages were released
     for start in range(0, rows, block_rows):
         source = flat[start : start + block_rows]
         n = source.shape[0]
         block = buffer[:n]
         np.copyto(block, source)
+        if release:  # from where the last block ended: pages straddling two blocks go too
+            released = _release_read(flat, released, start + n)
         np.minimum(low, block.min(axis=0), out=low)
         np.maximum(high, block.max(axis=0), out=high)
         block_mean = np.add.reduce(block, axis=0) / n  # what block.mean(axis=0) computes
