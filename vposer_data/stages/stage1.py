@@ -3,7 +3,9 @@
 Per motion file, in sorted order: read, trim both ends, subsample, and keep the frames as
 float32, with provenance (``seq_id``: index into the split's file list; ``frame_id``: frame in
 the source file). Files are read in parallel worker processes (or threads, see
-:mod:`vposer_data.stages.file_readers`); the result does not depend on how many.
+:mod:`vposer_data.stages.file_readers`); the result does not depend on how many. Each motion's
+samples are written to the split's files as soon as it arrives
+(:mod:`vposer_data.stages.split_writer`), so memory does not grow with the split.
 """
 
 from __future__ import annotations
@@ -11,18 +13,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vposer_data.amass import AmassFormatError, AmassSequence, NotAMotionError, load_sequence
-from vposer_data.atomic import release_free_memory
-from vposer_data.clips import canonicalize, clip_frames, tick_count
+from vposer_data.clips import clip_frames, tick_count
 from vposer_data.config import PrepareConfig
 from vposer_data.errata import find_exclusion, find_fps_override, override_applies
 from vposer_data.errors import PrepareError
@@ -33,7 +32,7 @@ from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim
 from vposer_data.splits import SourceFile
 from vposer_data.stages.file_readers import read_in_order
 from vposer_data.stages.job import SplitJob
-from vposer_data.tensorfile import save_field
+from vposer_data.stages.split_writer import SplitWriter
 
 __all__ = ["GENDER_CODES", "run_stage1"]
 
@@ -81,6 +80,20 @@ class _Unusable:
     too_short: bool = False  # clips: a usable motion with fewer ticks than one clip
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """What the split's record keeps of a motion once its samples are written."""
+
+    source: SourceFile
+    family: str
+    fps: float
+    num_frames: int
+    samples: int
+    betas_width: int
+    fields: frozenset[str]  # the per-frame fields the file has
+    override: dict[str, Any] | None
+
+
 def _select(sequence: AmassSequence, source: SourceFile, config: PrepareConfig) -> np.ndarray:
     """The kept frames: ``(k,)`` indices, or ``(k, T)`` for clips."""
     if config.sampling == "clips" and config.target_fps and config.clip_frames:
@@ -96,20 +109,6 @@ def _select(sequence: AmassSequence, source: SourceFile, config: PrepareConfig) 
         return clock_frames(sequence.num_frames, config.trim, sequence.fps, config.target_fps)
     rng = sequence_rng(config.seed, source.path)
     return random_frames(sequence.num_frames, config.trim, config.keep_rate, rng)
-
-
-def _canonical(motions: Sequence[_Motion]) -> dict[str, np.ndarray]:
-    """The split's clips in canonical form: ``root_orient`` and ``trans`` (computed from the
-    files' own precision, in one batch for the split) and ``canon_yaw``, ``canon_offset``."""
-    root = torch.from_numpy(np.concatenate([m.source_root for m in motions]))
-    trans = torch.from_numpy(np.concatenate([m.source_trans for m in motions]))
-    root_c, trans_c, yaw, offset = canonicalize(root, trans)
-    return {
-        "root_orient": root_c.numpy().astype(np.float32),
-        "trans": trans_c.numpy().astype(np.float32),
-        "canon_yaw": yaw.numpy().astype(np.float32),
-        "canon_offset": offset.numpy().astype(np.float32),
-    }
 
 
 def _rate_override(source: SourceFile, config: PrepareConfig) -> tuple[str, float] | None:
@@ -182,7 +181,7 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
     )
 
 
-def _check_consistency(split: str, motions: Sequence[_Motion]) -> None:
+def _check_consistency(split: str, motions: Sequence[_Kept]) -> None:
     """One family per dataset and one betas width per split, or an error naming files."""
     families: dict[str, dict[str, str]] = {}
     for motion in motions:
@@ -196,7 +195,7 @@ def _check_consistency(split: str, motions: Sequence[_Motion]) -> None:
             )
     widths: dict[int, str] = {}
     for motion in motions:
-        widths.setdefault(motion.betas.shape[0], motion.source.path)
+        widths.setdefault(motion.betas_width, motion.source.path)
     if len(widths) > 1:
         listed = "; ".join(f"{width} betas: {path}" for width, path in widths.items())
         raise PrepareError(
@@ -205,30 +204,82 @@ def _check_consistency(split: str, motions: Sequence[_Motion]) -> None:
         )
 
 
-def _by_dataset(motions: Sequence[_Motion]) -> dict[str, list[_Motion]]:
-    groups: dict[str, list[_Motion]] = {}
+def _by_dataset(motions: Sequence[_Kept]) -> dict[str, list[_Kept]]:
+    groups: dict[str, list[_Kept]] = {}
     for motion in motions:
         groups.setdefault(motion.source.dataset, []).append(motion)
     return groups
 
 
-def _save_fields(
-    job: SplitJob, builders: Sequence[tuple[str, Callable[[], np.ndarray]]]
-) -> dict[str, dict[str, Any]]:
-    """Build and save each field in order, the next one built on a helper thread while the
-    current one is written (copies and writes both release the GIL); returns each field's
-    manifest entry. Intermediates: checksummed with CRC-32, verified when a later run reuses
-    them."""
-    fields: dict[str, dict[str, Any]] = {}
-    with ThreadPoolExecutor(max_workers=1) as ahead:
-        pending = ahead.submit(builders[0][1])
-        for index, (name, _) in enumerate(builders):
-            array = pending.result()
-            if index + 1 < len(builders):
-                pending = ahead.submit(builders[index + 1][1])
-            fields[name] = save_field(job.out, name, array, job.final, checksum="crc32")
-            del array
-    return fields
+def _keep(motion: _Motion, writer: SplitWriter, betas_width: int | None) -> _Kept:
+    """Write one motion's samples (its betas only if they have the split's width: the split
+    is refused otherwise) and return what the record keeps of it."""
+    width = int(motion.betas.shape[0])
+    writer.add(
+        motion.arrays,
+        motion.frames,
+        motion.betas if betas_width in (None, width) else None,
+        motion.gender,
+        motion.source_root,
+        motion.source_trans,
+    )
+    return _Kept(
+        source=motion.source,
+        family=motion.family,
+        fps=motion.fps,
+        num_frames=motion.num_frames,
+        samples=motion.samples,
+        betas_width=width,
+        fields=frozenset(motion.arrays),
+        override=motion.override,
+    )
+
+
+def _complete(
+    job: SplitJob, motions: list[_Kept], unusable: list[_Unusable], writer: SplitWriter
+) -> tuple[dict[str, dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+    """After the last file: check the split, say what was left out or overridden, and
+    complete the fields' files; returns their manifest entries, the fields dropped (with how
+    many motions lack each) and the frame-rate overrides applied."""
+    split = job.split
+    skipped = [u for u in unusable if not u.not_a_motion and not u.too_short]
+    too_short = [u for u in unusable if u.too_short]
+    if too_short:
+        job.log.info(
+            f"split {split!r}: {len(too_short)} motions too short for one clip "
+            f"(listed in the manifest as too_short)"
+        )
+    if not motions:
+        reasons = "; ".join(f"{u.source.path}: {u.reason}" for u in skipped[:3])
+        raise PrepareError(
+            f"split {split!r} has no usable motion among {len(job.sources or ())} .npz files"
+            + (f" ({len(skipped)} unusable, e.g. {reasons})" if skipped else "")
+        )
+    _check_consistency(split, motions)
+    overrides = [{"path": m.source.path, **m.override} for m in motions if m.override]
+    for dataset, group in _by_dataset(motions).items():
+        fixed = [m.override for m in group if m.override]
+        if fixed:
+            rates = sorted({f"{o['file_fps']:g} -> {o['fps']:g} Hz" for o in fixed})
+            patterns = sorted({o["pattern"] for o in fixed})
+            job.log.warning(
+                f"split {split!r}, dataset {dataset!r}: frame rate overridden for {len(fixed)} "
+                f"of {len(group)} files ({', '.join(rates)}; fps_overrides {patterns})"
+            )
+    present = [name for name in FRAME_FIELDS if all(name in m.fields for m in motions)]
+    present += list(CANON_FIELDS) if writer.canonical else []
+    dropped = {
+        name: sum(name not in m.fields for m in motions)
+        for name in FRAME_FIELDS
+        if FIELDS[name].optional and name not in present and any(name in m.fields for m in motions)
+    }
+    for name, lacking in dropped.items():
+        job.log.warning(
+            f"split {split!r}: field {name!r} left out of the split: {lacking} of "
+            f"{len(motions)} motion files lack it (a field is kept only when every file has it)"
+        )
+    fields = writer.finish([*present, "betas", "gender", "seq_id", "frame_id"])
+    return fields, dropped, overrides
 
 
 def run_stage1(job: SplitJob) -> dict[str, Any]:
@@ -258,7 +309,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
             f"split {split!r}: {len(excluded)} files excluded by name "
             f"({dict(per_dataset_excluded)}; listed in the manifest with their reasons)"
         )
-    motions: list[_Motion] = []
+    motions: list[_Kept] = []
     unusable: list[_Unusable] = []
     results = read_in_order(
         functools.partial(_read_one, amass_dir, config=config),
@@ -267,81 +318,29 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         shared=SHARED_ARRAYS,
         warn=job.log.warning,
     )
-    for result in progress(
-        results, config.progress, total=len(to_read), desc=f"Stage I  {split}", unit="file"
-    ):
-        if isinstance(result, _Motion):
-            motions.append(result)  # its arrays are in place once the loop has ended
-            continue
-        if not result.not_a_motion and not result.too_short:
-            if config.strict:
-                results.close()  # stops the readers
-                raise AmassFormatError(amass_dir / result.source.path, result.reason)
-            job.log.warning(f"skipped {result.source.path}: {result.reason}")
-        unusable.append(result)
+    # each motion's samples are written as it arrives, and its arrays let go
+    writer = SplitWriter(job.out, job.final)
+    try:
+        for result in progress(
+            results, config.progress, total=len(to_read), desc=f"Stage I  {split}", unit="file"
+        ):
+            if isinstance(result, _Motion):
+                width = motions[0].betas_width if motions else None
+                motions.append(_keep(result, writer, width))
+                del result  # the readers' memory of its arrays can go
+                continue
+            if not result.not_a_motion and not result.too_short:
+                if config.strict:
+                    results.close()  # stops the readers
+                    raise AmassFormatError(amass_dir / result.source.path, result.reason)
+                job.log.warning(f"skipped {result.source.path}: {result.reason}")
+            unusable.append(result)
+        fields, dropped, overrides = _complete(job, motions, unusable, writer)
+    finally:
+        writer.close()
     skipped = [u for u in unusable if not u.not_a_motion and not u.too_short]
     too_short = [u for u in unusable if u.too_short]
-    if too_short:
-        job.log.info(
-            f"split {split!r}: {len(too_short)} motions too short for one clip "
-            f"(listed in the manifest as too_short)"
-        )
-    if not motions:
-        reasons = "; ".join(f"{u.source.path}: {u.reason}" for u in skipped[:3])
-        raise PrepareError(
-            f"split {split!r} has no usable motion among {len(sources)} .npz files"
-            + (f" ({len(skipped)} unusable, e.g. {reasons})" if skipped else "")
-        )
-    _check_consistency(split, motions)
-    overrides = [{"path": m.source.path, **m.override} for m in motions if m.override]
-    for dataset, group in _by_dataset(motions).items():
-        fixed = [m.override for m in group if m.override]
-        if fixed:
-            rates = sorted({f"{o['file_fps']:g} -> {o['fps']:g} Hz" for o in fixed})
-            patterns = sorted({o["pattern"] for o in fixed})
-            job.log.warning(
-                f"split {split!r}, dataset {dataset!r}: frame rate overridden for {len(fixed)} "
-                f"of {len(group)} files ({', '.join(rates)}; fps_overrides {patterns})"
-            )
-
-    canonical = _canonical(motions) if motions[0].source_root is not None else {}
-    present = [name for name in FRAME_FIELDS if all(name in m.arrays for m in motions)]
-    present += [name for name in CANON_FIELDS if name in canonical]
-    dropped = {
-        name: sum(name not in m.arrays for m in motions)
-        for name in FRAME_FIELDS
-        if FIELDS[name].optional and name not in present and any(name in m.arrays for m in motions)
-    }
-    for name, lacking in dropped.items():
-        job.log.warning(
-            f"split {split!r}: field {name!r} left out of the split: {lacking} of "
-            f"{len(motions)} motion files lack it (a field is kept only when every file has it)"
-        )
     counts = np.array([m.samples for m in motions])
-
-    def gathered(name: str) -> np.ndarray:
-        """One field of the whole split. The files' pieces of it are freed once joined, and
-        their pages handed back to the OS (the allocator would keep them), so that building
-        the next field while this one is written does not raise the peak."""
-        if name in canonical:
-            return canonical.pop(name)
-        joined = np.concatenate([m.arrays[name] for m in motions])
-        for motion in motions:
-            del motion.arrays[name]
-        release_free_memory()
-        return joined
-
-    builders: list[tuple[str, Callable[[], np.ndarray]]] = [
-        (name, functools.partial(gathered, name)) for name in present
-    ]
-    builders += [
-        ("betas", lambda: np.repeat(np.stack([m.betas for m in motions]), counts, axis=0)),
-        ("gender", lambda: np.repeat(np.array([m.gender for m in motions], np.int8), counts)),
-        ("seq_id", lambda: np.repeat(np.arange(len(motions), dtype=np.int32), counts)),
-        ("frame_id", lambda: np.concatenate([m.frames for m in motions]).astype(np.int32)),
-    ]
-    fields = _save_fields(job, builders)
-
     per_dataset: Counter[str] = Counter()
     for motion in motions:
         per_dataset[motion.source.dataset] += motion.samples
