@@ -8,16 +8,28 @@ deflate filter pipeline would (byte shuffle, then zlib), and the writer stores t
 
 from __future__ import annotations
 
+import os
 import zlib
-from concurrent.futures import Executor
+from collections import deque
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["chunk_rows_for", "encode_chunk", "plan_rows", "read_column"]
+__all__ = [
+    "chunk_rows_for",
+    "column_region",
+    "encode_chunk",
+    "plan_rows",
+    "write_column",
+]
 
 CHUNK_BYTES = 1 << 20
+#: Bytes of rows HDF5 reads at once where :func:`write_column` cannot inflate chunks itself.
+COPY_BLOCK_BYTES = 16 << 20
+#: Chunks :func:`write_column` inflates at once (about a megabyte each).
+_INFLATE_AHEAD = 8
 _MIN_DIRECT_ROWS = 64
 
 
@@ -78,46 +90,78 @@ def encode_chunk(rows: np.ndarray, chunk_rows: int, level: int) -> bytes:
     return zlib.compress(shuffled, level)
 
 
-def read_column(dataset: Any, pool: Executor | None = None) -> np.ndarray:
-    """A whole HDF5 dataset. A contiguous one is mapped straight from the file (copy-on-write,
-    so the array is writable and the file never changes): no copy, no fresh memory to fault
-    in, and the pages are the page cache's. Shuffle + deflate chunks are inflated on
-    ``pool``'s threads (zlib releases the GIL) instead of one after another inside HDF5.
-    Datasets with other filters, or chunks stored with filters skipped, are read the ordinary
-    way."""
-    shape, dtype, chunks = dataset.shape, dataset.dtype, dataset.chunks
-    offset = dataset.id.get_offset() if chunks is None else None
-    if offset is not None and dtype.fields is None and not dataset.external and 0 not in shape:
-        path = dataset.file.filename
-        end = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if end > Path(path).stat().st_size:
-            raise OSError(f"{path}: dataset {dataset.name} is cut short")
-        return np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=tuple(shape))
-    if (
-        pool is None
-        or dataset.compression != "gzip"
-        or not dataset.shuffle
-        or chunks is None
-        or tuple(chunks[1:]) != tuple(shape[1:])
-        or shape[0] == 0
-    ):
-        return np.asarray(dataset[...])
-    chunk_rows, row_shape = chunks[0], tuple(shape[1:])
-    out = np.empty(shape, dtype=dtype)
+def column_region(dataset: Any) -> tuple[Path, int] | None:
+    """Where a dataset's bytes lie whole, in order, in its own file: (file, offset), for a
+    contiguous dataset without filters or external storage; None otherwise. A dataset cut
+    short (the file ends before it does) is an OSError."""
+    shape, dtype = dataset.shape, dataset.dtype
+    offset = dataset.id.get_offset() if dataset.chunks is None else None
+    if offset is None or dtype.fields is not None or dataset.external or 0 in shape:
+        return None
+    path = Path(dataset.file.filename)
+    end = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if end > path.stat().st_size:
+        raise OSError(f"{path}: dataset {dataset.name} is cut short")
+    return path, offset
+
+
+def _inflate(
+    payload: bytes, dtype: np.dtype[Any], chunk_rows: int, row_shape: tuple[int, ...]
+) -> np.ndarray:
+    """One shuffle + deflate chunk's rows."""
+    raw = np.frombuffer(zlib.decompress(payload), dtype=np.uint8)
+    block = np.ascontiguousarray(raw.reshape(dtype.itemsize, -1).T).view(dtype)
+    return block.reshape(chunk_rows, *row_shape)
+
+
+def _deflated_whole_rows(dataset: Any) -> bool:
+    """Whether every chunk holds whole rows, shuffled and deflated (what this module inflates)."""
+    chunks, shape = dataset.chunks, dataset.shape
+    return (
+        dataset.compression == "gzip"
+        and dataset.shuffle
+        and chunks is not None
+        and tuple(chunks[1:]) == tuple(shape[1:])
+        and shape[0] > 0
+    )
+
+
+def write_column(dataset: Any, fd: int, dtype: np.dtype[Any], pool: Executor | None = None) -> None:
+    """Write a dataset's rows as ``dtype`` to the file ``fd``, in order from its start, a few
+    blocks of rows at a time, so that memory holds those blocks, not the column. Shuffle +
+    deflate chunks are inflated on ``pool``'s threads (zlib releases the GIL) instead of one
+    after another inside HDF5; other datasets, and chunks stored with a filter skipped, are
+    read by HDF5, about ``COPY_BLOCK_BYTES`` at a time."""
+    shape = dataset.shape
+    row_shape = tuple(shape[1:])
+    row_bytes = dtype.itemsize * int(np.prod(row_shape, dtype=np.int64))
+
+    def put(start: int, rows: np.ndarray) -> None:
+        data = np.ascontiguousarray(rows, dtype=dtype).reshape(-1).view(np.uint8)
+        with data.data as view:
+            written = 0
+            while written < view.nbytes:  # pwrite may write less than asked
+                written += os.pwrite(fd, view[written:], start * row_bytes + written)
+
+    if pool is None or not _deflated_whole_rows(dataset):
+        step = max(1, COPY_BLOCK_BYTES // max(1, row_bytes))
+        for start in range(0, shape[0], step):
+            put(start, dataset[start : start + step])
+        return
+    chunk_rows = dataset.chunks[0]
 
     def inflate(start: int, payload: bytes) -> None:
-        raw = np.frombuffer(zlib.decompress(payload), dtype=np.uint8)
-        block = np.ascontiguousarray(raw.reshape(dtype.itemsize, -1).T).view(dtype)
         stop = min(start + chunk_rows, shape[0])
-        out[start:stop] = block.reshape(chunk_rows, *row_shape)[: stop - start]
+        put(start, _inflate(payload, dataset.dtype, chunk_rows, row_shape)[: stop - start])
 
-    pending = []
+    ahead: deque[Future[None]] = deque()  # chunks being inflated
     for start in range(0, shape[0], chunk_rows):
+        while len(ahead) >= _INFLATE_AHEAD:
+            ahead.popleft().result()
         mask, payload = dataset.id.read_direct_chunk((start,) + (0,) * len(row_shape))
         if mask:  # some filter was skipped for this chunk: let HDF5 decode it
-            out[start : start + chunk_rows] = dataset[start : start + chunk_rows]
+            put(start, dataset[start : start + chunk_rows])
             continue
-        pending.append(pool.submit(inflate, start, payload))
-    for future in pending:
+        ahead.append(pool.submit(inflate, start, payload))
+    for future in ahead:
         future.result()
-    return out

@@ -1,19 +1,24 @@
 """Stage III: ``stage_II/<split>.h5`` -> ``stage_III/<split>/<field>.pt``, what training reads.
 
-Each HDF5 dataset is read whole (one column at a time, so memory holds about one field; its
-chunks inflated on ``num_workers`` threads) and saved as one contiguous tensor. Only tensors
-live in the split folder, one per field, all of one length, so the folder is also readable by
-the original VPoser loader, which globs ``*.pt``.
+Each HDF5 dataset is saved as one contiguous tensor, one column at a time, without holding it
+in memory: an uncompressed column is copied from its place in the HDF5 file a mapped window at
+a time (:func:`vposer_data.tensorstream.save_file_region`); a compressed one is first inflated,
+block by block (on ``num_workers`` threads), into a spill file beside the output, removed once
+saved. Only tensors live in the split folder, one per field, all of one length, so the folder
+is also readable by the original VPoser loader, which globs ``*.pt``.
 
 For the statistics split (``stats_split``, "train" by default) it also computes each float
-field's per-dimension mean, std, min and max while the column is in memory (float64, block by
-block; per frame for clips) and writes ``<data_dir>/statistics.pt``, recorded under
-``"statistics"`` in the split's record (see :mod:`vposer_data.statistics`).
+field's per-dimension mean, std, min and max (float64, block by block, from a mapping of the
+same bytes whose pages are released as it goes; per frame for clips) and writes
+``<data_dir>/statistics.pt``, recorded under ``"statistics"`` in the split's record (see
+:mod:`vposer_data.statistics`).
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -21,19 +26,43 @@ import numpy as np
 
 from vposer_data.atomic import EarlyFlush
 from vposer_data.errors import PrepareError
-from vposer_data.h5chunks import read_column
+from vposer_data.h5chunks import column_region, write_column
 from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
 from vposer_data.statistics import column_stats, sample_axes, write_statistics
-from vposer_data.tensorfile import save_field
+from vposer_data.tensorstream import save_file_region
 
 __all__ = ["REQUIRED_FIELDS", "run_stage3"]
 
 REQUIRED_FIELDS = ("root_orient", "pose_body")
 #: How many bytes of columns may await their statistics while the next column is saved: the
 #: statistics of a small column then run beside the next column's write instead of holding
-#: it up; a large one is waited for first, so memory still holds about one large column.
+#: it up; a large one is waited for first, so the statistics never lag far behind.
 _STATS_AHEAD_BYTES = 256 << 20
+
+
+def _column_file(
+    dataset: h5py.Dataset, dtype: np.dtype[Any], job: SplitJob, pool: ThreadPoolExecutor
+) -> tuple[Path, int, bool]:
+    """Where a column's bytes, as ``dtype``, lie in a file: (file, offset, whether it is a
+    spill file to remove after use). A contiguous dataset of that dtype is its own region of
+    the HDF5 file; any other is written, block by block, to a spill file beside the output."""
+    region = column_region(dataset) if dataset.dtype == dtype else None
+    if region is not None:
+        return region[0], region[1], False
+    spill = job.out / f".{dataset.name.strip('/')}.spill"
+    try:
+        fd = os.open(spill, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            write_column(dataset, fd, dtype, pool)
+        finally:
+            os.close(fd)
+    except OSError as exc:  # a full disk: name the output being made
+        spill.unlink(missing_ok=True)
+        raise PrepareError(
+            f"could not write {job.final / dataset.name.strip('/')}.pt: {exc}"
+        ) from exc
+    return spill, 0, True
 
 
 def run_stage3(job: SplitJob) -> dict[str, Any]:
@@ -47,7 +76,7 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
     stats: dict[str, tuple[dict[str, np.ndarray], int]] = {}
     threads = ThreadPoolExecutor(max_workers=max(1, config.num_workers))
     # statistics are computed beside the write of the same column (numpy and the file
-    # writes release the GIL), one column at a time so memory holds one field
+    # writes release the GIL)
     stats_thread = ThreadPoolExecutor(max_workers=1)
     flusher = EarlyFlush()  # the disk works through each file while the next is made
     with threads as pool, stats_thread, flusher, h5py.File(h5_path, "r") as h5:
@@ -65,16 +94,30 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
             while pending and sum(size for *_, size in pending) > _STATS_AHEAD_BYTES:
                 done, future, _ = pending.pop(0)
                 stats[done] = future.result()
-            array = read_column(h5[name], pool)
-            if array.dtype.kind == "f":
-                array = array.astype(np.float32, copy=False)
-                if with_stats:
-                    axes = sample_axes(name, array.shape, clip_frames)
-                    future = stats_thread.submit(column_stats, array, axes)
-                    pending.append((name, future, array.nbytes))
-            fields[name] = save_field(job.out, name, array, job.final)
-            flusher.submit(job.out / f"{name}.pt")
-            del array
+            dataset = h5[name]
+            dtype = np.dtype(np.float32) if dataset.dtype.kind == "f" else dataset.dtype
+            shape = tuple(dataset.shape)
+            source, offset, spill = _column_file(dataset, dtype, job, pool)
+            try:
+                if dtype.kind == "f" and with_stats:
+                    # read from a mapping of the file, released block by block
+                    mapped = 0 not in shape
+                    column = (
+                        np.memmap(source, dtype=dtype, mode="r", offset=offset, shape=shape)
+                        if mapped
+                        else np.empty(shape, dtype)
+                    )
+                    axes = sample_axes(name, shape, clip_frames)
+                    future = stats_thread.submit(column_stats, column, axes, release=mapped)
+                    pending.append((name, future, column.nbytes))
+                    del column
+                path = job.out / f"{name}.pt"
+                record = save_file_region(path, source, offset, shape, dtype, job.final / path.name)
+            finally:
+                if spill:  # a mapping of it (the statistics') keeps its bytes until done
+                    source.unlink()
+            fields[name] = {"shape": list(shape), "dtype": str(dtype), **record.as_dict()}
+            flusher.submit(path)
         for done, future, _ in pending:
             stats[done] = future.result()
     samples = next(iter(lengths.values()))
