@@ -26,6 +26,7 @@ frames and samples per second, peak memory, output bytes, and the targets of iss
 
     python benchmarks/bench_prepare.py --frames 200000
     python benchmarks/bench_prepare.py --frames 2000000 --baseline-ref HEAD~3 --json /tmp/b.json
+    python benchmarks/bench_prepare.py --frames 2000000 --keep-rate 1.0 --baseline-ref main
     python benchmarks/bench_prepare.py --frames 2000000 --compare-set sampling=clips \
         --compare-set target_fps=30 --compare-set clip_frames=16
 """
@@ -243,6 +244,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         "--num-workers", type=int, help="PrepareConfig.num_workers (default: PrepareConfig's)"
     )
     parser.add_argument(
+        "--keep-rate",
+        type=float,
+        help="PrepareConfig.keep_rate, the fraction of each file's trimmed frames kept "
+        "(default: PrepareConfig's, 0.3); memory and time grow with it",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -296,7 +303,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         parser.error("--repeat must be at least 1")
     settings = parse_settings(parser, "--set", args.set)
     args.compare_overrides = parse_settings(parser, "--compare-set", args.compare_set)
-    for key, value in (("hdf5_compression", args.compression), ("num_workers", args.num_workers)):
+    for key, value in (
+        ("hdf5_compression", args.compression),
+        ("num_workers", args.num_workers),
+        ("keep_rate", args.keep_rate),
+    ):
         if value is not None:
             if key in settings and settings[key] != value:
                 parser.error(f"{key} given twice: {settings[key]!r} and {value!r}")

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench_common import GB, fmt_mb, frames_label
+from bench_common import GB, MB, fmt_mb, frames_label
 from prepare_report import (
     SCALE_FRAMES,
     SCALE_MAXRSS,
@@ -49,6 +49,7 @@ def _columns(f: Figures) -> list[tuple[str, dict[str, Any]]]:
         "peak_rss_tree": f.peak_rss_tree,
         "peak_pss_tree": f.peak_pss_tree,
         "maxrss_single": f.maxrss_single,
+        "maxrss_singles": f.maxrss_singles,
         "peak_processes": f.peak_processes,
         "stage_bytes": f.stage_bytes,
         "stage_memory": f.stage_memory,
@@ -277,6 +278,9 @@ def _table(f: Figures) -> list[str]:
     def walls(values: list[float]) -> str:
         return "/".join(f"{w:.1f}" for w in values)
 
+    def megabytes(values: list[int]) -> str:
+        return "/".join(f"{v / MB:.0f}" for v in values)
+
     def each(fn: Any) -> list[str]:
         return [fn(col) for col in cols]
 
@@ -313,6 +317,8 @@ def _table(f: Figures) -> list[str]:
          floor(lambda fl: fmt_mb(fl["peak_rss_tree"]))),
         ("peak PSS, sum over process tree", each(lambda c: fmt_mb(c["peak_pss_tree"])), none),
         ("max RSS of one process (ru_maxrss)", each(lambda c: fmt_mb(c["maxrss_single"])), none),
+        *([("  all repeats, MB", each(lambda c: megabytes(c["maxrss_singles"])), none)]
+          if f.repeats > 1 else []),
         ("processes in the tree at most", each(lambda c: str(c["peak_processes"])), none),
         ("bytes read (input files, whole)", blank, floor(lambda fl: fmt_mb(fl["read_bytes"]))),
         ("bytes written, stage_III (final output)",

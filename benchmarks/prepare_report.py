@@ -125,6 +125,7 @@ class Figures:
     peak_pss_tree: int | None
     peak_processes: int
     maxrss_single: int
+    maxrss_singles: list[int]  # per repeat: the largest process of each run
     stage_memory: dict[str, tuple[int, int]]
     output_bytes: int
     stage_bytes: dict[str, int]
@@ -167,6 +168,7 @@ def _pipeline_figures(runs: list[tuple[ChildRun, dict[str, Any]]]) -> dict[str, 
         "peak_pss_tree": max(pss) if pss else None,
         "peak_processes": max(run.peak_processes for run, _ in runs),
         "maxrss_single": max(run.maxrss_single for run, _ in runs),
+        "maxrss_singles": [run.maxrss_single for run, _ in runs],
         "stage_bytes": {k: int(v) for k, v in sizes["stages"].items()},
         "split_bytes": {k: int(v) for k, v in sizes["splits"].items()},
         "stage_memory": stage_memory(max(runs, key=lambda item: item[0].peak_rss_tree)[0]),
@@ -230,6 +232,7 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
         peak_pss_tree=pipe["peak_pss_tree"],
         peak_processes=pipe["peak_processes"],
         maxrss_single=pipe["maxrss_single"],
+        maxrss_singles=pipe["maxrss_singles"],
         stage_memory=pipe["stage_memory"],
         output_bytes=pipe["stage_bytes"]["stage_III"],
         stage_bytes=pipe["stage_bytes"],
