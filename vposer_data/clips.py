@@ -23,6 +23,7 @@ import math
 import numpy as np
 import torch
 
+from vposer_data.fields import ROOT_ORIENT, TRANS
 from vposer_data.rotations import aa_to_matrot, aa_to_quat, matrot_to_aa, quat_to_aa, rotz
 from vposer_data.sampling import trim_bounds
 
@@ -125,7 +126,7 @@ def _check_clips(
 ) -> None:
     """``root_orient`` and ``trans`` ``(N, T, 3)`` alike; each ``per_clip`` tensor ``(N, ...)``
     with the given number of trailing numbers per clip (0: ``(N,)``)."""
-    for name, x in (("root_orient", root_orient), ("trans", trans)):
+    for name, x in ((ROOT_ORIENT, root_orient), (TRANS, trans)):
         if x.ndim != 3 or x.shape[-1] != 3:
             raise ValueError(f"{name} must be (N, T, 3), got shape {tuple(x.shape)}")
     if root_orient.shape != trans.shape:
@@ -283,7 +284,7 @@ def trans_velocity(trans: torch.Tensor, fps: float) -> torch.Tensor:
     ``fps`` (the clip's target rate): central differences ``(x[t+1] - x[t-1]) * fps / 2`` inside,
     one-sided ``(x[1] - x[0]) * fps`` and ``(x[T-1] - x[T-2]) * fps`` at the ends (T >= 2).
     Exact for constant velocity."""
-    _check_velocity_input("trans", trans)
+    _check_velocity_input(TRANS, trans)
     rate = _check_fps(fps)
     x = trans.to(torch.float64)
     v = torch.empty_like(x)
@@ -306,7 +307,7 @@ def root_angular_velocity(root_orient: torch.Tensor, fps: float) -> torch.Tensor
     as long as the rotation over two ticks, ``2 |omega| dt``, stays below pi (otherwise the
     logarithm wraps). T >= 2.
     """
-    _check_velocity_input("root_orient", root_orient)
+    _check_velocity_input(ROOT_ORIENT, root_orient)
     rate = _check_fps(fps)
     R = aa_to_matrot(root_orient.to(torch.float64))
     Rt = R.transpose(-1, -2)

@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vposer_data.errors import ConfigError, VPoserDataError
+from vposer_data.fields import POSE_BODY, default_fields
 from vposer_data.manifest import MANIFEST_NAME, Manifest
 from vposer_data.statistics import TrainingStatistics, read_statistics
 
@@ -48,14 +49,7 @@ __all__ = [
 #: the pose parameters, axis-angle (``pose_body_matrot``: the body pose as flattened 3x3
 #: rotation matrices). Provenance and shape fields (``seq_id``, ``frame_id``, ``betas``,
 #: ``trans``, ``gender``, ``dmpls``) are loaded when asked for by name.
-DEFAULT_FIELDS = (
-    "root_orient",
-    "pose_body",
-    "pose_body_matrot",
-    "pose_hand",
-    "pose_jaw",
-    "pose_eye",
-)
+DEFAULT_FIELDS = default_fields()
 
 
 class DatasetNotFoundError(VPoserDataError, FileNotFoundError):
@@ -173,9 +167,9 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
         available = field_names(self.split_dir)
         if fields is None:
             chosen = [name for name in DEFAULT_FIELDS if name in available]
-            if "pose_body" not in chosen:
+            if POSE_BODY not in chosen:
                 raise DatasetNotFoundError(
-                    f"{self.split_dir}: no pose_body.pt; fields present: {available or 'none'}"
+                    f"{self.split_dir}: no {POSE_BODY}.pt; fields present: {available or 'none'}"
                 )
             return tuple(chosen)
         chosen = list(fields)
@@ -205,9 +199,9 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
                 "re-create it with vposer-data prepare"
             )
         self._length = next(iter(lengths.values()))
-        pose_body = self.tensors.get("pose_body")
-        if pose_body is None and (self.split_dir / "pose_body.pt").is_file():
-            pose_body = _load_tensor(self.split_dir / "pose_body.pt")  # mapped: the header only
+        pose_body = self.tensors.get(POSE_BODY)
+        if pose_body is None and (self.split_dir / f"{POSE_BODY}.pt").is_file():
+            pose_body = _load_tensor(self.split_dir / f"{POSE_BODY}.pt")  # mapped: the header only
         self.clip_frames: int | None = (
             int(pose_body.shape[1]) if pose_body is not None and pose_body.dim() == 3 else None
         )

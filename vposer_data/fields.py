@@ -2,29 +2,73 @@
 
 For each field: its name, the shape of one value (per frame, or per motion), its dtype, and
 which AMASS families provide it (none for fields the pipeline derives). Code asks this table
-instead of spelling widths out; adding a field is one entry here plus the code that makes it.
+instead of spelling names, widths, dtypes or layouts out: a field derived by an augmentation is
+one entry here (``made_by`` naming the augmentation) plus that augmentation's entry in
+:mod:`vposer_data.augment.registry` and its function.
 Torch-free, so that settings and the command line can use it without loading torch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
     "ALL_FAMILIES",
+    "BETAS",
+    "CANON_OFFSET",
+    "CANON_YAW",
     "FIELDS",
+    "FRAME_ID",
+    "GENDER",
     "NUM_BODY_JOINTS",
+    "POSE_BODY",
+    "POSE_BODY_MATROT",
+    "POSE_EYE",
+    "POSE_HAND",
+    "POSE_JAW",
     "REPRESENTATIONS",
+    "ROOT_ANGVEL",
+    "ROOT_ORIENT",
+    "SEQ_ID",
+    "STAGE_I_MAKERS",
+    "TRANS",
+    "TRANS_VEL",
     "Field",
+    "default_fields",
     "field",
     "frame_fields",
+    "made_by",
     "pose_fields",
+    "required_fields",
     "source_fields",
+    "stage1_fields",
 ]
 
 ALL_FAMILIES = ("smpl", "smplh", "smplx")
 NUM_BODY_JOINTS = 21
+
+# The names the code refers to by role (the declarations below spell every name once).
+ROOT_ORIENT = "root_orient"
+POSE_BODY = "pose_body"
+POSE_HAND = "pose_hand"
+POSE_JAW = "pose_jaw"
+POSE_EYE = "pose_eye"
+TRANS = "trans"
+BETAS = "betas"
+GENDER = "gender"
+SEQ_ID = "seq_id"
+FRAME_ID = "frame_id"
+CANON_YAW = "canon_yaw"
+CANON_OFFSET = "canon_offset"
+POSE_BODY_MATROT = "pose_body_matrot"
+TRANS_VEL = "trans_vel"
+ROOT_ANGVEL = "root_angvel"
+
+#: What Stage I makes a field with: read from the AMASS file, provenance it records, or the
+#: canonicalisation of clips. Any other ``made_by`` is the augmentation (Stage II) adding it.
+STAGE_I_MAKERS = ("amass", "provenance", "canonicalize")
 
 
 @dataclass(frozen=True)
@@ -41,6 +85,11 @@ class Field:
         families: the AMASS families that provide it; empty for fields the pipeline derives.
         joints: for axis-angle poses, the number of joints (3 numbers each).
         summary: one line for documentation.
+        made_by: what makes it: one of :data:`STAGE_I_MAKERS`, or the name of the augmentation
+            (:mod:`vposer_data.augment.registry`) that adds it in Stage II.
+        clips_only: it exists in clip folders only (``sampling="clips"``).
+        default: a dataset loads it when no fields are asked for (if the split holds it).
+        required: every split holds it (Stage III refuses an input without it).
     """
 
     name: str
@@ -50,6 +99,10 @@ class Field:
     families: tuple[str, ...]
     joints: int | None = None
     summary: str = ""
+    made_by: str = "amass"
+    clips_only: bool = False
+    default: bool = False
+    required: bool = False
 
     @property
     def is_pose(self) -> bool:
@@ -61,35 +114,139 @@ class Field:
         """Provided by some families only: a split keeps it when every file has it."""
         return bool(self.families) and set(self.families) != set(ALL_FAMILIES)
 
+    @property
+    def derived(self) -> bool:
+        """Added by an augmentation in Stage II (not stored by Stage I)."""
+        return self.made_by not in STAGE_I_MAKERS
 
+    def row_shape(
+        self, clip_frames: int | None = None, width: int | None = None
+    ) -> tuple[int, ...]:
+        """The shape of one sample's value: ``(width,)`` (``()`` for a scalar), preceded by
+        ``clip_frames`` for a per-frame field of a clip folder. ``width`` stands in for a width
+        the input file decides (``betas``)."""
+        numbers = self.width if self.width is not None else width
+        if numbers is None:
+            raise ValueError(f"field {self.name!r}: its width is the input's, and none was given")
+        value = (numbers,) if numbers else ()
+        return (clip_frames, *value) if clip_frames and self.per == "frame" else value
+
+
+# In the order outputs list them: Stage I's files in this order, a dataset's default fields too.
 _DECLARED = (
-    # source fields, read from AMASS
-    Field("root_orient", 3, "float32", "frame", ALL_FAMILIES, 1, "root rotation, axis-angle"),
-    Field("pose_body", 63, "float32", "frame", ALL_FAMILIES, 21, "21 body joints, axis-angle"),
-    Field("pose_hand", 90, "float32", "frame", ("smplh", "smplx"), 30, "30 hand joints"),
-    Field("pose_jaw", 3, "float32", "frame", ("smplx",), 1, "jaw, axis-angle"),
-    Field("pose_eye", 6, "float32", "frame", ("smplx",), 2, "left and right eye, axis-angle"),
-    Field("trans", 3, "float32", "frame", ALL_FAMILIES, None, "root translation, metres"),
-    Field("dmpls", 8, "float32", "frame", ("smplh",), None, "soft-tissue coefficients"),
-    Field("betas", None, "float32", "motion", ALL_FAMILIES, None, "body shape coefficients"),
-    Field("gender", 0, "int8", "motion", ALL_FAMILIES, None, "male -1, neutral 0, female 1"),
-    # provenance, made by Stage I
-    Field("seq_id", 0, "int32", "motion", (), None, "index into the manifest's file list"),
-    Field("frame_id", 0, "int32", "frame", (), None, "frame of the source file"),
-    # derived by augmentations
+    # source fields, read from AMASS (and the body rotation matrices, derived, loaded by default)
     Field(
-        "pose_body_matrot",
+        ROOT_ORIENT,
+        3,
+        "float32",
+        "frame",
+        ALL_FAMILIES,
+        1,
+        "root rotation, axis-angle",
+        default=True,
+        required=True,
+    ),
+    Field(
+        POSE_BODY,
+        63,
+        "float32",
+        "frame",
+        ALL_FAMILIES,
+        21,
+        "21 body joints, axis-angle",
+        default=True,
+        required=True,
+    ),
+    Field(
+        POSE_BODY_MATROT,
         NUM_BODY_JOINTS * 9,
         "float32",
         "frame",
         (),
         None,
         "body joints as 3x3 rotation matrices, row by row",
+        made_by="matrot",
+        default=True,
     ),
-    Field("trans_vel", 3, "float32", "frame", (), None, "clips: root velocity, m/s"),
-    Field("root_angvel", 3, "float32", "frame", (), None, "clips: root angular velocity, rad/s"),
-    Field("canon_yaw", 0, "float32", "motion", (), None, "clips: rotation about z applied, rad"),
-    Field("canon_offset", 3, "float32", "motion", (), None, "clips: horizontal shift removed"),
+    Field(
+        POSE_HAND, 90, "float32", "frame", ("smplh", "smplx"), 30, "30 hand joints", default=True
+    ),
+    Field(POSE_JAW, 3, "float32", "frame", ("smplx",), 1, "jaw, axis-angle", default=True),
+    Field(
+        POSE_EYE,
+        6,
+        "float32",
+        "frame",
+        ("smplx",),
+        2,
+        "left and right eye, axis-angle",
+        default=True,
+    ),
+    Field(TRANS, 3, "float32", "frame", ALL_FAMILIES, None, "root translation, metres"),
+    Field("dmpls", 8, "float32", "frame", ("smplh",), None, "soft-tissue coefficients"),
+    # made by Stage I's canonicalisation of clips
+    Field(
+        CANON_YAW,
+        0,
+        "float32",
+        "motion",
+        (),
+        None,
+        "clips: rotation about z applied, rad",
+        made_by="canonicalize",
+        clips_only=True,
+    ),
+    Field(
+        CANON_OFFSET,
+        3,
+        "float32",
+        "motion",
+        (),
+        None,
+        "clips: horizontal shift removed",
+        made_by="canonicalize",
+        clips_only=True,
+    ),
+    # per motion, from AMASS
+    Field(BETAS, None, "float32", "motion", ALL_FAMILIES, None, "body shape coefficients"),
+    Field(GENDER, 0, "int8", "motion", ALL_FAMILIES, None, "male -1, neutral 0, female 1"),
+    # provenance, made by Stage I
+    Field(
+        SEQ_ID,
+        0,
+        "int32",
+        "motion",
+        (),
+        None,
+        "index into the manifest's file list",
+        made_by="provenance",
+    ),
+    Field(
+        FRAME_ID, 0, "int32", "frame", (), None, "frame of the source file", made_by="provenance"
+    ),
+    # derived by augmentations
+    Field(
+        TRANS_VEL,
+        3,
+        "float32",
+        "frame",
+        (),
+        None,
+        "clips: root velocity, m/s",
+        made_by="velocities",
+        clips_only=True,
+    ),
+    Field(
+        ROOT_ANGVEL,
+        3,
+        "float32",
+        "frame",
+        (),
+        None,
+        "clips: root angular velocity, rad/s",
+        made_by="velocities",
+        clips_only=True,
+    ),
 )
 
 #: Rotation representations an augmentation derives from an axis-angle pose field, as
@@ -131,3 +288,31 @@ def frame_fields() -> tuple[str, ...]:
     return tuple(
         f.name for f in FIELDS.values() if f.families and f.per == "frame" and f.dtype == "float32"
     )
+
+
+def made_by(maker: str) -> tuple[str, ...]:
+    """The fields ``maker`` makes (one of :data:`STAGE_I_MAKERS`, or an augmentation), in order."""
+    return tuple(f.name for f in FIELDS.values() if f.made_by == maker)
+
+
+def stage1_fields(frame_fields_present: Sequence[str], canonical: bool) -> list[str]:
+    """Stage I's fields of a split, in order: the per-frame source fields every file has,
+    the canonicalisation's (clips canonicalised), then the per-motion fields and provenance."""
+    sources = frame_fields()
+    return [
+        f.name
+        for f in FIELDS.values()
+        if not f.derived
+        and (f.name in frame_fields_present or f.name not in sources)
+        and (canonical or f.made_by != "canonicalize")
+    ]
+
+
+def default_fields() -> tuple[str, ...]:
+    """The fields a dataset loads when none are asked for, in order."""
+    return tuple(f.name for f in FIELDS.values() if f.default)
+
+
+def required_fields() -> tuple[str, ...]:
+    """The fields every split holds."""
+    return tuple(f.name for f in FIELDS.values() if f.required)

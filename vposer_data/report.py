@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vposer_data.dataset import VPoserDataset
+from vposer_data.fields import POSE_BODY
 from vposer_data.manifest import Manifest, split_dir
 from vposer_data.summary import clip_seconds_per_dataset, load_prepared
 from vposer_data.summary import samples_per_dataset as per_split
@@ -58,7 +59,7 @@ def joint_angles(
     """(n, 21) rotation angle of each body joint, in degrees, for up to ``max_samples`` rows of
     a split (a seeded random subset, in file order, when the split is larger); for clips, one
     row per clip frame."""
-    pose_body = VPoserDataset(folder, ["pose_body"]).tensors["pose_body"]
+    pose_body = VPoserDataset(folder, [POSE_BODY]).tensors[POSE_BODY]
     rows = pose_body.shape[0]
     if max_samples is not None and rows > max_samples:
         pick = np.sort(np.random.default_rng(seed).choice(rows, max_samples, replace=False))

@@ -18,9 +18,21 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from vposer_data.augment.registry import MATROT_FIELD, AugmentSpec, parse_augmentations
+from vposer_data.augment.registry import AugmentSpec, parse_augmentations
 from vposer_data.clips import root_angular_velocity, rotate_clips_about_z, trans_velocity
-from vposer_data.fields import NUM_BODY_JOINTS, pose_fields
+from vposer_data.fields import (
+    NUM_BODY_JOINTS,
+    POSE_BODY,
+    POSE_BODY_MATROT,
+    POSE_EYE,
+    POSE_HAND,
+    POSE_JAW,
+    ROOT_ANGVEL,
+    ROOT_ORIENT,
+    TRANS,
+    TRANS_VEL,
+    pose_fields,
+)
 from vposer_data.rotations import (
     aa_to_matrot,
     aa_to_quat,
@@ -77,7 +89,7 @@ def _require(batch: Mapping[str, torch.Tensor], field: str, augmentation: str) -
 
 def _is_clips(batch: Mapping[str, torch.Tensor]) -> bool:
     """Clips: per-frame fields are ``(n, T, width)``."""
-    return batch["root_orient"].ndim == 3 if "root_orient" in batch else False
+    return batch[ROOT_ORIENT].ndim == 3 if ROOT_ORIENT in batch else False
 
 
 def _per_joint(x: torch.Tensor) -> torch.Tensor:
@@ -98,15 +110,15 @@ def matrot(batch: Batch, generator: torch.Generator | None = None) -> Batch:
     """Add ``pose_body_matrot`` ``(..., 189)``: joint ``j``'s 3x3 matrix (row-major) at
     columns ``9*j : 9*j+9``, from ``pose_body``, every frame. Computed in float64, stored
     float32."""
-    pose_body = _require(batch, "pose_body", "matrot")
+    pose_body = _require(batch, POSE_BODY, "matrot")
     R = aa_to_matrot(_per_joint(pose_body))
     out = dict(batch)
-    out[MATROT_FIELD] = R.reshape(*pose_body.shape[:-1], NUM_BODY_JOINTS * 9).to(torch.float32)
+    out[POSE_BODY_MATROT] = R.reshape(*pose_body.shape[:-1], NUM_BODY_JOINTS * 9).to(torch.float32)
     return out
 
 
 def rot6d(
-    batch: Batch, generator: torch.Generator | None = None, fields: Sequence[str] = ("pose_body",)
+    batch: Batch, generator: torch.Generator | None = None, fields: Sequence[str] = (POSE_BODY,)
 ) -> Batch:
     """Add ``<field>_rot6d`` ``(..., 6 J)`` for each of ``fields``: per joint, the first two
     columns of its rotation matrix, ``[R00, R10, R20, R01, R11, R21]`` (Zhou et al. 2019)."""
@@ -119,7 +131,7 @@ def rot6d(
 
 
 def quat(
-    batch: Batch, generator: torch.Generator | None = None, fields: Sequence[str] = ("pose_body",)
+    batch: Batch, generator: torch.Generator | None = None, fields: Sequence[str] = (POSE_BODY,)
 ) -> Batch:
     """Add ``<field>_quat`` ``(..., 4 J)`` for each of ``fields``: per joint the unit quaternion
     ``(w, x, y, z)`` with ``w >= 0``."""
@@ -136,20 +148,20 @@ def velocities(batch: Batch, generator: torch.Generator | None = None, *, fps: f
     rad/s (world frame) at the clips' rate ``fps``; see
     :func:`vposer_data.clips.trans_velocity` and :func:`vposer_data.clips.root_angular_velocity`
     for the formulas."""
-    root = _require(batch, "root_orient", "velocities")
-    trans = _require(batch, "trans", "velocities")
+    root = _require(batch, ROOT_ORIENT, "velocities")
+    trans = _require(batch, TRANS, "velocities")
     if root.ndim != 3:
         raise ValueError("augmentation 'velocities' needs clips (n, T, 3), got frames")
     out = dict(batch)
-    out["trans_vel"] = trans_velocity(trans, fps).to(torch.float32)
-    out["root_angvel"] = root_angular_velocity(root, fps).to(torch.float32)
+    out[TRANS_VEL] = trans_velocity(trans, fps).to(torch.float32)
+    out[ROOT_ANGVEL] = root_angular_velocity(root, fps).to(torch.float32)
     return out
 
 
 def noise(
     batch: Batch,
     generator: torch.Generator,
-    fields: Sequence[str] = ("pose_body",),
+    fields: Sequence[str] = (POSE_BODY,),
     sigma: float = 0.01,
 ) -> Batch:
     """Add Gaussian noise ``sigma * N(0, 1)`` to each of ``fields`` present in the batch."""
@@ -175,18 +187,18 @@ def remove_zrot(batch: Batch, generator: torch.Generator | None = None) -> Batch
     rotation about the vertical through the first frame's position (``trans`` too), so the
     motion keeps its shape.
     """
-    root = _require(batch, "root_orient", "remove_zrot")
+    root = _require(batch, ROOT_ORIENT, "remove_zrot")
     R = aa_to_matrot(root.to(torch.float64))
     out = dict(batch)
     if root.ndim == 3:
         angle = -yaw_sxyz(R[:, 0])
-        out["root_orient"], trans = rotate_clips_about_z(
-            root, _require(batch, "trans", "remove_zrot"), angle
+        out[ROOT_ORIENT], trans = rotate_clips_about_z(
+            root, _require(batch, TRANS, "remove_zrot"), angle
         )
-        out["root_orient"] = out["root_orient"].to(torch.float32)
-        out["trans"] = trans.to(torch.float32)
+        out[ROOT_ORIENT] = out[ROOT_ORIENT].to(torch.float32)
+        out[TRANS] = trans.to(torch.float32)
         return out
-    out["root_orient"] = matrot_to_aa(rotz(-yaw_sxyz(R)) @ R).to(torch.float32)
+    out[ROOT_ORIENT] = matrot_to_aa(rotz(-yaw_sxyz(R)) @ R).to(torch.float32)
     return out
 
 
@@ -196,20 +208,20 @@ def random_zrot(batch: Batch, generator: torch.Generator) -> Batch:
     A clip is rotated whole, by one angle, about the vertical through its first frame's
     position (:func:`vposer_data.clips.rotate_clips_about_z`).
     """
-    root = _require(batch, "root_orient", "random_zrot")
+    root = _require(batch, ROOT_ORIENT, "random_zrot")
     n = root.shape[0]
     theta = torch.rand(n, generator=generator, dtype=torch.float64) * (2 * math.pi)
     out = dict(batch)
     if root.ndim == 3:
-        rotated, trans = rotate_clips_about_z(root, _require(batch, "trans", "random_zrot"), theta)
-        out["root_orient"], out["trans"] = rotated.to(torch.float32), trans.to(torch.float32)
+        rotated, trans = rotate_clips_about_z(root, _require(batch, TRANS, "random_zrot"), theta)
+        out[ROOT_ORIENT], out[TRANS] = rotated.to(torch.float32), trans.to(torch.float32)
         return out
     Rz = rotz(theta)
-    out["root_orient"] = _rotate_root(root, Rz)
-    if "trans" in batch:
-        trans = batch["trans"]
+    out[ROOT_ORIENT] = _rotate_root(root, Rz)
+    if TRANS in batch:
+        trans = batch[TRANS]
         rotated = (Rz.to(trans.device) @ trans.to(torch.float64).unsqueeze(-1)).squeeze(-1)
-        out["trans"] = rotated.to(trans.dtype if trans.is_floating_point() else torch.float32)
+        out[TRANS] = rotated.to(trans.dtype if trans.is_floating_point() else torch.float32)
     return out
 
 
@@ -233,12 +245,12 @@ def _joint_table(
 
 
 _MIRROR_TABLES: dict[str, tuple[list[int], list[float]]] = {
-    "root_orient": _joint_table(1, ()),
-    "pose_body": _joint_table(21, [(a - 1, b - 1) for a, b in _BODY_LR_PAIRS]),
-    "pose_hand": _joint_table(30, [(j, j + 15) for j in range(15)]),  # left 15, right 15
-    "pose_jaw": _joint_table(1, ()),
-    "pose_eye": _joint_table(2, [(0, 1)]),  # left eye, right eye
-    "trans": ([0, 1, 2], [-1.0, 1.0, 1.0]),  # x -> -x
+    ROOT_ORIENT: _joint_table(1, ()),
+    POSE_BODY: _joint_table(21, [(a - 1, b - 1) for a, b in _BODY_LR_PAIRS]),
+    POSE_HAND: _joint_table(30, [(j, j + 15) for j in range(15)]),  # left 15, right 15
+    POSE_JAW: _joint_table(1, ()),
+    POSE_EYE: _joint_table(2, [(0, 1)]),  # left eye, right eye
+    TRANS: ([0, 1, 2], [-1.0, 1.0, 1.0]),  # x -> -x
 }
 
 

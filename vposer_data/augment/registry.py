@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vposer_data.errors import ConfigError
-from vposer_data.fields import pose_fields
+from vposer_data.fields import (
+    POSE_BODY,
+    POSE_BODY_MATROT,
+    ROOT_ORIENT,
+    TRANS,
+    made_by,
+    pose_fields,
+)
 
 __all__ = [
     "AUGMENTATIONS",
@@ -32,8 +39,8 @@ __all__ = [
     "parse_augmentations",
 ]
 
-#: The field ``matrot`` adds: 21 body joints x row-major 3x3 = 189 columns.
-MATROT_FIELD = "pose_body_matrot"
+#: The field ``matrot`` adds (declared in :mod:`vposer_data.fields`).
+MATROT_FIELD = POSE_BODY_MATROT
 
 Check = Callable[[str, str, Any], Any]
 
@@ -96,7 +103,8 @@ class Augmentation:
         params: parameter -> (default, check); a check returns the normalized value or raises
             ConfigError naming the augmentation, the parameter and the value.
         reads: fields it needs.
-        adds: fields it adds, given its parameters.
+        adds: fields it adds, given its parameters; None (the default): the derived fields
+            :mod:`vposer_data.fields` declares as made by it.
         changes_poses: it changes pose values (so it must come before ``matrot``).
         random: whether it draws at random, given its parameters.
         function: the name of its function in :mod:`vposer_data.augment.ops`.
@@ -108,11 +116,15 @@ class Augmentation:
     summary: str
     params: Mapping[str, tuple[Any, Check]]
     reads: tuple[str, ...]
-    adds: Callable[[Mapping[str, Any]], tuple[str, ...]]
     changes_poses: bool
     random: Callable[[Mapping[str, Any]], bool]
     function: str
     needs_clips: bool = False
+    adds: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+
+    def added(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The fields it adds with these parameters."""
+        return self.adds(params) if self.adds is not None else made_by(self.name)
 
 
 def _suffixed(suffix: str) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:
@@ -122,10 +134,6 @@ def _suffixed(suffix: str) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:
         return tuple(f"{name}_{suffix}" for name in params["fields"])
 
     return adds
-
-
-def _none(params: Mapping[str, Any]) -> tuple[str, ...]:
-    return ()
 
 
 def _always(params: Mapping[str, Any]) -> bool:
@@ -141,8 +149,7 @@ _DECLARED = (
         "matrot",
         "adds `pose_body_matrot` (N, 189): each body joint's 3x3 rotation matrix, row by row",
         {},
-        ("pose_body",),
-        lambda p: (MATROT_FIELD,),
+        (POSE_BODY,),
         changes_poses=False,
         random=_never,
         function="matrot",
@@ -150,9 +157,8 @@ _DECLARED = (
     Augmentation(
         "noise",
         "Gaussian noise sigma*N(0,1) on `fields` (default pose_body, sigma 0.01)",
-        {"fields": (("pose_body",), _check_pose_fields), "sigma": (0.01, _check_sigma)},
+        {"fields": ((POSE_BODY,), _check_pose_fields), "sigma": (0.01, _check_sigma)},
         (),
-        _none,
         changes_poses=True,
         random=lambda p: p["sigma"] > 0,
         function="noise",
@@ -161,8 +167,7 @@ _DECLARED = (
         "remove_zrot",
         "removes the root's rotation about the vertical axis",
         {},
-        ("root_orient",),
-        _none,
+        (ROOT_ORIENT,),
         changes_poses=True,
         random=_never,
         function="remove_zrot",
@@ -171,8 +176,7 @@ _DECLARED = (
         "random_zrot",
         "rotates each sample about the vertical axis by an angle drawn in [0, 2 pi)",
         {},
-        ("root_orient",),
-        _none,
+        (ROOT_ORIENT,),
         changes_poses=True,
         random=_always,
         function="random_zrot",
@@ -183,7 +187,6 @@ _DECLARED = (
         "default `p=1` mirrors every sample",
         {"p": (1.0, _check_probability)},
         (),
-        _none,
         changes_poses=True,
         random=lambda p: 0 < p["p"] < 1,
         function="mirror",
@@ -192,31 +195,30 @@ _DECLARED = (
         "rot6d",
         "adds `<field>_rot6d` for each of `fields` (default pose_body): per joint the first two "
         "columns of its rotation matrix, [R00, R10, R20, R01, R11, R21]",
-        {"fields": (("pose_body",), _check_pose_fields)},
+        {"fields": ((POSE_BODY,), _check_pose_fields)},
         (),
-        _suffixed("rot6d"),
         changes_poses=False,
         random=_never,
         function="rot6d",
+        adds=_suffixed("rot6d"),
     ),
     Augmentation(
         "quat",
         "adds `<field>_quat` for each of `fields` (default pose_body): per joint a unit "
         "quaternion (w, x, y, z) with w >= 0",
-        {"fields": (("pose_body",), _check_pose_fields)},
+        {"fields": ((POSE_BODY,), _check_pose_fields)},
         (),
-        _suffixed("quat"),
         changes_poses=False,
         random=_never,
         function="quat",
+        adds=_suffixed("quat"),
     ),
     Augmentation(
         "velocities",
         "clips: adds `trans_vel` (m/s) and `root_angvel` (rad/s, world frame), central "
         "differences at the clip rate, one-sided at the ends",
         {},
-        ("root_orient", "trans"),
-        lambda p: ("trans_vel", "root_angvel"),
+        (ROOT_ORIENT, TRANS),
         changes_poses=False,
         random=_never,
         function="velocities",
@@ -314,7 +316,7 @@ def parse_augmentations(
                 f"{deriving!r} (#{derived_at}), whose derived fields would be stale. List "
                 f"pose-changing augmentations before {deriving!r}."
             )
-        if derived_at is None and spec.augmentation.adds(dict(spec.params)):
+        if derived_at is None and spec.augmentation.added(dict(spec.params)):
             derived_at = i
     return specs
 
@@ -337,7 +339,7 @@ def output_fields(
                 raise ConfigError(
                     f"augmentation {spec.name!r} needs field {needed!r}; fields are {fields}"
                 )
-        fields.extend(f for f in augmentation.adds(dict(spec.params)) if f not in fields)
+        fields.extend(f for f in augmentation.added(dict(spec.params)) if f not in fields)
     return fields
 
 

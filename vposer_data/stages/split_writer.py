@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vposer_data.clips import canonicalize
+from vposer_data.fields import BETAS, FRAME_ID, GENDER, ROOT_ORIENT, SEQ_ID, TRANS, made_by
 from vposer_data.tensorstream import TensorAppender
 
 __all__ = ["CANON_BLOCK_CLIPS", "SplitWriter"]
@@ -35,7 +36,7 @@ class SplitWriter:
         self.folder, self.final = folder, final
         self.files: dict[str, TensorAppender] = {}
         self.motions = 0
-        self.canonical = False  # whether clips are canonicalised (CANON_FIELDS written)
+        self.canonical = False  # whether clips are canonicalised (their fields written)
         self._sources: list[tuple[np.ndarray, np.ndarray]] = []  # clips awaiting canonicalisation
         self._clips = 0
 
@@ -62,13 +63,13 @@ class SplitWriter:
         count = int(frames.shape[0])
         canonical = source_root is not None and source_trans is not None
         for name, rows in arrays.items():
-            if not (canonical and name in ("root_orient", "trans")):
+            if not (canonical and name in (ROOT_ORIENT, TRANS)):
                 self._append(name, rows)
         if betas is not None:
-            self._append("betas", np.repeat(betas[None, :], count, axis=0))
-        self._append("gender", np.full(count, gender, np.int8))
-        self._append("seq_id", np.full(count, self.motions, np.int32))
-        self._append("frame_id", frames.astype(np.int32))
+            self._append(BETAS, np.repeat(betas[None, :], count, axis=0))
+        self._append(GENDER, np.full(count, gender, np.int8))
+        self._append(SEQ_ID, np.full(count, self.motions, np.int32))
+        self._append(FRAME_ID, frames.astype(np.int32))
         self.motions += 1
         if canonical:
             assert source_root is not None and source_trans is not None
@@ -87,7 +88,7 @@ class SplitWriter:
         trans = torch.from_numpy(np.concatenate([trans for _, trans in self._sources]))
         self._sources, self._clips = [], 0
         for name, values in zip(
-            ("root_orient", "trans", "canon_yaw", "canon_offset"),
+            (ROOT_ORIENT, TRANS, *made_by("canonicalize")),
             canonicalize(root, trans),
             strict=True,
         ):

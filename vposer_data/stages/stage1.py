@@ -25,7 +25,7 @@ from vposer_data.clips import clip_frames, tick_count
 from vposer_data.config import PrepareConfig
 from vposer_data.errata import find_exclusion, find_fps_override, override_applies
 from vposer_data.errors import PrepareError
-from vposer_data.fields import FIELDS, frame_fields
+from vposer_data.fields import FIELDS, frame_fields, stage1_fields
 from vposer_data.inputs import fingerprint
 from vposer_data.progress import progress
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
@@ -39,8 +39,6 @@ __all__ = ["GENDER_CODES", "run_stage1"]
 GENDER_CODES = {"male": -1, "neutral": 0, "female": 1}
 #: Per-frame source fields, in output order; the optional ones are kept when every file has them.
 FRAME_FIELDS = frame_fields()
-#: What canonical clips add.
-CANON_FIELDS = ("canon_yaw", "canon_offset")
 #: The arrays of a file's kept samples, which come back from reader processes through shared
 #: memory (see :mod:`vposer_data.stages.file_readers`).
 SHARED_ARRAYS = (
@@ -267,7 +265,6 @@ def _complete(
                 f"of {len(group)} files ({', '.join(rates)}; fps_overrides {patterns})"
             )
     present = [name for name in FRAME_FIELDS if all(name in m.fields for m in motions)]
-    present += list(CANON_FIELDS) if writer.canonical else []
     dropped = {
         name: sum(name not in m.fields for m in motions)
         for name in FRAME_FIELDS
@@ -278,7 +275,7 @@ def _complete(
             f"split {split!r}: field {name!r} left out of the split: {lacking} of "
             f"{len(motions)} motion files lack it (a field is kept only when every file has it)"
         )
-    fields = writer.finish([*present, "betas", "gender", "seq_id", "frame_id"])
+    fields = writer.finish(stage1_fields(present, writer.canonical))
     return fields, dropped, overrides
 
 

@@ -33,9 +33,11 @@ from torch.utils.data import DataLoader, Dataset
 from vposer_data._version import __version__
 from vposer_data.atomic import file_crc32, release_mapped_pages
 from vposer_data.augment.ops import apply_augmentations
-from vposer_data.augment.registry import AugmentSpec
+from vposer_data.augment.registry import AugmentSpec, output_fields
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
+from vposer_data.fields import BETAS
+from vposer_data.fields import field as declared_field
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 from vposer_data.interrupts import start_workers
 from vposer_data.progress import progress
@@ -203,6 +205,7 @@ class AugmentedBatches(Dataset[Pieces]):
         pieces = Pieces()
         for name, tensor in out.items():
             array = np.ascontiguousarray(tensor.numpy())
+            _check_rows(name, array, self.layouts[name])
             if self.direct_file is not None:
                 try:
                     self._write_direct(name, offset, array)
@@ -227,16 +230,34 @@ class AugmentedBatches(Dataset[Pieces]):
         return pieces
 
 
-def _layouts(dataset: AugmentedBatches, total: int, batch_size: int) -> dict[str, FieldLayout]:
-    """Output fields, shapes and dtypes, found by augmenting the first row."""
-    probe = dataset.augmented(0, 0, slice(0, 1))
+def _check_rows(name: str, array: np.ndarray, layout: FieldLayout) -> None:
+    """Rows as the vocabulary declares them, or an error: their bytes go to a place sized
+    from the declaration."""
+    if array.shape[1:] != layout.row_shape or array.dtype != np.dtype(layout.dtype):
+        raise PrepareError(
+            f"field {name!r}: augmented rows are {array.dtype} {tuple(array.shape[1:])}, the "
+            f"vocabulary (vposer_data.fields) declares {layout.dtype} {layout.row_shape}"
+        )
+
+
+def _layouts(
+    stage1_fields: dict[str, Any],
+    specs: tuple[AugmentSpec, ...],
+    clip_frames: int | None,
+    total: int,
+    batch_size: int,
+) -> dict[str, FieldLayout]:
+    """Output fields, in order, with the shape of a row and the dtype the vocabulary
+    (:mod:`vposer_data.fields`) declares; the width of ``betas`` is the Stage I file's."""
+    betas_width = int(stage1_fields[BETAS]["shape"][-1]) if BETAS in stage1_fields else None
     layouts = {}
-    for name, tensor in probe.items():
-        row_shape = tuple(tensor.shape[1:])
-        row_bytes = tensor.element_size() * int(np.prod(row_shape, dtype=np.int64))
+    for name in output_fields(list(stage1_fields), specs):
+        declared = declared_field(name)
+        row_shape = declared.row_shape(clip_frames, betas_width)
+        row_bytes = np.dtype(declared.dtype).itemsize * int(np.prod(row_shape, dtype=np.int64))
         layouts[name] = FieldLayout(
             row_shape=row_shape,
-            dtype=str(tensor.numpy().dtype),
+            dtype=declared.dtype,
             chunk_rows=chunk_rows_for(row_bytes, batch_size, total),
         )
     return layouts
@@ -315,7 +336,8 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         gzip_level=config.hdf5_compression_level if gzip else None,
         fps=config.target_fps if config.sampling == "clips" else None,
     )
-    dataset.layouts = _layouts(dataset, total, batch_rows)
+    clip_frames = config.clip_frames if config.sampling == "clips" else None
+    dataset.layouts = _layouts(stage1_record["fields"], specs, clip_frames, total, batch_rows)
     # written in place by the workers, where the platform has positioned writes
     direct = config.hdf5_compression == "none" and hasattr(os, "pwrite")
     loader = DataLoader(

@@ -26,6 +26,7 @@ import numpy as np
 
 from vposer_data.atomic import EarlyFlush
 from vposer_data.errors import PrepareError
+from vposer_data.fields import POSE_BODY, field, required_fields
 from vposer_data.h5chunks import column_region, write_column
 from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
@@ -34,7 +35,7 @@ from vposer_data.tensorstream import save_file_region
 
 __all__ = ["REQUIRED_FIELDS", "run_stage3"]
 
-REQUIRED_FIELDS = ("root_orient", "pose_body")
+REQUIRED_FIELDS = required_fields()
 #: How many bytes of columns may await their statistics while the next column is saved: the
 #: statistics of a small column then run beside the next column's write instead of holding
 #: it up; a large one is waited for first, so the statistics never lag far behind.
@@ -87,7 +88,7 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
         if len(set(lengths.values())) != 1:
             raise PrepareError(f"{h5_path}: fields of unequal length {lengths}")
         # a clip folder stores per-frame fields (N, T, D): T frames per sample
-        clip_frames = h5["pose_body"].shape[1] if h5["pose_body"].ndim == 3 else None
+        clip_frames = h5[POSE_BODY].shape[1] if h5[POSE_BODY].ndim == 3 else None
         # columns whose statistics are still being computed, oldest first, and their bytes
         pending: list[tuple[str, Future[tuple[dict[str, np.ndarray], int]], int]] = []
         for name in progress(list(h5), config.progress, desc=f"Stage III {split}", unit="field"):
@@ -95,7 +96,7 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
                 done, future, _ = pending.pop(0)
                 stats[done] = future.result()
             dataset = h5[name]
-            dtype = np.dtype(np.float32) if dataset.dtype.kind == "f" else dataset.dtype
+            dtype = np.dtype(field(name).dtype)
             shape = tuple(dataset.shape)
             source, offset, spill = _column_file(dataset, dtype, job, pool)
             try:
