@@ -21,6 +21,7 @@ from pathlib import Path
 
 from vposer_data.checksums import crc32
 from vposer_data.errors import PrepareError
+from vposer_data.interrupts import check
 
 __all__ = [
     "EarlyFlush",
@@ -123,6 +124,7 @@ def make_durable(path: str | Path, shown_as: str | Path | None = None) -> None:
     is_dir = path.is_dir()
     files = sorted(p for p in path.iterdir() if p.is_file()) if is_dir else [path]
     for file in files:
+        check("durable.file")
         fd = os.open(file, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -164,6 +166,7 @@ def file_crc32(path: str | Path, window: int = 1 << 26) -> str:
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         for start in range(0, size, window):  # a multiple of mmap.ALLOCATIONGRANULARITY
+            check("crc.window")
             length = min(window, size - start)
             with (
                 mmap.mmap(handle.fileno(), length, offset=start, access=mmap.ACCESS_READ) as mapped,

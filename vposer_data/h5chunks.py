@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import zlib
 from collections import deque
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vposer_data.interrupts import check
 
 __all__ = [
     "chunk_rows_for",
@@ -146,6 +148,7 @@ def write_column(dataset: Any, fd: int, dtype: np.dtype[Any], pool: Executor | N
     if pool is None or not _deflated_whole_rows(dataset):
         step = max(1, COPY_BLOCK_BYTES // max(1, row_bytes))
         for start in range(0, shape[0], step):
+            check("stage3.block")
             put(start, dataset[start : start + step])
         return
     chunk_rows = dataset.chunks[0]
@@ -155,13 +158,21 @@ def write_column(dataset: Any, fd: int, dtype: np.dtype[Any], pool: Executor | N
         put(start, _inflate(payload, dataset.dtype, chunk_rows, row_shape)[: stop - start])
 
     ahead: deque[Future[None]] = deque()  # chunks being inflated
-    for start in range(0, shape[0], chunk_rows):
-        while len(ahead) >= _INFLATE_AHEAD:
-            ahead.popleft().result()
-        mask, payload = dataset.id.read_direct_chunk((start,) + (0,) * len(row_shape))
-        if mask:  # some filter was skipped for this chunk: let HDF5 decode it
-            put(start, dataset[start : start + chunk_rows])
-            continue
-        ahead.append(pool.submit(inflate, start, payload))
-    for future in ahead:
-        future.result()
+    try:
+        for start in range(0, shape[0], chunk_rows):
+            check("stage3.block")
+            while len(ahead) >= _INFLATE_AHEAD:
+                ahead.popleft().result()
+            mask, payload = dataset.id.read_direct_chunk((start,) + (0,) * len(row_shape))
+            if mask:  # some filter was skipped for this chunk: let HDF5 decode it
+                put(start, dataset[start : start + chunk_rows])
+                continue
+            ahead.append(pool.submit(inflate, start, payload))
+        for future in ahead:
+            future.result()
+    finally:
+        # stopped (Ctrl-C, a full disk): no chunk may still write to ``fd`` once the caller
+        # closes it; the chunks not started are dropped, those inflating (a few) waited for
+        for future in ahead:
+            future.cancel()
+        wait(ahead)

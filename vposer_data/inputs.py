@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from vposer_data.amass import member_checksums
+from vposer_data.interrupts import check
 from vposer_data.splits import SourceFile
 
 __all__ = ["fingerprint", "input_changes"]
@@ -52,6 +53,7 @@ _Stat = tuple[int, int]  # (size, mtime_ns); (-1, -1) for a file that vanished o
 def _stats(amass_dir: Path, sources: Sequence[SourceFile]) -> dict[str, _Stat]:
     stats = {}
     for source in sources:
+        check("inputs")
         try:
             found = (amass_dir / source.path).stat()
             stats[source.path] = (found.st_size, found.st_mtime_ns)
@@ -78,6 +80,7 @@ def _stamp(path: str, stat: _Stat) -> str:
 def _content_stamp(amass_dir: Path, path: str, size: int) -> str:
     """A digest of the file's size and its zip members' names and CRC-32s, read from its
     central directory; _UNREADABLE when it is not a readable zip."""
+    check("inputs")
     members = None if size < 0 else member_checksums(amass_dir / path)
     if members is None:
         return _UNREADABLE

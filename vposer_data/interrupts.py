@@ -1,78 +1,213 @@
-"""Ctrl-C during preparation: stop cleanly wherever it lands, and never record an
-interrupted split as done.
+"""Ctrl-C during preparation: a request to stop, honoured at the next safe point.
 
-Two places need care. The interpreter swallows a KeyboardInterrupt raised inside a finalizer,
-a weakref callback or an at-fork hook, so the run would go on: :class:`Interrupts` remembers
-every Ctrl-C and ``check()`` raises it again before anything is recorded. And a Ctrl-C landing
-while a DataLoader forks its workers would be swallowed or break the half-made iterator:
-:func:`start_workers` holds it back for that moment.
+While :class:`Interrupts` is active, the SIGINT handler only records the request; it never
+raises. The pipeline calls :func:`check` at safe points between blocks of bounded length (one
+motion file read, one batch augmented, 32 MB copied, one file flushed, ...: :data:`SITES`), and
+there, in this package's own code, raises :class:`Interrupted`, a ``KeyboardInterrupt``. An
+interruption raised by the handler itself would land wherever the main thread happens to be,
+also inside library code holding a lock (a ``ThreadPoolExecutor``'s, a ``Semaphore``'s),
+leaving the lock held and the run hanging for ever in ``shutdown(wait=True)``; here that cannot
+happen, whatever the timing.
+
+- Worker processes never see Ctrl-C: :func:`start_workers` forks them with SIGINT blocked, and
+  this process stops them when it stops.
+- A second Ctrl-C is the same request: the run is already on its way to the next safe point.
+- Only the process that installed the handler stops at the safe points (a forked worker that
+  reaches one goes on).
+- A Python handler the caller installed is replaced while the run lasts, then restored and
+  called once, after the run stopped, with the Ctrl-C it missed. A caller that ignores SIGINT
+  (``SIG_IGN``) or runs in another thread than the main one keeps its own handling.
+
+:func:`ctrl_c_at` and :func:`checks_reached` are the test surface: a real SIGINT at the n-th
+visit of a safe point, and the count of visits per safe point.
 """
 
 from __future__ import annotations
 
+import os
 import signal
-import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["Interrupts", "start_workers"]
+__all__ = [
+    "SITES",
+    "Interrupted",
+    "Interrupts",
+    "check",
+    "checks_reached",
+    "ctrl_c_at",
+    "requested",
+    "start_workers",
+]
 
 T = TypeVar("T")
 
+#: Every safe point, by name, with the block that separates two visits of it: a stop waits
+#: for at most the block in progress (and, with reader or augmenting worker processes, for
+#: each worker to finish the item it is working on).
+SITES: dict[str, str] = {
+    "lock": "waiting for the output folder's lock: polled every 0.1 s",
+    "walk": "finding a split's .npz files: one folder listed",
+    "inputs": "fingerprinting a split's inputs: one file's size and time, or its zip directory",
+    "stage1.read": "Stage I: one motion file read and appended (in workers: one item of 8 files)",
+    "stage1.field": "Stage I: one field's file completed (its head and tail written)",
+    "stage2.batch": "Stage II: one batch augmented and written",
+    "stage3.column": "Stage III: one field's column",
+    "stage3.block": "Stage III, compressed input: one chunk inflated, or 16 MB of rows read",
+    "region.crc": "saving a column: 32 MB checksummed",
+    "region.copy": "saving a column: 32 MB copied and hashed",
+    "stats.block": "statistics: one block of rows",
+    "crc.window": "checksumming a file: one 64 MB window",
+    "durable.file": "making a split durable: one file flushed to disk",
+    "split.done": "a stage's split done, before it is renamed and recorded",
+    "end": "every split done, before the folder is recorded complete",
+}
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, raised at a safe point. ``site``: the safe point that first saw the request."""
+
+    def __init__(self, site: str) -> None:
+        super().__init__(f"interrupted (Ctrl-C) at {site}: {SITES.get(site, site)}")
+        self.site = site
+
+
+@dataclass
+class _State:
+    pid: int | None = None  # the process whose handler is installed; None: none is
+    requested: bool = False
+    noticed: str | None = None  # the first safe point that saw the request
+    # the test surface: visits per safe point, and where to press Ctrl-C
+    counts: Counter[str] | None = None
+    press_at: tuple[str, int] | None = None
+    pressed: bool = False
+
+
+_state = _State()
+
+
+def _handle(signum: int, frame: Any) -> None:
+    """The SIGINT handler: record the request, nothing else."""
+    _state.requested = True
+
+
+def _reached(site: str) -> bool:
+    """Count a visit of ``site`` (tests), and whether a stop was requested."""
+    if _state.counts is not None:
+        _state.counts[site] += 1
+        if _state.press_at == (site, _state.counts[site]) and not _state.pressed:
+            _press(site)
+    if not _state.requested or _state.pid != os.getpid():
+        return False
+    if _state.noticed is None:
+        _state.noticed = site
+    return True
+
+
+def check(site: str) -> None:
+    """At a safe point: raise :class:`Interrupted` if Ctrl-C was pressed (only where
+    :class:`Interrupts` is active, in the process that made it)."""
+    if _reached(site):
+        raise Interrupted(_state.noticed or site)
+
+
+def requested(site: str) -> bool:
+    """Whether Ctrl-C was pressed, for code that must not raise (a callback inside library
+    code, such as ``torch.save``'s writes): it skips its remaining work instead, and the
+    next :func:`check` stops the run."""
+    return _reached(site)
+
 
 class Interrupts:
-    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered; ``check`` before each
-    record stops the run there (and a swallowed one is not printed as an "Exception ignored"
-    traceback)."""
+    """While active, Ctrl-C is a request to stop at the next :func:`check`. Nested uses share
+    the outer one. On leaving with a request that no safe point has seen (Ctrl-C after the
+    last one), it raises :class:`Interrupted` there, so that no Ctrl-C is lost."""
 
     def __init__(self) -> None:
-        self.received = False
+        self._installed = False
         self._previous: Any = None
-        self._previous_hook: Any = None
 
     def __enter__(self) -> Interrupts:
-        if (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._previous_hook = sys.unraisablehook
-            sys.unraisablehook = self._unraisable
+        if _state.pid == os.getpid() or threading.current_thread() is not threading.main_thread():
+            return self
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous):  # SIG_IGN or SIG_DFL: the caller's choice
+            return self
+        _state.requested, _state.noticed = False, None
+        _state.pid = os.getpid()
+        self._previous = signal.signal(signal.SIGINT, _handle)
+        self._installed = True
         return self
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.received = True
-        raise KeyboardInterrupt
-
-    def _unraisable(self, unraisable: Any) -> None:
-        if not (self.received and isinstance(unraisable.exc_value, KeyboardInterrupt)):
-            self._previous_hook(unraisable)
-
-    def check(self) -> None:
-        """Raise KeyboardInterrupt if Ctrl-C was pressed, even if it was swallowed."""
-        if self.received:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            sys.unraisablehook = self._previous_hook
+    def __exit__(self, kind: type[BaseException] | None, *exc_info: object) -> None:
+        if not self._installed:
+            return
+        signal.signal(signal.SIGINT, self._previous)
+        pressed, unseen = _state.requested, _state.requested and _state.noticed is None
+        _state.pid, _state.requested, _state.noticed = None, False, None
+        if not pressed:
+            return
+        if self._previous is not signal.default_int_handler:
+            self._previous(signal.SIGINT, None)  # the caller's handler, told after the stop
+        elif unseen and kind is None:
+            raise Interrupted("end")
 
 
 def start_workers(loader: Iterable[T]) -> Iterator[T]:
-    """``iter(loader)``, which forks a DataLoader's workers, with Ctrl-C held back meanwhile
-    and raised right after. The workers inherit the holding handler, so they leave Ctrl-C to
-    this process, which stops them."""
-    if threading.current_thread() is not threading.main_thread():
+    """``iter(loader)``, which forks a DataLoader's workers, with SIGINT blocked meanwhile:
+    the workers inherit the block and never see Ctrl-C (this process stops them), and a
+    Ctrl-C pressed meanwhile reaches this process once the block is lifted."""
+    if not hasattr(signal, "pthread_sigmask"):
         return iter(loader)
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        batches = iter(loader)
+        return iter(loader)
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:
-        del batches  # stops the workers
-        raise KeyboardInterrupt
-    return batches
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+# --- test surface -----------------------------------------------------------------------------
+
+
+def _press(site: str) -> None:
+    """Ctrl-C now, as a terminal sends it: SIGINT to this process, handled by whatever handler
+    is installed (on another thread than the main one, that handler is called here, so that
+    the press happens before ``site`` looks for it)."""
+    _state.pressed = True
+    if _state.noticed is None and _state.pid == os.getpid():
+        _state.noticed = site  # whichever thread sees it first, it was pressed here
+    if threading.current_thread() is threading.main_thread():
+        signal.raise_signal(signal.SIGINT)  # the handler runs before this returns
+    else:
+        handler: Callable[[int, Any], Any] = signal.getsignal(signal.SIGINT)  # type: ignore[assignment]
+        handler(signal.SIGINT, None)
+
+
+@contextmanager
+def checks_reached() -> Iterator[Counter[str]]:
+    """For tests: the visits of each safe point while the context lasts."""
+    previous = _state.counts
+    _state.counts = Counter()
+    try:
+        yield _state.counts
+    finally:
+        _state.counts = previous
+
+
+@contextmanager
+def ctrl_c_at(site: str, visit: int = 1) -> Iterator[Counter[str]]:
+    """For tests: press Ctrl-C (a real SIGINT to this process) when the run reaches the
+    ``visit``-th visit of the safe point ``site``, just before that point looks for it.
+    Yields the visits per safe point, as :func:`checks_reached`."""
+    if site not in SITES:
+        raise ValueError(f"no safe point {site!r}; expected one of {sorted(SITES)}")
+    with checks_reached() as counts:
+        _state.press_at, _state.pressed = (site, visit), False
+        try:
+            yield counts
+        finally:
+            _state.press_at, _state.pressed = None, False

@@ -18,10 +18,13 @@ import platform
 import shutil
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import Timeout
 
 from vposer_data._version import __version__
 from vposer_data.atomic import (
@@ -34,7 +37,7 @@ from vposer_data.atomic import (
 from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.errors import REBUILD_HINT, PrepareError, StaleOutputError
 from vposer_data.inputs import input_changes
-from vposer_data.interrupts import Interrupts
+from vposer_data.interrupts import Interrupts, check
 from vposer_data.manifest import (
     MANIFEST_NAME,
     STAGES,
@@ -53,6 +56,8 @@ from vposer_data.statistics import STATISTICS_NAME
 __all__ = ["LOG_NAME", "PrepareResult", "prepare_vposer_datasets"]
 
 LOG_NAME = "prepare.log"
+#: Seconds between two looks for Ctrl-C while waiting for another run's lock.
+_LOCK_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -164,10 +169,22 @@ def prepare_vposer_datasets(
         )
     # everything is checked before anything is created: a bad name leaves nothing behind
     _check_root(root)
-    inputs = None if amass_dir is None else _find_inputs(root, settings, Path(amass_dir))
-    _prepare_root(root)
-    log = RunLog(None, logger)
-    with lock_for(root):
+    with Interrupts():  # from here on, Ctrl-C stops the run at the next safe point
+        inputs = None if amass_dir is None else _find_inputs(root, settings, Path(amass_dir))
+        _prepare_root(root)
+        return _prepare_locked(root, settings, inputs, config, overwrite, RunLog(None, logger))
+
+
+def _prepare_locked(
+    root: Path,
+    settings: dict[str, Any],
+    inputs: _Inputs | None,
+    config: PrepareConfig,
+    overwrite: bool,
+    log: RunLog,
+) -> PrepareResult:
+    """Under the folder's lock: the identity checks, then the stages still to run."""
+    with _locked(root):
         try:
             manifest = Manifest.load(root)
         except ManifestError:
@@ -199,17 +216,29 @@ def prepare_vposer_datasets(
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:
-            with Interrupts() as interrupts:
-                try:
-                    return _run(root, manifest, settings, inputs, config, log, interrupts)
-                except Exception:
-                    interrupts.check()  # an error Ctrl-C caused (torch.save makes it a
-                    raise  # RuntimeError) is an interruption, not a failure
+            return _run(root, manifest, settings, inputs, config, log)
         except BaseException as stop:
             log.info(stopped_line(stop, manifest.recorded()))
             raise
         finally:
             log.close()
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """Hold the folder's inter-process lock; waiting for it, look for Ctrl-C every
+    ``_LOCK_POLL`` seconds (the holder may be another user's run of an hour)."""
+    lock = lock_for(root)
+    while True:
+        try:
+            lock.acquire(timeout=_LOCK_POLL)
+            break
+        except Timeout:
+            check("lock")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -297,7 +326,6 @@ def _run(
     inputs: _Inputs | None,
     config: PrepareConfig,
     log: RunLog,
-    interrupts: Interrupts,
 ) -> PrepareResult:
     amass_dir = None if inputs is None else inputs.amass_dir
     splits = list(settings["splits"])
@@ -348,13 +376,13 @@ def _run(
                 record = stage.run(job)
                 if stage.final:
                     make_durable(out, shown_as=final)  # one barrier per split
-                interrupts.check()  # an interrupted split is never renamed nor recorded
+                check("split.done")  # an interrupted split is never renamed nor recorded
             manifest.set_record(stage.name, split, record)
             ran.append(f"{stage.name}/{split}")
             release_free_memory()
         seconds[stage.name] = time.perf_counter() - started
 
-    interrupts.check()
+    check("end")
     manifest.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     result = _result(root, manifest, ran, seconds)
     log.info(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from vposer_data.errors import VPoserDataError
+from vposer_data.interrupts import check
 
 __all__ = [
     "AMASS_SPLITS",
@@ -197,6 +198,7 @@ def find_npz_files(amass_dir: str | Path, folder: str) -> list[str]:
     root = Path(amass_dir)
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root / folder, followlinks=True):
+        check("walk")
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         found.extend(

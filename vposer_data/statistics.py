@@ -49,6 +49,7 @@ import torch
 from vposer_data.atomic import atomic_path, release_mapped_pages
 from vposer_data.errors import ConfigError, PrepareError
 from vposer_data.fields import field
+from vposer_data.interrupts import check
 from vposer_data.manifest import Manifest, ManifestError, check_file
 
 __all__ = [
@@ -132,6 +133,7 @@ def column_stats(
     buffer = np.empty((min(block_rows, rows), width))
     released = 0  # rows of the source whose pages were released
     for start in range(0, rows, block_rows):
+        check("stats.block")  # on a helper thread: the caller gets the stop with the result
         source = flat[start : start + block_rows]
         n = source.shape[0]
         block = buffer[:n]

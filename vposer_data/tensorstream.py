@@ -38,6 +38,7 @@ import torch
 from vposer_data.atomic import _libc
 from vposer_data.checksums import crc32, crc32_combine, crc32_forge_tail, crc32_zeros
 from vposer_data.errors import PrepareError
+from vposer_data.interrupts import check
 from vposer_data.tensorfile import Checksum, FileRecord, save_tensor
 
 __all__ = ["TensorAppender", "file_region_crc32", "save_file_region", "torch_frame"]
@@ -292,6 +293,7 @@ def file_region_crc32(path: Path, offset: int, length: int) -> int:
     value = 0
     with _windows(path, offset, length) as views:
         for view in views:
+            check("region.crc")
             value = crc32(view, value)
     return value
 
@@ -336,6 +338,7 @@ def save_file_region(
         ):
             pieces: Iterator[bytes | memoryview] = itertools.chain([head], views, [tail])
             for piece in pieces:  # one window at a time
+                check("region.copy")  # the hasher is idle here: leaving the pool cannot wait
                 hashed = hasher.submit(digest.update, piece)
                 handle.write(piece)
                 hashed.result()

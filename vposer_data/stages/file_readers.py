@@ -31,13 +31,13 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from vposer_data.atomic import free_file_range
-from vposer_data.interrupts import start_workers
+from vposer_data.interrupts import check, start_workers
 from vposer_data.stages.worker_start import worker_context
 
 __all__ = ["read_in_order", "workers_can_share"]
@@ -295,6 +295,7 @@ def _in_workers(
                     failure = _Failure(None, f"{type(exc).__name__}: {exc}")
                 if failure is not None:
                     break
+                check("stage1.read")  # the readers are stopped below, the files closed
                 if unshared and not warned:
                     warned = True
                     warn(
@@ -328,6 +329,7 @@ def _in_threads(read: Callable[[S], R], sources: Sequence[S], num_workers: int) 
         try:
             while ahead:
                 result = ahead.popleft().result()
+                check("stage1.read")  # the reads not started are cancelled below
                 for source in itertools.islice(remaining, 1):
                     ahead.append(pool.submit(read, source))
                 yield result

@@ -18,6 +18,7 @@ import torch
 
 from vposer_data.clips import canonicalize
 from vposer_data.fields import BETAS, FRAME_ID, GENDER, ROOT_ORIENT, SEQ_ID, TRANS, made_by
+from vposer_data.interrupts import check
 from vposer_data.tensorstream import TensorAppender
 
 __all__ = ["CANON_BLOCK_CLIPS", "SplitWriter"]
@@ -100,6 +101,7 @@ class SplitWriter:
         self._canonicalise()
         entries: dict[str, dict[str, Any]] = {}
         for name in order:
+            check("stage1.field")
             appender = self.files.pop(name)
             record = appender.finish()
             shape = list(appender.shape)

@@ -39,7 +39,7 @@ from vposer_data.errors import PrepareError
 from vposer_data.fields import BETAS
 from vposer_data.fields import field as declared_field
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
-from vposer_data.interrupts import start_workers
+from vposer_data.interrupts import check, start_workers
 from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.worker_start import worker_context
@@ -379,6 +379,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         ):
             if pieces.error is not None:
                 raise PrepareError(f"could not write {out_path}: {pieces.error}")
+            check("stage2.batch")
             with _writing(out_path):
                 for name, chunk, payload in pieces.chunks:
                     origin = (chunk * dataset.layouts[name].chunk_rows,) + (0,) * len(

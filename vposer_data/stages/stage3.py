@@ -28,6 +28,7 @@ from vposer_data.atomic import EarlyFlush
 from vposer_data.errors import PrepareError
 from vposer_data.fields import POSE_BODY, field, required_fields
 from vposer_data.h5chunks import column_region, write_column
+from vposer_data.interrupts import check
 from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
 from vposer_data.statistics import column_stats, sample_axes, write_statistics
@@ -92,6 +93,7 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
         # columns whose statistics are still being computed, oldest first, and their bytes
         pending: list[tuple[str, Future[tuple[dict[str, np.ndarray], int]], int]] = []
         for name in progress(list(h5), config.progress, desc=f"Stage III {split}", unit="field"):
+            check("stage3.column")
             while pending and sum(size for *_, size in pending) > _STATS_AHEAD_BYTES:
                 done, future, _ = pending.pop(0)
                 stats[done] = future.result()
