@@ -11,7 +11,9 @@ stop; a forked process never stops at a safe point of its parent's.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ from vposer_data import interrupts
 from vposer_data.datamodule import VPoserDataModule
 from vposer_data.interrupts import SITES, Interrupted, Interrupts, check, start_workers
 from vposer_data.manifest import LOCK_NAME, STAGES
+from vposer_data.tensorfile import WRITE_BLOCK, _ChecksummingWriter, save_tensor
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in SPLITS}
 
@@ -140,6 +143,7 @@ def test_ctrl_c_at_a_safe_point_stops_there_then_resumes(
     assert_nothing_partial(out)
 
 
+@pytest.mark.timeout(120)  # a wait that Ctrl-C cannot end would last for ever
 def test_ctrl_c_while_waiting_for_the_lock(
     small_tree: Path, small_reference: Path, tmp_path: Path
 ) -> None:
@@ -169,6 +173,60 @@ def test_ctrl_c_in_the_data_module_s_prepare_data(
     assert_nothing_partial(tmp_path / "out")
     module.prepare_data()
     assert file_hashes(tmp_path / "out") == file_hashes(small_reference)
+
+
+def test_a_stop_in_stage_one_does_not_wait_for_the_reads_not_started(
+    small_tree: Path, tmp_path: Path
+) -> None:
+    """Reading in threads, the files not yet read are given up: a FIFO late in the split
+    (standing for a file on a hung network mount) is never opened, where waiting for every
+    queued read would block on it."""
+    tree = tmp_path / "amass"
+    shutil.copytree(small_tree, tree)
+    folder = sorted(p for p in (tree / "CMU").iterdir() if p.is_dir())[-1]
+    fifo = folder / "zz_hung_poses.npz"
+    os.mkfifo(fifo)
+    opened: list[bool] = []
+
+    def release() -> None:  # frees a reader stuck on the FIFO, if there is one
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            opened.append(True)
+        except OSError:
+            opened.append(False)
+
+    timer = threading.Timer(60, release)
+    timer.start()
+    try:
+        with interrupts.ctrl_c_at("stage1.read", 1), pytest.raises(Interrupted):
+            prepare(tree, tmp_path / "out", num_workers=0)
+    finally:
+        timer.cancel()
+    assert opened == []  # the stop came before the safety release, which was not needed
+    release()
+    assert opened == [False]  # and nobody holds the FIFO open for reading now
+
+
+def test_a_stopped_save_skips_the_rest_of_the_tensor(tmp_path: Path) -> None:
+    """Ctrl-C while torch.save hands over a tensor's bytes: they are written 16 MB at a time,
+    the blocks after the press are skipped (so torch.save returns at once), and the save then
+    stops the run."""
+    tensor = torch.ones(3 * WRITE_BLOCK // 4, dtype=torch.float32)  # 3 blocks
+    with open(tmp_path / "blocks", "wb") as handle, Interrupts():
+        writer = _ChecksummingWriter(handle, "sha256", tensor)
+        with interrupts.ctrl_c_at("tensor.block", 2) as counts:
+            assert writer.write(tensor.numpy().data) == tensor.nbytes  # as torch.save expects
+        writer.close()
+        assert counts["tensor.block"] == 2
+    assert (tmp_path / "blocks").stat().st_size == WRITE_BLOCK  # the first block only
+    with (
+        pytest.raises(Interrupted) as stopped,
+        Interrupts(),
+        interrupts.ctrl_c_at("tensor.block", 1),
+    ):
+        save_tensor(tmp_path / "stopped.pt", tensor)
+    assert raised_in(stopped.value) == "save_tensor"
+    assert (tmp_path / "stopped.pt").stat().st_size < WRITE_BLOCK
 
 
 # --- the handler ------------------------------------------------------------------------------
