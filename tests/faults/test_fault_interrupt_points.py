@@ -186,25 +186,32 @@ def test_a_stop_in_stage_one_does_not_wait_for_the_reads_not_started(
     folder = sorted(p for p in (tree / "CMU").iterdir() if p.is_dir())[-1]
     fifo = folder / "zz_hung_poses.npz"
     os.mkfifo(fifo)
-    opened: list[bool] = []
+    released: list[bool] = []
+    done = threading.Event()
 
-    def release() -> None:  # frees a reader stuck on the FIFO, if there is one
+    def release() -> bool:
+        """Free a reader stuck opening the FIFO; whether there was one."""
         try:
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            opened.append(True)
-        except OSError:
-            opened.append(False)
+            return True
+        except OSError:  # ENXIO: nobody has it open for reading
+            return False
 
-    timer = threading.Timer(60, release)
-    timer.start()
+    def safety() -> None:  # a run that does read the FIFO fails this test instead of hanging
+        if not done.wait(30):
+            while not done.wait(0.1):
+                released.append(release())
+
+    releaser = threading.Thread(target=safety, daemon=True)
+    releaser.start()
     try:
         with interrupts.ctrl_c_at("stage1.read", 1), pytest.raises(Interrupted):
             prepare(tree, tmp_path / "out", num_workers=0)
     finally:
-        timer.cancel()
-    assert opened == []  # the stop came before the safety release, which was not needed
-    release()
-    assert opened == [False]  # and nobody holds the FIFO open for reading now
+        done.set()
+        releaser.join()
+    assert True not in released  # nobody opened the FIFO
+    assert not release()
 
 
 def test_a_stopped_save_skips_the_rest_of_the_tensor(tmp_path: Path) -> None:
