@@ -38,6 +38,7 @@ from vposer_data import interrupts
 from vposer_data.datamodule import VPoserDataModule
 from vposer_data.interrupts import SITES, Interrupted, Interrupts, check, start_workers
 from vposer_data.manifest import LOCK_NAME, STAGES
+from vposer_data.stages.file_readers import READ_AHEAD
 from vposer_data.tensorfile import WRITE_BLOCK, _ChecksummingWriter, save_tensor
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in SPLITS}
@@ -79,6 +80,111 @@ def raised_in(error: BaseException) -> str:
     frames = traceback.extract_tb(error.__traceback__)
     assert frames[-1].name == "check" and frames[-1].filename == interrupts.__file__, frames
     return frames[-2].name
+
+
+# --- the handler ------------------------------------------------------------------------------
+
+
+def test_the_handler_only_records_ctrl_c_and_a_safe_point_stops() -> None:
+    with Interrupts():
+        try:
+            signal.raise_signal(signal.SIGINT)  # the handler has run when this returns
+            signal.raise_signal(signal.SIGINT)  # a second press: the same request
+        except KeyboardInterrupt:
+            pytest.fail("the SIGINT handler raised: it may only record the request")
+        with pytest.raises(Interrupted) as stopped:
+            check("stage2.batch")
+        assert stopped.value.site == "stage2.batch"
+        assert isinstance(stopped.value, KeyboardInterrupt)  # the CLI's exit status 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    check("stage2.batch")  # no longer active: nothing pending, nothing raised
+
+
+def test_ctrl_c_after_the_last_safe_point_is_not_lost() -> None:
+    with pytest.raises(Interrupted) as stopped, Interrupts():
+        signal.raise_signal(signal.SIGINT)
+    assert stopped.value.site == "end"
+
+
+def test_no_safe_point_stops_outside_a_run_or_in_a_forked_child() -> None:
+    check("walk")  # no Interrupts: a safe point is only a look
+    with Interrupts():
+        signal.raise_signal(signal.SIGINT)
+        pid = os.fork()
+        if pid == 0:  # the child inherits the request, but it is its parent's
+            try:
+                check("walk")
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with pytest.raises(Interrupted):
+            check("walk")
+
+
+def test_a_callers_handler_is_told_after_the_stop() -> None:
+    calls: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        with pytest.raises(Interrupted), Interrupts():
+            signal.raise_signal(signal.SIGINT)
+            assert calls == []  # not while the run goes on
+            check("stage3.column")
+        assert calls == [signal.SIGINT]
+        with Interrupts():
+            pass
+        assert calls == [signal.SIGINT]  # no Ctrl-C, no call
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_caller_that_ignores_ctrl_c_keeps_ignoring_it() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with Interrupts():
+            signal.raise_signal(signal.SIGINT)
+            check("stage3.column")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Masks(Dataset[torch.Tensor]):
+    """Item: whether SIGINT is blocked in the process that makes it."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        return torch.tensor(signal.SIGINT in blocked)
+
+
+class _PressWhileForking:
+    """An iterable whose ``iter`` presses Ctrl-C, as one landing while workers fork."""
+
+    def __iter__(self) -> Iterator[int]:
+        signal.raise_signal(signal.SIGINT)
+        return iter([1])
+
+
+def test_workers_are_forked_with_ctrl_c_blocked() -> None:
+    from vposer_data.stages.worker_start import worker_context
+
+    loader = DataLoader(
+        _Masks(), batch_size=None, num_workers=2, multiprocessing_context=worker_context()
+    )
+    assert [bool(item) for item in start_workers(loader)] == [True, True]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # here: not
+    with Interrupts():
+        batches = start_workers(_PressWhileForking())  # held back, then recorded
+        assert list(batches) == [1]
+        with pytest.raises(Interrupted):
+            check("stage2.batch")
+
+
+# --- Ctrl-C at each safe point of a run ------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -178,14 +284,15 @@ def test_ctrl_c_in_the_data_module_s_prepare_data(
 def test_a_stop_in_stage_one_does_not_wait_for_the_reads_not_started(
     small_tree: Path, tmp_path: Path
 ) -> None:
-    """Reading in threads, the files not yet read are given up: a FIFO late in the split
-    (standing for a file on a hung network mount) is never opened, where waiting for every
-    queued read would block on it."""
+    """Reading in threads, the files not yet read are given up: a FIFO further into the split
+    than the readers may run ahead (standing for a file on a hung network mount) is never
+    opened, where waiting for every queued read would block on it."""
     tree = tmp_path / "amass"
     shutil.copytree(small_tree, tree)
     folder = sorted(p for p in (tree / "CMU").iterdir() if p.is_dir())[-1]
     fifo = folder / "zz_hung_poses.npz"
     os.mkfifo(fifo)
+    assert sorted((tree / "CMU").rglob("*.npz")).index(fifo) > READ_AHEAD + 1
     released: list[bool] = []
     done = threading.Event()
 
@@ -234,102 +341,3 @@ def test_a_stopped_save_skips_the_rest_of_the_tensor(tmp_path: Path) -> None:
         save_tensor(tmp_path / "stopped.pt", tensor)
     assert raised_in(stopped.value) == "save_tensor"
     assert (tmp_path / "stopped.pt").stat().st_size < WRITE_BLOCK
-
-
-# --- the handler ------------------------------------------------------------------------------
-
-
-def test_the_handler_only_records_ctrl_c_and_a_safe_point_stops() -> None:
-    with Interrupts():
-        signal.raise_signal(signal.SIGINT)  # the handler has run when this returns
-        signal.raise_signal(signal.SIGINT)  # a second press: the same request
-        with pytest.raises(Interrupted) as stopped:
-            check("stage2.batch")
-        assert stopped.value.site == "stage2.batch"
-        assert isinstance(stopped.value, KeyboardInterrupt)  # the CLI's exit status 130
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    check("stage2.batch")  # no longer active: nothing pending, nothing raised
-
-
-def test_ctrl_c_after_the_last_safe_point_is_not_lost() -> None:
-    with pytest.raises(Interrupted) as stopped, Interrupts():
-        signal.raise_signal(signal.SIGINT)
-    assert stopped.value.site == "end"
-
-
-def test_no_safe_point_stops_outside_a_run_or_in_a_forked_child() -> None:
-    check("walk")  # no Interrupts: a safe point is only a look
-    with Interrupts():
-        signal.raise_signal(signal.SIGINT)
-        pid = os.fork()
-        if pid == 0:  # the child inherits the request, but it is its parent's
-            try:
-                check("walk")
-                os._exit(0)
-            except BaseException:
-                os._exit(1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        with pytest.raises(Interrupted):
-            check("walk")
-
-
-def test_a_callers_handler_is_told_after_the_stop() -> None:
-    calls: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
-    try:
-        with pytest.raises(Interrupted), Interrupts():
-            signal.raise_signal(signal.SIGINT)
-            assert calls == []  # not while the run goes on
-            check("stage3.column")
-        assert calls == [signal.SIGINT]
-        with Interrupts():
-            pass
-        assert calls == [signal.SIGINT]  # no Ctrl-C, no call
-        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def test_a_caller_that_ignores_ctrl_c_keeps_ignoring_it() -> None:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with Interrupts():
-            signal.raise_signal(signal.SIGINT)
-            check("stage3.column")
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class _Masks(Dataset[torch.Tensor]):
-    """Item: whether SIGINT is blocked in the process that makes it."""
-
-    def __len__(self) -> int:
-        return 2
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        return torch.tensor(signal.SIGINT in blocked)
-
-
-class _PressWhileForking:
-    """An iterable whose ``iter`` presses Ctrl-C, as one landing while workers fork."""
-
-    def __iter__(self) -> Iterator[int]:
-        signal.raise_signal(signal.SIGINT)
-        return iter([1])
-
-
-def test_workers_are_forked_with_ctrl_c_blocked() -> None:
-    from vposer_data.stages.worker_start import worker_context
-
-    loader = DataLoader(
-        _Masks(), batch_size=None, num_workers=2, multiprocessing_context=worker_context()
-    )
-    assert [bool(item) for item in start_workers(loader)] == [True, True]
-    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # here: not
-    with Interrupts():
-        batches = start_workers(_PressWhileForking())  # held back, then recorded
-        assert list(batches) == [1]
-        with pytest.raises(Interrupted):
-            check("stage2.batch")
