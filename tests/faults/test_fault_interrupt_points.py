@@ -38,8 +38,7 @@ from vposer_data import interrupts
 from vposer_data.datamodule import VPoserDataModule
 from vposer_data.interrupts import SITES, Interrupted, Interrupts, check, start_workers
 from vposer_data.manifest import LOCK_NAME, STAGES
-from vposer_data.stages.file_readers import READ_AHEAD
-from vposer_data.tensorfile import WRITE_BLOCK, _ChecksummingWriter, save_tensor
+from vposer_data.stages.file_readers import _AHEAD_PER_THREAD
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in SPLITS}
 
@@ -51,22 +50,22 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "threads_gzip": {"num_workers": 0, "hdf5_compression": "gzip"},
 }
 #: The settings each safe point is reached under ("lock": test_ctrl_c_while_waiting_for_the_lock).
-WHERE = {site: "threads_gzip" if site == "stage3.chunk" else "workers" for site in SITES}
+WHERE = {site: "threads_gzip" if site == "stage3.block" else "workers" for site in SITES}
 del WHERE["lock"]
 
-#: The functions that raise the stop, by safe point: the one that looks there (a press seen
-#: first by a check that does not raise, ``tensor.block``, is raised when torch.save
-#: returns; one on the statistics thread, by that thread or by the column's save beside it).
+#: The functions that raise the stop, by safe point: the one that looks there (one on the
+#: statistics thread, by that thread or by the column's save beside it).
 RAISED_IN = {
     "walk": {"find_npz_files"},
-    "inputs": {"_stats"},
-    "stage1.read": {"_in_workers", "read_in_order"},
+    "inputs": {"_stats", "_content_stamp"},
+    "stage1.read": {"_in_workers", "_in_threads"},
+    "stage1.field": {"finish"},
     "stage2.batch": {"run_stage2"},
     "stage3.column": {"run_stage3"},
-    "stage3.chunk": {"read_column"},
-    "stats.block": {"column_stats", "save_tensor", "run_stage3"},
-    "tensor.block": {"save_tensor"},
-    "tensor.saved": {"save_tensor"},
+    "stage3.block": {"write_column"},
+    "region.crc": {"file_region_crc32"},
+    "region.copy": {"save_file_region"},
+    "stats.block": {"column_stats", "file_region_crc32", "save_file_region", "run_stage3"},
     "crc.window": {"file_crc32"},
     "durable.file": {"make_durable"},
     "split.done": {"_run"},
@@ -231,8 +230,8 @@ def test_ctrl_c_at_a_safe_point_stops_there_then_resumes(
     with interrupts.ctrl_c_at(site, visit) as counts, pytest.raises(Interrupted) as stopped:
         prepare(small_tree, out, **SETTINGS[settings])
     assert counts[site] >= visit
-    if site not in ("tensor.block", "stats.block"):  # which torch.save or another thread may
-        assert counts[site] == visit  # visit again; else the run stopped there
+    if site != "stats.block":  # which the statistics thread may visit again before the
+        assert counts[site] == visit  # main thread stops; else the run stopped there
     assert stopped.value.site == site
     assert raised_in(stopped.value) in RAISED_IN[site]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
@@ -292,7 +291,8 @@ def test_a_stop_in_stage_one_does_not_wait_for_the_reads_not_started(
     folder = sorted(p for p in (tree / "CMU").iterdir() if p.is_dir())[-1]
     fifo = folder / "zz_hung_poses.npz"
     os.mkfifo(fifo)
-    assert sorted((tree / "CMU").rglob("*.npz")).index(fifo) > READ_AHEAD + 1
+    # further than the one reader thread (num_workers=0) reads ahead
+    assert sorted((tree / "CMU").rglob("*.npz")).index(fifo) > _AHEAD_PER_THREAD
     released: list[bool] = []
     done = threading.Event()
 
@@ -319,25 +319,3 @@ def test_a_stop_in_stage_one_does_not_wait_for_the_reads_not_started(
         releaser.join()
     assert True not in released  # nobody opened the FIFO
     assert not release()
-
-
-def test_a_stopped_save_skips_the_rest_of_the_tensor(tmp_path: Path) -> None:
-    """Ctrl-C while torch.save hands over a tensor's bytes: they are written 16 MB at a time,
-    the blocks after the press are skipped (so torch.save returns at once), and the save then
-    stops the run."""
-    tensor = torch.ones(3 * WRITE_BLOCK // 4, dtype=torch.float32)  # 3 blocks
-    with open(tmp_path / "blocks", "wb") as handle, Interrupts():
-        writer = _ChecksummingWriter(handle, "sha256", tensor)
-        with interrupts.ctrl_c_at("tensor.block", 2) as counts:
-            assert writer.write(tensor.numpy().data) == tensor.nbytes  # as torch.save expects
-        writer.close()
-        assert counts["tensor.block"] == 2
-    assert (tmp_path / "blocks").stat().st_size == WRITE_BLOCK  # the first block only
-    with (
-        pytest.raises(Interrupted) as stopped,
-        Interrupts(),
-        interrupts.ctrl_c_at("tensor.block", 1),
-    ):
-        save_tensor(tmp_path / "stopped.pt", tensor)
-    assert raised_in(stopped.value) == "save_tensor"
-    assert (tmp_path / "stopped.pt").stat().st_size < WRITE_BLOCK
