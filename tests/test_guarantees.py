@@ -463,7 +463,7 @@ def test_two_processes_preparing_one_folder_at_once(
 #: file name -> a word its skip reason must contain
 BROKEN = {
     "CMU": {"zz_nan_poses.npz": "non-finite", "zz_truncated_poses.npz": "archive"},
-    "KIT": {"zz_short_poses.npz": "too short", "zz_wide_poses.npz": "width"},
+    "KIT": {"zz_wide_poses.npz": "width"},
     "HumanEva": {"zz_text_poses.npz": ".npz"},
     "SFU": {"zz_notrans_poses.npz": "trans"},
 }
@@ -486,14 +486,15 @@ def broken_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
             elif name == "zz_truncated_poses.npz":
                 data = source.read_bytes()
                 path.write_bytes(data[: len(data) // 2])
-            elif name == "zz_short_poses.npz":
-                write_motion_npz(path, "smplh", 3, 120.0, "male", rng.normal(size=16), rng)
             elif name == "zz_wide_poses.npz":
                 write_npz(path, {**arrays, "poses": np.zeros((300, 100))})
             elif name == "zz_text_poses.npz":
                 path.write_text("this is not an archive\n")
             elif name == "zz_notrans_poses.npz":
                 write_npz(path, {k: v for k, v in arrays.items() if k != "trans"})
+    # valid but too short to yield a sample: listed as such, not skipped
+    short = sorted(p for p in (root / "KIT").iterdir() if p.is_dir())[0] / "zz_short_poses.npz"
+    write_motion_npz(short, "smplh", 3, 120.0, "male", rng.normal(size=16), rng)
     return root
 
 
@@ -534,6 +535,20 @@ def test_unusable_files_are_skipped_with_their_reason(broken_tree: Path, lenient
         split: len(manifest["stages"]["stage_I"][split]["skipped"]) for split in SPLITS
     }
     assert sum(result.skipped.values()) == len(expected)
+
+
+def test_a_motion_too_short_is_listed_as_such_not_skipped(broken_tree: Path, lenient) -> None:
+    out, _, _ = lenient
+    record = read_manifest(out)["stages"]["stage_I"]["train"]  # KIT is in 'train'
+    assert [(item["path"], item["frames"]) for item in record["too_short"]] == [
+        (
+            next((broken_tree / "KIT").rglob("zz_short_poses.npz"))
+            .relative_to(broken_tree)
+            .as_posix(),
+            3,
+        )
+    ]
+    assert record["too_short"][0]["reason"].startswith("too short: 3 frames")
 
 
 def test_the_usable_rest_is_prepared(broken_tree: Path, lenient) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -338,24 +339,63 @@ def test_betas_of_different_widths_in_one_split_is_an_error_naming_files(tmp_pat
     assert "10 betas: B/s1/b_poses.npz" in message
 
 
-def test_motions_too_short_for_the_trim_are_skipped(tmp_path: Path) -> None:
+#: Per sampling mode: its settings, and the frames of a second motion (60 Hz) that passes the
+#: trimming and still yields no sample (None: in that mode every trimmed motion yields one).
+SHORT_CASES: dict[str, tuple[dict[str, Any], int | None]] = {
+    # 10 frames keep 8 after trimming; round(0.05 * 8) = 0 of them drawn
+    "random": ({"keep_rate": 0.05}, 10),
+    # the clock has a tick at the start of any trimmed motion
+    "fps": ({"target_fps": 30.0}, None),
+    # 30 frames keep 24 after trimming: 0.38 s, 12 ticks at 30 Hz, fewer than 16
+    "clips": ({"target_fps": 30.0, "clip_frames": 16}, 30),
+}
+
+
+@pytest.mark.parametrize("sampling", sorted(SHORT_CASES))
+def test_a_motion_too_short_for_a_sample_is_listed_and_never_stops_a_strict_run(
+    tmp_path: Path, sampling: str
+) -> None:
+    """In every sampling mode: a real SMPL+H motion of 9 frames (trimming 0.1 at each end
+    drops none of them), and one that yields no sample after trimming, are listed under
+    ``too_short`` with their frame counts, not as unusable, and a strict run goes on."""
+    settings, second = SHORT_CASES[sampling]
     amass = tmp_path / "amass"
     rng = np.random.default_rng(3)
-    for name, frames in (("a", 200), ("b", 9), ("c", 10), ("d", 3)):
+    lengths = {"a": 300, "b": 9} | ({"c": second} if second else {})
+    for name, frames in lengths.items():
         path = amass / "DS" / "s1" / f"{name}_poses.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_motion_npz(path, "smplh", frames, 60.0, "male", rng.normal(size=16), rng)
     out = tmp_path / "out"
-    prepare(amass, out, splits={"train": ["DS"]})
+    messages: list[str] = []
+    prepare(amass, out, {"train": ["DS"]}, logger=messages.append, strict=True,
+            sampling=sampling, **settings)  # fmt: skip
     record = read_manifest(out)["stages"]["stage_I"]["train"]
-    # with trim 0.1, 9 frames would lose none at either end: the initial T-pose would stay
-    assert [f["path"] for f in record["files"]] == ["DS/s1/a_poses.npz", "DS/s1/c_poses.npz"]
-    assert record["files"][1]["kept"] == round(0.3 * 8)
-    reasons = {item["path"]: item["reason"] for item in record["skipped"]}
-    assert set(reasons) == {"DS/s1/b_poses.npz", "DS/s1/d_poses.npz"}
-    assert reasons["DS/s1/b_poses.npz"].startswith("too short: 9 frames")
-    assert reasons["DS/s1/d_poses.npz"].startswith("too short: 3 frames")
-    # without trimming, a 3-frame motion still gives round(0.3 * 3) = 1 frame
+    assert [f["path"] for f in record["files"]] == ["DS/s1/a_poses.npz"]
+    assert record["skipped"] == []
+    short = {item["path"]: item for item in record["too_short"]}
+    assert {path: item["frames"] for path, item in short.items()} == {
+        f"DS/s1/{name}_poses.npz": frames for name, frames in lengths.items() if name != "a"
+    }
+    assert short["DS/s1/b_poses.npz"]["reason"] == (
+        "too short: 9 frames, too few for trimming 0.1 at each end to drop a frame"
+    )
+    if second:
+        assert short["DS/s1/c_poses.npz"]["reason"].startswith(f"too short for one clip: {second}"
+            if sampling == "clips" else f"too short: {second} frames leave none")  # fmt: skip
+    assert any(f"{len(short)} motions too short to yield a sample" in m for m in messages)
+    assert f"motions too short to yield a sample: {len(short)}" in summarize(out)
+    assert "  [train] DS/s1/b_poses.npz: 9 frames" in summarize(out)
+
+
+def test_without_trimming_three_frames_still_give_a_frame(tmp_path: Path) -> None:
+    amass = tmp_path / "amass"
+    rng = np.random.default_rng(3)
+    for name, frames in (("a", 200), ("d", 3)):
+        path = amass / "DS" / "s1" / f"{name}_poses.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_motion_npz(path, "smplh", frames, 60.0, "male", rng.normal(size=16), rng)
+    # with trimming 3 frames are too short; without, round(0.3 * 3) = 1 frame is kept
     untrimmed = tmp_path / "untrimmed"
     prepare(amass, untrimmed, splits={"train": ["DS"]}, trim=0.0)
     files = read_manifest(untrimmed)["stages"]["stage_I"]["train"]["files"]

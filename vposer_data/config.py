@@ -203,7 +203,10 @@ class PrepareConfig:
         output=False,
     )
     strict: bool = setting(
-        False, "stop at the first unusable motion file instead of skipping it", output=False
+        False,
+        "stop at the first unusable (damaged) motion file instead of skipping it; a motion "
+        "too short to yield a sample is listed as such and never stops the run",
+        output=False,
     )
     progress: bool | None = setting(
         None, "show progress bars (None: only on a terminal)", output=False

@@ -109,10 +109,12 @@ def summarize(data_dir: str | Path) -> str:
             f"from {manifest.data.get('amass_dir')}"
         )
     skipped_all: list[tuple[str, dict[str, str]]] = []
+    short_all: list[tuple[str, dict[str, Any]]] = []
     for split in manifest.splits:
         final = manifest.record("stage_III", split)
         stage1 = manifest.record("stage_I", split) or {}
         skipped_all += [(split, s) for s in stage1.get("skipped", [])]
+        short_all += [(split, s) for s in stage1.get("too_short", [])]
         if final is None:
             lines.append(f"\n[{split}] not finished")
             continue
@@ -128,8 +130,7 @@ def summarize(data_dir: str | Path) -> str:
             lines.append(
                 f"\n[{split}] {final['samples']:,} clips of {config['clip_frames']} frames at "
                 f"{config['target_fps']:g} Hz from {len(stage1.get('files', []))} motion files, "
-                f"{sum(seconds.values()):,.1f} seconds of motion; "
-                f"{len(stage1.get('too_short', []))} motions too short for a clip"
+                f"{sum(seconds.values()):,.1f} seconds of motion"
             )
             lines.append(f"    {'dataset':<22s} {'clips':>10s} {'seconds':>10s}")
             for dataset, count in samples_per_dataset(manifest, split).items():
@@ -168,6 +169,12 @@ def summarize(data_dir: str | Path) -> str:
         )
     if len(fixed) > 50:
         lines.append(f"  ... and {len(fixed) - 50} more (see manifest.json)")
+    lines.append(f"\nmotions too short to yield a sample: {len(short_all)}")
+    for split, item in short_all[:50]:
+        frames = f"{item['frames']} frames" if item.get("frames") is not None else item["reason"]
+        lines.append(f"  [{split}] {item['path']}: {frames}")
+    if len(short_all) > 50:
+        lines.append(f"  ... and {len(short_all) - 50} more (see manifest.json)")
     lines.append(f"\nskipped motion files: {len(skipped_all)}")
     for split, item in skipped_all[:50]:
         lines.append(f"  [{split}] {item['path']}: {item['reason']}")

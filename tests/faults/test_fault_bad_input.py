@@ -66,13 +66,11 @@ def cut_in_half(path: Path) -> None:
 
 @dataclass(frozen=True)
 class Bad:
-    """One kind of unusable motion file: how to write it and the words its reason holds.
-    ``reader``: refused by ``load_sequence`` itself (else only by Stage I: too short)."""
+    """One kind of unusable motion file: how to write it and the words its reason holds."""
 
     id: str
     write: Callable[[Path], None]
     words: tuple[str, ...]
-    reader: bool = True
 
 
 def arrays(values: dict[str, Any]) -> Callable[[Path], None]:
@@ -88,9 +86,6 @@ BAD = [
     Bad("not_a_zip", raw(b"frame,x,y,z\n0,1,2,3\n" * 20), ("not a readable .npz archive",)),
     Bad("empty", raw(b""), ("empty", "0 bytes")),
     Bad("zero_frames", arrays(smplh_arrays(n=0)), ("0 frames",)),
-    Bad("one_frame", arrays(smplh_arrays(n=1)), ("too short", "1 frames"), reader=False),
-    # 6 frames: trimming 10% at each end drops nothing, the T-pose would stay
-    Bad("shorter_than_trim", arrays(smplh_arrays(n=6)), ("too short", "trimming"), reader=False),
     Bad("missing_poses", arrays(without("poses")), ("missing key 'poses'",)),
     Bad("missing_trans", arrays(without("trans")), ("missing key 'trans'",)),
     Bad("missing_betas", arrays(without("betas")), ("missing key 'betas'",)),
@@ -147,7 +142,7 @@ def bad_name(bad: Bad) -> str:
 # --- the reader alone -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [b for b in BAD if b.reader], ids=lambda b: b.id)
+@pytest.mark.parametrize("bad", BAD, ids=BAD_IDS)
 def test_reader_refuses_naming_the_file_and_the_problem(tmp_path: Path, bad: Bad) -> None:
     path = tmp_path / bad_name(bad)
     bad.write(path)
@@ -159,12 +154,32 @@ def test_reader_refuses_naming_the_file_and_the_problem(tmp_path: Path, bad: Bad
     assert_words(info.value.problem, bad.words)
 
 
-def test_reader_takes_the_short_motions_stage_one_refuses(tmp_path: Path) -> None:
-    """1 and 6 frames are valid sequences; only Stage I's trimming makes them unusable."""
-    for bad in (b for b in BAD if not b.reader):
-        path = tmp_path / bad_name(bad)
-        bad.write(path)
-        assert load_sequence(path).num_frames in (1, 6)
+#: Valid motions too short to yield a sample (trim 0.1 at each end drops no frame of them):
+#: name -> frames. Listed as too short, never as unusable, never a strict stop.
+SHORT = {"zz_one_frame_poses.npz": 1, "zz_shorter_than_trim_poses.npz": 6}
+
+
+def test_reader_takes_the_short_motions(tmp_path: Path) -> None:
+    for name, frames in SHORT.items():
+        write_npz(tmp_path / name, smplh_arrays(n=frames))
+        assert load_sequence(tmp_path / name).num_frames == frames
+
+
+def test_short_motions_are_listed_and_never_stop_a_strict_run(tmp_path: Path) -> None:
+    tree = tiny_tree(tmp_path / "amass")
+    for name, frames in SHORT.items():
+        write_npz(tree / "CMU" / "s01" / name, smplh_arrays(n=frames))
+    out = tmp_path / "out"
+    result = prepare(tree, out, TINY_SPLITS, strict=True)
+    record = read_manifest(out)["stages"]["stage_I"]["train"]
+    listed = {item["path"]: item for item in record["too_short"]}
+    assert {path: item["frames"] for path, item in listed.items()} == {
+        f"CMU/s01/{name}": frames for name, frames in SHORT.items()
+    }
+    for item in listed.values():
+        assert_words(item["reason"], ("too short", f"{item['frames']} frames", "trimming"))
+    assert record["skipped"] == [] and result.skipped == {"train": 0, "vald": 0}
+    assert len(record["files"]) == 2
 
 
 def test_non_motion_names_without_poses_stay_quiet_non_motions(tmp_path: Path) -> None:

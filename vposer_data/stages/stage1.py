@@ -75,7 +75,10 @@ class _Unusable:
     source: SourceFile
     reason: str
     not_a_motion: bool
-    too_short: bool = False  # clips: a usable motion with fewer ticks than one clip
+    # a usable motion that yields no sample (too short for trimming, for one clip, or for
+    # the clock): listed with its frame count, never skipped as damaged
+    too_short: bool = False
+    frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
             f"too short: {sequence.num_frames} frames, too few for trimming {config.trim:g} "
             "at each end to drop a frame",
             not_a_motion=False,
+            too_short=True,
+            frames=sequence.num_frames,
         )
     frames = _select(sequence, source, config)
     if frames.size == 0 and config.sampling == "clips":
@@ -150,6 +155,7 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
             f"{config.clip_frames}",
             not_a_motion=False,
             too_short=True,
+            frames=sequence.num_frames,
         )
     if frames.size == 0:
         return _Unusable(
@@ -157,6 +163,8 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
             f"too short: {sequence.num_frames} frames leave none after trimming {config.trim:g} "
             "at each end and subsampling",
             not_a_motion=False,
+            too_short=True,
+            frames=sequence.num_frames,
         )
     arrays = {
         name: np.ascontiguousarray(value[frames], dtype=np.float32)
@@ -244,14 +252,15 @@ def _complete(
     too_short = [u for u in unusable if u.too_short]
     if too_short:
         job.log.info(
-            f"split {split!r}: {len(too_short)} motions too short for one clip "
-            f"(listed in the manifest as too_short)"
+            f"split {split!r}: {len(too_short)} motions too short to yield a sample "
+            f"(listed in the manifest as too_short, with their frame counts)"
         )
     if not motions:
         reasons = "; ".join(f"{u.source.path}: {u.reason}" for u in skipped[:3])
         raise PrepareError(
             f"split {split!r} has no usable motion among {len(job.sources or ())} .npz files"
             + (f" ({len(skipped)} unusable, e.g. {reasons})" if skipped else "")
+            + (f" ({len(too_short)} too short to yield a sample)" if too_short else "")
         )
     _check_consistency(split, motions)
     overrides = [{"path": m.source.path, **m.override} for m in motions if m.override]
@@ -343,7 +352,8 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         per_dataset[motion.source.dataset] += motion.samples
     job.log.info(
         f"stage I {split}: {int(counts.sum())} samples from {len(motions)} motions "
-        f"({len(skipped)} skipped, {len(unusable) - len(skipped)} non-motion files)"
+        f"({len(skipped)} skipped, {len(too_short)} too short, "
+        f"{len(unusable) - len(skipped) - len(too_short)} non-motion files)"
     )
     return {
         "samples": int(counts.sum()),
@@ -363,7 +373,9 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         ],
         "skipped": [{"path": u.source.path, "reason": u.reason} for u in skipped],
         "not_motions": [u.source.path for u in unusable if u.not_a_motion],
-        "too_short": [{"path": u.source.path, "reason": u.reason} for u in too_short],
+        "too_short": [
+            {"path": u.source.path, "frames": u.frames, "reason": u.reason} for u in too_short
+        ],
         "excluded": excluded,
         "fps_overrides": overrides,
         "inputs": inputs,
