@@ -351,13 +351,16 @@ SHORT_CASES: dict[str, tuple[dict[str, Any], int | None]] = {
 }
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
 @pytest.mark.parametrize("sampling", sorted(SHORT_CASES))
 def test_a_motion_too_short_for_a_sample_is_listed_and_never_stops_a_strict_run(
-    tmp_path: Path, sampling: str
+    tmp_path: Path, sampling: str, num_workers: int
 ) -> None:
     """In every sampling mode: a real SMPL+H motion of 9 frames (trimming 0.1 at each end
     drops none of them), and one that yields no sample after trimming, are listed under
-    ``too_short`` with their frame counts, not as unusable, and a strict run goes on."""
+    ``too_short`` with their frame counts, not as unusable, and a strict run goes on; read in
+    this process or in reader processes (whose results cross through shared memory), the
+    manifest is written and read back as plain JSON."""
     settings, second = SHORT_CASES[sampling]
     amass = tmp_path / "amass"
     rng = np.random.default_rng(3)
@@ -369,7 +372,8 @@ def test_a_motion_too_short_for_a_sample_is_listed_and_never_stops_a_strict_run(
     out = tmp_path / "out"
     messages: list[str] = []
     prepare(amass, out, {"train": ["DS"]}, logger=messages.append, strict=True,
-            sampling=sampling, **settings)  # fmt: skip
+            sampling=sampling, num_workers=num_workers, **settings)  # fmt: skip
+    assert read_manifest(out)["complete"]
     record = read_manifest(out)["stages"]["stage_I"]["train"]
     assert [f["path"] for f in record["files"]] == ["DS/s1/a_poses.npz"]
     assert record["skipped"] == []
@@ -377,6 +381,7 @@ def test_a_motion_too_short_for_a_sample_is_listed_and_never_stops_a_strict_run(
     assert {path: item["frames"] for path, item in short.items()} == {
         f"DS/s1/{name}_poses.npz": frames for name, frames in lengths.items() if name != "a"
     }
+    assert {type(item["frames"]) for item in short.values()} == {int}
     assert short["DS/s1/b_poses.npz"]["reason"] == (
         "too short: 9 frames, too few for trimming 0.1 at each end to drop a frame"
     )

@@ -78,7 +78,8 @@ class _Unusable:
     # a usable motion that yields no sample (too short for trimming, for one clip, or for
     # the clock): listed with its frame count, never skipped as damaged
     too_short: bool = False
-    frames: int | None = None
+    # not "frames": that name travels from reader processes through shared memory as an array
+    num_frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
             "at each end to drop a frame",
             not_a_motion=False,
             too_short=True,
-            frames=sequence.num_frames,
+            num_frames=sequence.num_frames,
         )
     frames = _select(sequence, source, config)
     if frames.size == 0 and config.sampling == "clips":
@@ -155,7 +156,7 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
             f"{config.clip_frames}",
             not_a_motion=False,
             too_short=True,
-            frames=sequence.num_frames,
+            num_frames=sequence.num_frames,
         )
     if frames.size == 0:
         return _Unusable(
@@ -164,7 +165,7 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
             "at each end and subsampling",
             not_a_motion=False,
             too_short=True,
-            frames=sequence.num_frames,
+            num_frames=sequence.num_frames,
         )
     arrays = {
         name: np.ascontiguousarray(value[frames], dtype=np.float32)
@@ -374,7 +375,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         "skipped": [{"path": u.source.path, "reason": u.reason} for u in skipped],
         "not_motions": [u.source.path for u in unusable if u.not_a_motion],
         "too_short": [
-            {"path": u.source.path, "frames": u.frames, "reason": u.reason} for u in too_short
+            {"path": u.source.path, "frames": u.num_frames, "reason": u.reason} for u in too_short
         ],
         "excluded": excluded,
         "fps_overrides": overrides,
