@@ -40,7 +40,6 @@ __all__ = [
     "check",
     "checks_reached",
     "ctrl_c_at",
-    "requested",
     "start_workers",
 ]
 
@@ -115,17 +114,11 @@ def check(site: str) -> None:
         raise Interrupted(_state.noticed or site)
 
 
-def requested(site: str) -> bool:
-    """Whether Ctrl-C was pressed, for code that must not raise (a callback inside library
-    code, such as ``torch.save``'s writes): it skips its remaining work instead, and the
-    next :func:`check` stops the run."""
-    return _reached(site)
-
-
 class Interrupts:
     """While active, Ctrl-C is a request to stop at the next :func:`check`. Nested uses share
-    the outer one. On leaving with a request that no safe point has seen (Ctrl-C after the
-    last one), it raises :class:`Interrupted` there, so that no Ctrl-C is lost."""
+    the outer one. On leaving after Ctrl-C without having stopped at a safe point (pressed after
+    the last one, or an error came first), it raises :class:`Interrupted` there: no Ctrl-C is
+    lost, and a stop asked for ends as one."""
 
     def __init__(self) -> None:
         self._installed = False
@@ -140,21 +133,29 @@ class Interrupts:
         _state.requested, _state.noticed = False, None
         _state.pid = os.getpid()
         self._previous = signal.signal(signal.SIGINT, _handle)
+        # system calls the signal interrupts are resumed, in library code too (HDF5, torch),
+        # which could otherwise take EINTR for an error
+        signal.siginterrupt(signal.SIGINT, False)
         self._installed = True
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *exc_info: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, *rest: object
+    ) -> None:
         if not self._installed:
             return
         signal.signal(signal.SIGINT, self._previous)
-        pressed, unseen = _state.requested, _state.requested and _state.noticed is None
+        pressed, noticed = _state.requested, _state.noticed
         _state.pid, _state.requested, _state.noticed = None, False, None
         if not pressed:
             return
         if self._previous is not signal.default_int_handler:
             self._previous(signal.SIGINT, None)  # the caller's handler, told after the stop
-        elif unseen and kind is None:
-            raise Interrupted("end")
+        elif kind is None:
+            if noticed is None:  # Ctrl-C after the last safe point
+                raise Interrupted("end")
+        elif isinstance(error, Exception):  # an error after Ctrl-C, before a safe point saw
+            raise Interrupted(noticed or "end") from error  # it: the stop asked for, exit 130
 
 
 def start_workers(loader: Iterable[T]) -> Iterator[T]:

@@ -10,10 +10,12 @@ stop; a forked process never stops at a safe point of its parent's.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator
@@ -103,6 +105,47 @@ def test_ctrl_c_after_the_last_safe_point_is_not_lost() -> None:
     with pytest.raises(Interrupted) as stopped, Interrupts():
         signal.raise_signal(signal.SIGINT)
     assert stopped.value.site == "end"
+
+
+def test_an_error_after_ctrl_c_ends_as_the_interruption() -> None:
+    """An error raised after Ctrl-C, before a safe point saw it (a library that took the
+    signal for a failure), ends the run as the stop asked for; without Ctrl-C it is itself."""
+    with pytest.raises(Interrupted) as stopped, Interrupts():
+        signal.raise_signal(signal.SIGINT)
+        raise RuntimeError("a write failed")
+    assert isinstance(stopped.value.__cause__, RuntimeError)
+    with pytest.raises(RuntimeError), Interrupts():
+        raise RuntimeError("a write failed")
+
+
+def test_a_system_call_ctrl_c_interrupts_is_resumed() -> None:
+    """Library code (HDF5, torch) blocked in a system call when Ctrl-C arrives does not see it
+    fail with EINTR: the handler is installed with SA_RESTART. Here a C ``read`` of a pipe
+    (through ctypes, not Python's own retrying wrapper) that gets SIGINT before its data."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    reading, writing = os.pipe()
+    main = threading.get_ident()
+
+    def press_then_write() -> None:
+        time.sleep(0.3)  # the main thread is in read() by then
+        signal.pthread_kill(main, signal.SIGINT)
+        time.sleep(0.1)
+        os.write(writing, b"x")
+
+    helper = threading.Thread(target=press_then_write)
+    try:
+        with Interrupts():
+            helper.start()
+            buffer = ctypes.create_string_buffer(1)
+            got = libc.read(reading, buffer, 1)
+            error = ctypes.get_errno()
+            helper.join()
+            with pytest.raises(Interrupted):
+                check("walk")  # the press was recorded all the same
+    finally:
+        os.close(reading)
+        os.close(writing)
+    assert (got, buffer.raw) == (1, b"x"), os.strerror(error)
 
 
 def test_no_safe_point_stops_outside_a_run_or_in_a_forked_child() -> None:
