@@ -1,7 +1,5 @@
 """``python -m vposer_data`` runs the command line."""
 
-import sys
+from vposer_data.cli import run
 
-from vposer_data.cli import main
-
-sys.exit(main())
+run()

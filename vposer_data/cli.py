@@ -13,11 +13,13 @@ import dataclasses
 import importlib.util
 import json
 import logging
+import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from vposer_data._version import __version__
 from vposer_data.errors import REBUILD_HINT, ConfigError, VPoserDataError
@@ -450,5 +452,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The command's entry point (``vposer-data``, ``python -m vposer_data``): :func:`main`,
+    then exit with its status, ignoring Ctrl-C from then on. After Ctrl-C has stopped a run,
+    the process leaves as soon as its output is flushed, without the interpreter's teardown
+    of the modules it imported (for torch, 0.3 to 1.2 s on a busy 2-core machine, longer than
+    the stop itself): the run has already closed its files, released its lock and stopped its
+    workers and threads."""
+    code = main()
+    # the run is over: a Ctrl-C now (the interpreter restores SIGINT's default action while it
+    # tears down, which would kill the process without a word) changes nothing
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == 130:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -12,6 +12,9 @@ happen, whatever the timing.
 - Worker processes never see Ctrl-C: :func:`start_workers` forks them with SIGINT blocked, and
   this process stops them when it stops.
 - A second Ctrl-C is the same request: the run is already on its way to the next safe point.
+- The handler is installed with SA_RESTART: a system call the signal interrupts in library code
+  resumes rather than failing with EINTR. An error that still comes after Ctrl-C, before a
+  safe point saw it, ends the run as the interruption (its cause kept).
 - Only the process that installed the handler stops at the safe points (a forked worker that
   reaches one goes on).
 - A Python handler the caller installed is replaced while the run lasts, then restored and
