@@ -60,6 +60,7 @@ SITES: dict[str, str] = {
     "stage2.batch": "Stage II: one batch augmented and written",
     "stage3.column": "Stage III: one field's column",
     "stage3.block": "Stage III, compressed input: one chunk inflated, or 16 MB of rows read",
+    "tensor.frame": "saving a tensor: polled every 0.05 s while torch.save frames its stand-in",
     "region.crc": "saving a column: 32 MB checksummed",
     "region.copy": "saving a column: 32 MB copied and hashed",
     "stats.block": "statistics: one block of rows",

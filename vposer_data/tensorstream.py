@@ -26,6 +26,7 @@ import itertools
 import math
 import mmap
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,8 @@ WINDOW_BYTES = 32 << 20
 #: pickle stores the row count in four bytes, as for the tensors worth streaming.
 _PROBE_ROWS = 1 << 16
 _PAGE = mmap.PAGESIZE
+#: Seconds between two looks for Ctrl-C while a stand-in is framed (see :func:`torch_frame`).
+_FRAME_POLL = 0.05
 
 
 def _nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
@@ -123,14 +126,8 @@ def _stand_in_tensor(buffer: mmap.mmap, shape: tuple[int, ...], dtype: np.dtype[
         return torch.from_numpy(array.view(dtype).reshape(shape))
 
 
-def torch_frame(shape: tuple[int, ...], dtype: np.dtype[Any], data_crc: int) -> tuple[bytes, bytes]:
-    """What ``torch.save`` writes to a file handle before and after the bytes of a C-contiguous
-    tensor of this shape and (numpy) dtype whose bytes have CRC-32 ``data_crc`` (at least four
-    bytes: fewer cannot carry a chosen CRC)."""
-    dtype = np.dtype(dtype)
+def _frame(shape: tuple[int, ...], dtype: np.dtype[Any], data_crc: int) -> tuple[bytes, bytes]:
     nbytes = _nbytes(shape, dtype)
-    if nbytes < 4:
-        raise ValueError(f"a stand-in needs at least 4 bytes, shape {shape} {dtype} has {nbytes}")
     with _zero_stand_in(nbytes) as (buffer, address):
         forged = crc32_forge_tail(crc32_zeros(nbytes - 4), data_crc)
         ctypes.memmove(address + nbytes - 4, forged, 4)
@@ -143,6 +140,42 @@ def torch_frame(shape: tuple[int, ...], dtype: np.dtype[Any], data_crc: int) -> 
     if recorder.seen != nbytes:
         raise RuntimeError(f"torch.save wrote {recorder.seen} of a tensor's {nbytes} bytes")
     return b"".join(recorder.head), b"".join(recorder.tail)
+
+
+def torch_frame(shape: tuple[int, ...], dtype: np.dtype[Any], data_crc: int) -> tuple[bytes, bytes]:
+    """What ``torch.save`` writes to a file handle before and after the bytes of a C-contiguous
+    tensor of this shape and (numpy) dtype whose bytes have CRC-32 ``data_crc`` (at least four
+    bytes: fewer cannot carry a chosen CRC).
+
+    torch.save reads every byte of the stand-in for its CRC-32 (about 0.6 s per GB here), in one
+    call too long to wait for after Ctrl-C: it runs on a helper thread while this one looks for
+    Ctrl-C (safe point ``tensor.frame``); a stop leaves the thread to finish alone (the
+    command leaves without waiting for it, see :func:`vposer_data.cli.run`)."""
+    dtype = np.dtype(dtype)
+    nbytes = _nbytes(shape, dtype)
+    if nbytes < 4:
+        raise ValueError(f"a stand-in needs at least 4 bytes, shape {shape} {dtype} has {nbytes}")
+    outcome: list[tuple[bytes, bytes] | BaseException] = []
+    done = threading.Event()
+
+    def frame() -> None:
+        try:
+            outcome.append(_frame(shape, dtype, data_crc))
+        except BaseException as exc:  # raised in the caller's thread below
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    # not a daemon: the interpreter's exit waits for it (one killed inside torch.save aborts)
+    threading.Thread(target=frame, name="vposer_data-torch-frame").start()
+    while True:
+        check("tensor.frame")
+        if done.wait(_FRAME_POLL):
+            break
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 @functools.cache
