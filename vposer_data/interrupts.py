@@ -31,7 +31,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -188,8 +188,9 @@ def _press(site: str) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.raise_signal(signal.SIGINT)  # the handler runs before this returns
     else:
-        handler: Callable[[int, Any], Any] = signal.getsignal(signal.SIGINT)  # type: ignore[assignment]
-        handler(signal.SIGINT, None)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):  # else ignored (SIG_IGN), as the signal would be
+            handler(signal.SIGINT, None)
 
 
 @contextmanager

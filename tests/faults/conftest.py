@@ -5,12 +5,21 @@ that forks the runs. The small tree and its reference are the shared ``small_tre
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fault_helpers import BIG_CONFIG, BIG_FRAMES, BIG_SEED, BIG_SPLITS, Zygote
 from helpers import TreeCache, file_hashes, prepare
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal gives it: a test run started in the background (bash's ``&``
+    without job control) inherits SIGINT ignored, which this package's runs respect, so the
+    Ctrl-C tests would see no Ctrl-C. The runs they start inherit the restored default."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
