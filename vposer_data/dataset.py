@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from vposer_data.errors import ConfigError, VPoserDataError
 from vposer_data.fields import POSE_BODY, default_fields
-from vposer_data.manifest import MANIFEST_NAME, Manifest
+from vposer_data.manifest import MANIFEST_NAME, STAGE_III, Manifest
 from vposer_data.statistics import TrainingStatistics, read_statistics
 
 __all__ = [
@@ -215,7 +215,7 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
         """The prepared folder this split belongs to (``split_dir/../..``), or None when the
         split folder does not lie in a ``stage_III`` folder."""
         parent = self.split_dir.parent
-        return parent.parent if parent.name == "stage_III" else None
+        return parent.parent if parent.name == STAGE_III else None
 
     def manifest(self) -> Manifest | None:
         """The prepared folder's manifest (read once), or None when there is none.

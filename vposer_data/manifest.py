@@ -24,6 +24,9 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "STAGES",
+    "STAGE_I",
+    "STAGE_II",
+    "STAGE_III",
     "Manifest",
     "ManifestError",
     "check_file",
@@ -36,7 +39,8 @@ __all__ = [
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".vposer_data.lock"
-STAGES = ("stage_I", "stage_II", "stage_III")
+#: The stages' names: the manifest's keys and the folder layout's.
+STAGE_I, STAGE_II, STAGE_III = STAGES = ("stage_I", "stage_II", "stage_III")
 
 
 class ManifestError(PrepareError):
@@ -47,12 +51,12 @@ class ManifestError(PrepareError):
 def stage_path(root: str | Path, stage: str, split: str) -> Path:
     """Where a stage puts a split: ``stage_I/<split>/``, ``stage_II/<split>.h5``,
     ``stage_III/<split>/``."""
-    return Path(root) / stage / (f"{split}.h5" if stage == "stage_II" else split)
+    return Path(root) / stage / (f"{split}.h5" if stage == STAGE_II else split)
 
 
 def split_dir(root: str | Path, split: str) -> Path:
     """Where the final tensors of ``split`` live: ``stage_III/<split>/``."""
-    return stage_path(root, "stage_III", split)
+    return stage_path(root, STAGE_III, split)
 
 
 def output_identity(splits: Mapping[str, Sequence[str]], config: PrepareConfig) -> dict[str, Any]:
@@ -195,11 +199,11 @@ class Manifest:
         if record is None:
             return {}
         path = stage_path(self.root, stage, split)
-        if stage == "stage_II":
+        if stage == STAGE_II:
             return {path: record}
         files = {path / f"{name}.pt": meta for name, meta in record.get("fields", {}).items()}
         statistics = record.get("statistics")
-        if stage == "stage_III" and statistics is not None:  # the folder's training statistics
+        if stage == STAGE_III and statistics is not None:  # the folder's training statistics
             files[self.root / statistics["file"]] = statistics
         return files
 
@@ -214,7 +218,7 @@ class Manifest:
 
     def verify(self, checksums: bool = False) -> list[str]:
         """Problems with the final (Stage III) files of every split."""
-        return [p for split in self.splits for p in self.check_files("stage_III", split, checksums)]
+        return [p for split in self.splits for p in self.check_files(STAGE_III, split, checksums)]
 
     def require_intact(self, remedy: str) -> None:
         """Raise ManifestError naming every final file that no longer matches its record."""

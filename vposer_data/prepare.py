@@ -37,6 +37,8 @@ from vposer_data.inputs import input_changes
 from vposer_data.interrupts import Interrupts
 from vposer_data.manifest import (
     MANIFEST_NAME,
+    STAGE_I,
+    STAGE_III,
     STAGES,
     Manifest,
     ManifestError,
@@ -115,8 +117,8 @@ def _result(
 ) -> PrepareResult:
     samples, skipped = {}, {}
     for split in manifest.splits:
-        samples[split] = int((manifest.record("stage_III", split) or {}).get("samples", 0))
-        skipped[split] = len((manifest.record("stage_I", split) or {}).get("skipped", []))
+        samples[split] = int((manifest.record(STAGE_III, split) or {}).get("samples", 0))
+        skipped[split] = len((manifest.record(STAGE_I, split) or {}).get("skipped", []))
     return PrepareResult(
         data_dir=root,
         split_dirs={split: split_dir(root, split) for split in manifest.splits},
@@ -244,7 +246,7 @@ def _records_inputs(root: Path) -> bool:
         manifest = Manifest.load(root)
     except ManifestError:
         return False
-    return any("inputs" in (manifest.record("stage_I", s) or {}) for s in manifest.splits)
+    return any("inputs" in (manifest.record(STAGE_I, s) or {}) for s in manifest.splits)
 
 
 def _check_inputs(
@@ -255,7 +257,7 @@ def _check_inputs(
     log: RunLog,
 ) -> None:
     """Raise StaleOutputError when the AMASS files of a split already prepared changed."""
-    recorded = {s: r for s in manifest.splits if (r := manifest.record("stage_I", s)) is not None}
+    recorded = {s: r for s in manifest.splits if (r := manifest.record(STAGE_I, s)) is not None}
     if not any("inputs" in r for r in recorded.values()):
         return
     changes = [
@@ -322,7 +324,7 @@ def _run(
     resumed = resumed_line(manifest.data.get("started"), manifest.recorded(), todo)
     if resumed is not None:
         log.info(resumed)
-    sources = _sources(root, inputs, log) if need["stage_I"] else {}
+    sources = _sources(root, inputs, log) if need[STAGE_I] else {}
     ran: list[str] = []
     seconds: dict[str, float] = {}
     for stage in PIPELINE:

@@ -15,7 +15,7 @@ import numpy as np
 
 from vposer_data.dataset import VPoserDataset
 from vposer_data.fields import POSE_BODY
-from vposer_data.manifest import Manifest, split_dir
+from vposer_data.manifest import STAGE_III, Manifest, split_dir
 from vposer_data.summary import clip_seconds_per_dataset, load_prepared
 from vposer_data.summary import samples_per_dataset as per_split
 
@@ -42,7 +42,7 @@ _OTHER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf
 
 def _prepared_splits(manifest: Manifest) -> list[str]:
     """The finished splits: train, vald, test first, then any others in manifest order."""
-    done = [s for s in manifest.splits if manifest.record("stage_III", s) is not None]
+    done = [s for s in manifest.splits if manifest.record(STAGE_III, s) is not None]
     first = [s for s in _SPLIT_COLORS if s in done]
     return first + [s for s in done if s not in first]
 
@@ -92,7 +92,7 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
         s: joint_angles(split_dir(data_dir, s), max_samples=max_samples, seed=i)
         for i, s in enumerate(splits)
     }
-    totals = {s: int((manifest.record("stage_III", s) or {}).get("samples", 0)) for s in splits}
+    totals = {s: int((manifest.record(STAGE_III, s) or {}).get("samples", 0)) for s in splits}
     config = manifest.settings.get("config", {})
     clips = config.get("sampling") == "clips"
     unit = "clips" if clips else "samples"

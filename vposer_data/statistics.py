@@ -49,7 +49,7 @@ import torch
 from vposer_data.atomic import atomic_path, release_mapped_pages
 from vposer_data.errors import ConfigError, PrepareError
 from vposer_data.fields import field
-from vposer_data.manifest import Manifest, ManifestError, check_file
+from vposer_data.manifest import STAGE_III, Manifest, ManifestError, check_file
 
 __all__ = [
     "NORMALIZE_EPS",
@@ -276,7 +276,7 @@ def _entry(manifest: Manifest) -> tuple[dict[str, Any] | None, str]:
     split = _stats_split(manifest)
     if split is None:
         return None, f"{manifest.root} was prepared with stats_split=None (no statistics)"
-    record = manifest.record("stage_III", split)
+    record = manifest.record(STAGE_III, split)
     if record is None:
         return None, (
             f"{manifest.root}: the statistics split {split!r} is not finalized (Stage III has "

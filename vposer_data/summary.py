@@ -7,7 +7,7 @@ from typing import Any
 
 from vposer_data.augment.registry import AUGMENTATIONS
 from vposer_data.errors import PrepareError
-from vposer_data.manifest import Manifest
+from vposer_data.manifest import STAGE_I, STAGE_III, Manifest
 
 __all__ = [
     "augmented_splits",
@@ -50,7 +50,7 @@ def samples_per_dataset(manifest: Manifest, split: str) -> dict[str, int]:
     passes = int(manifest.settings.get("config", {}).get("augment_passes", 1))
     if split not in augmented_splits(manifest):
         passes = 1
-    stage1 = manifest.record("stage_I", split) or {}
+    stage1 = manifest.record(STAGE_I, split) or {}
     return {name: int(count) * passes for name, count in stage1.get("datasets", {}).items()}
 
 
@@ -64,7 +64,7 @@ def clip_seconds_per_dataset(manifest: Manifest, split: str) -> dict[str, float]
     T, rate = int(config["clip_frames"]), float(config["target_fps"])
     stride = int(config.get("clip_stride") or T)
     seconds: dict[str, float] = {}
-    for item in (manifest.record("stage_I", split) or {}).get("files", []):
+    for item in (manifest.record(STAGE_I, split) or {}).get("files", []):
         clips = int(item["kept"])
         covered = ((clips - 1) * stride + T) / rate if clips else 0.0
         seconds[item["dataset"]] = seconds.get(item["dataset"], 0.0) + covered
@@ -72,7 +72,7 @@ def clip_seconds_per_dataset(manifest: Manifest, split: str) -> dict[str, float]
 
 
 def _stage1(manifest: Manifest, split: str, key: str) -> list[dict[str, Any]]:
-    return list((manifest.record("stage_I", split) or {}).get(key, []))
+    return list((manifest.record(STAGE_I, split) or {}).get(key, []))
 
 
 def _augmentation_line(manifest: Manifest) -> str:
@@ -110,8 +110,8 @@ def summarize(data_dir: str | Path) -> str:
         )
     skipped_all: list[tuple[str, dict[str, str]]] = []
     for split in manifest.splits:
-        final = manifest.record("stage_III", split)
-        stage1 = manifest.record("stage_I", split) or {}
+        final = manifest.record(STAGE_III, split)
+        stage1 = manifest.record(STAGE_I, split) or {}
         skipped_all += [(split, s) for s in stage1.get("skipped", [])]
         if final is None:
             lines.append(f"\n[{split}] not finished")

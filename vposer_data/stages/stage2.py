@@ -40,6 +40,7 @@ from vposer_data.fields import BETAS
 from vposer_data.fields import field as declared_field
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 from vposer_data.interrupts import start_workers
+from vposer_data.manifest import STAGE_I
 from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.worker_start import worker_context
@@ -313,8 +314,8 @@ def _writing(path: Path) -> Iterator[None]:
 def run_stage2(job: SplitJob) -> dict[str, Any]:
     """Augment one split into one HDF5 file, ``job.out``; returns its manifest record."""
     split, config, out_path = job.split, job.config, job.final
-    stage1_record = job.input_record("stage_I")
-    stage1_dir = job.input_path("stage_I")
+    stage1_record = job.input_record(STAGE_I)
+    stage1_dir = job.input_path(STAGE_I)
     num_rows = int(stage1_record["samples"])
     # batch_size counts frames: a batch of clips holds batch_size // clip_frames of them, so
     # a batch is about as large in memory for clips as for frames

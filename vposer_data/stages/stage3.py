@@ -28,6 +28,7 @@ from vposer_data.atomic import EarlyFlush
 from vposer_data.errors import PrepareError
 from vposer_data.fields import POSE_BODY, field, required_fields
 from vposer_data.h5chunks import column_region, write_column
+from vposer_data.manifest import STAGE_II
 from vposer_data.progress import progress
 from vposer_data.stages.job import SplitJob
 from vposer_data.statistics import column_stats, sample_axes, write_statistics
@@ -71,7 +72,7 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
     split (``stats_split``) it also writes ``<data_dir>/statistics.pt`` and records it (file,
     size, SHA-256, provenance) under ``"statistics"``."""
     split, config = job.split, job.config
-    h5_path = job.input_path("stage_II")
+    h5_path = job.input_path(STAGE_II)
     with_stats = split == config.stats_split
     fields: dict[str, dict[str, Any]] = {}
     stats: dict[str, tuple[dict[str, np.ndarray], int]] = {}
