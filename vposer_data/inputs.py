@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from vposer_data.amass import member_checksums
+from vposer_data.records import Stage1Record
 from vposer_data.splits import SourceFile
 
 __all__ = ["fingerprint", "input_changes"]
@@ -144,7 +145,7 @@ def _some(paths: list[str]) -> str:
 
 def input_changes(
     split: str,
-    record: Mapping[str, Any],
+    record: Stage1Record,
     amass_dir: Path,
     sources: Sequence[SourceFile],
     log: Callable[[str], None] = _log.info,
@@ -154,18 +155,14 @@ def input_changes(
     Files whose time changed but whose content stamp did not are the same input: ``log``
     hears once how many there are.
     """
-    recorded = record.get("inputs")
+    recorded = record.inputs
     if recorded is None:
         return None
     stats = _stats(amass_dir, sources)
     stamps = recorded.get("stamps")
     if _digest(stats, times=stamps is not None) == recorded["sha256"]:
         return None
-    before = {f["path"] for f in record.get("files", [])}
-    before |= {s["path"] for s in record.get("skipped", [])}
-    before |= set(record.get("not_motions", []))
-    before |= {s["path"] for s in record.get("too_short", [])}
-    before |= {s["path"] for s in record.get("excluded", [])}
+    before = record.paths()
     added, removed = sorted(set(stats) - before), sorted(before - set(stats))
     replaced = _replaced(stats, sorted(before), stamps)
     if replaced:

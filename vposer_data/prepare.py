@@ -38,7 +38,6 @@ from vposer_data.interrupts import Interrupts
 from vposer_data.manifest import (
     MANIFEST_NAME,
     STAGE_I,
-    STAGE_III,
     STAGES,
     Manifest,
     ManifestError,
@@ -47,6 +46,7 @@ from vposer_data.manifest import (
     split_dir,
     stage_path,
 )
+from vposer_data.records import Stage1Record
 from vposer_data.runlog import LoggerLike, RunLog, resumed_line, stopped_line
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
 from vposer_data.stages import PIPELINE, SplitJob
@@ -117,8 +117,9 @@ def _result(
 ) -> PrepareResult:
     samples, skipped = {}, {}
     for split in manifest.splits:
-        samples[split] = int((manifest.record(STAGE_III, split) or {}).get("samples", 0))
-        skipped[split] = len((manifest.record(STAGE_I, split) or {}).get("skipped", []))
+        final, stage1 = manifest.stage3(split), manifest.stage1(split)
+        samples[split] = 0 if final is None else final.samples
+        skipped[split] = 0 if stage1 is None else len(stage1.skipped)
     return PrepareResult(
         data_dir=root,
         split_dirs={split: split_dir(root, split) for split in manifest.splits},
@@ -246,7 +247,11 @@ def _records_inputs(root: Path) -> bool:
         manifest = Manifest.load(root)
     except ManifestError:
         return False
-    return any("inputs" in (manifest.record(STAGE_I, s) or {}) for s in manifest.splits)
+    return any(_inputs_recorded(manifest.stage1(s)) for s in manifest.splits)
+
+
+def _inputs_recorded(record: Stage1Record | None) -> bool:
+    return record is not None and record.inputs is not None
 
 
 def _check_inputs(
@@ -257,8 +262,8 @@ def _check_inputs(
     log: RunLog,
 ) -> None:
     """Raise StaleOutputError when the AMASS files of a split already prepared changed."""
-    recorded = {s: r for s in manifest.splits if (r := manifest.record(STAGE_I, s)) is not None}
-    if not any("inputs" in r for r in recorded.values()):
+    recorded = {s: r for s in manifest.splits if (r := manifest.stage1(s)) is not None}
+    if not any(_inputs_recorded(r) for r in recorded.values()):
         return
     changes = [
         change
@@ -284,7 +289,7 @@ def _needed(manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
         for split in sorted(downstream):
             # a final output is checked by size; an intermediate is checked only when the next
             # stage rebuilds from it (it is in `downstream`), and then with its checksum too
-            if manifest.record(stage.name, split) is None or manifest.check_files(
+            if not manifest.has_record(stage.name, split) or manifest.check_files(
                 stage.name, split, checksums=not stage.final
             ):
                 need[stage.name].add(split)

@@ -49,7 +49,8 @@ import torch
 from vposer_data.atomic import atomic_path, release_mapped_pages
 from vposer_data.errors import ConfigError, PrepareError
 from vposer_data.fields import field
-from vposer_data.manifest import STAGE_III, Manifest, ManifestError, check_file
+from vposer_data.manifest import Manifest, ManifestError, check_file
+from vposer_data.records import StatisticsEntry
 
 __all__ = [
     "NORMALIZE_EPS",
@@ -166,7 +167,7 @@ def write_statistics(
     samples: int,
     clip_frames: int | None,
     stats: Mapping[str, tuple[Mapping[str, np.ndarray], int]],
-) -> dict[str, Any]:
+) -> StatisticsEntry:
     """Write ``root/statistics.pt`` atomically (flushed to disk before the rename) from
     ``stats`` (field -> (:func:`column_stats` result, rows)); returns the manifest entry: file,
     size, SHA-256 and provenance. The bytes depend only on the values (torch.save to a buffer)."""
@@ -197,16 +198,16 @@ def write_statistics(
             os.fsync(handle.fileno())
     except OSError as exc:  # a full disk, a file-size limit: say which file
         raise PrepareError(f"could not write {path}: {exc}") from exc
-    return {
-        "file": STATISTICS_NAME,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "split": split,
-        "samples": int(samples),
-        "frames": int(frames),
-        "clip_frames": payload["clip_frames"],
-        "fields": list(stats),
-    }
+    return StatisticsEntry(
+        file=STATISTICS_NAME,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        split=split,
+        samples=int(samples),
+        frames=int(frames),
+        clip_frames=None if clip_frames is None else int(clip_frames),
+        fields=list(stats),
+    )
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -269,28 +270,28 @@ def _stats_split(manifest: Manifest) -> str | None:
     return split
 
 
-def _entry(manifest: Manifest) -> tuple[dict[str, Any] | None, str]:
+def _entry(manifest: Manifest) -> tuple[StatisticsEntry | None, str]:
     """The manifest's ``statistics`` entry, or None and why there is none."""
     if not manifest.exists:
         return None, f"{manifest.root}: no manifest.json, nothing is prepared there"
     split = _stats_split(manifest)
     if split is None:
         return None, f"{manifest.root} was prepared with stats_split=None (no statistics)"
-    record = manifest.record(STAGE_III, split)
+    record = manifest.stage3(split)
     if record is None:
         return None, (
             f"{manifest.root}: the statistics split {split!r} is not finalized (Stage III has "
             "no record of it); run prepare_data() first"
         )
-    entry = record.get("statistics")
+    entry = record.statistics
     if entry is None:
-        if "stats" in record:
+        if record.legacy_stats:
             return None, (
                 f"{manifest.root} was prepared by an earlier vposer_data, which kept only "
                 "mean and std in manifest.json and wrote no statistics file; " + _REBUILD
             )
         return None, f"{manifest.root}: the {split!r} record holds no statistics; " + _REBUILD
-    return dict(entry), ""
+    return entry, ""
 
 
 def statistics_problems(manifest: Manifest, checksums: bool = False) -> list[str]:
@@ -299,7 +300,7 @@ def statistics_problems(manifest: Manifest, checksums: bool = False) -> list[str
     entry, _ = _entry(manifest)
     if entry is None:
         return []
-    problem = check_file(manifest.root / entry["file"], entry, checksums)
+    problem = check_file(manifest.root / entry.file, entry.check, checksums)
     return [] if problem is None else [problem]
 
 
@@ -324,7 +325,7 @@ def read_statistics(
             + "\n  ".join(problems)
             + f"\n{_REBUILD_LINE}"
         )
-    path = manifest.root / entry["file"]
+    path = manifest.root / entry.file
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         statistics = TrainingStatistics(payload, path)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from vposer_data.manifest import STAGE_I, STAGE_II, STAGE_III, STAGES
+from vposer_data.records import StageRecord
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.stage1 import run_stage1
 from vposer_data.stages.stage2 import run_stage2
@@ -28,7 +29,7 @@ class Stage:
 
     name: str
     makes: Literal["folder", "file"]
-    run: Callable[[SplitJob], dict[str, Any]]
+    run: Callable[[SplitJob], StageRecord]
     final: bool = False
 
 
