@@ -29,9 +29,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from vposer_data.config import PrepareConfig, settings_differences
+from vposer_data.config import PrepareConfig
 from vposer_data.dataset import VPoserDataset, collate_batch
-from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
+from vposer_data.errors import REBUILD_HINT, ConfigError, PrepareError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
 from vposer_data.manifest import Manifest, output_identity, split_dir
 from vposer_data.prepare import prepare_vposer_datasets
@@ -237,20 +237,16 @@ class VPoserDataModuleBody(_Lightning):
                 "(a Trainer does this for you)"
             )
         splits, config = self.resolve(manifest)
-        expected = output_identity(splits, config)
-        if manifest.settings != expected:
-            raise StaleOutputError(
-                f"{self.data_dir} holds data prepared with other settings than this "
-                "VPoserDataModule's:\n  "
-                + "\n  ".join(settings_differences(manifest.settings, expected))
-                + "\nPass the settings it was prepared with (or none: prepare=None and "
-                "splits=None serve the folder as it is), choose another data_dir, or "
-                "rebuild it with `vposer-data prepare --overwrite`."
-            )
-        # every final file, statistics.pt included (it is one of the Stage III records)
-        manifest.require_intact(
-            "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
+        stale = manifest.stale_error(
+            output_identity(splits, config),
+            "Pass the settings it was prepared with (or none: prepare=None and splits=None "
+            f"serve the folder as it is), or choose another data_dir.\n{REBUILD_HINT}.",
+            whose=" than this VPoserDataModule's",
         )
+        if stale is not None:
+            raise stale
+        # every final file, statistics.pt included (it is one of the Stage III records)
+        manifest.require_intact()
         if self._served is None and self.requested_settings is None:
             _log.info(
                 "serving %s as it was prepared: splits %s, settings %s",

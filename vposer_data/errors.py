@@ -12,8 +12,9 @@ from __future__ import annotations
 
 __all__ = ["REBUILD_HINT", "ConfigError", "PrepareError", "StaleOutputError", "VPoserDataError"]
 
-#: How a stale or damaged output folder is rebuilt, in Python's words: the last line of such
-#: errors starts with it (the command line says it in its own words instead).
+#: How a stale or damaged output folder is rebuilt, in Python's words: the one remedy text of
+#: such errors, which the last line starts with (the command line puts that line in its own
+#: words instead).
 REBUILD_HINT = "Pass overwrite=True (vposer-data prepare --overwrite) to rebuild it"
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from filelock import FileLock
 
 from vposer_data.atomic import atomic_write_text, file_crc32, file_sha256
-from vposer_data.config import PrepareConfig
-from vposer_data.errors import PrepareError
+from vposer_data.config import PrepareConfig, settings_differences
+from vposer_data.errors import REBUILD_HINT, PrepareError, StaleOutputError
 from vposer_data.records import (
     FileCheck,
     Stage1Record,
@@ -146,14 +146,14 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ManifestError(
-                f"{path} is unreadable ({exc}); delete the folder or pass overwrite=True"
+                f"{path} is unreadable ({exc}).\n{REBUILD_HINT}, or delete the folder."
             ) from None
         if isinstance(data, dict) and data.get("format_version") == 1:
             data = _upgrade(path, data)
         if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
             raise ManifestError(
-                f"{path} is not a vposer_data manifest of format {FORMAT_VERSION}; "
-                "delete the folder or pass overwrite=True"
+                f"{path} is not a vposer_data manifest of format {FORMAT_VERSION}.\n"
+                f"{REBUILD_HINT}, or delete the folder."
             )
         return cls(root, data)
 
@@ -256,7 +256,21 @@ class Manifest:
         """Problems with the final (Stage III) files of every split."""
         return [p for split in self.splits for p in self.check_files(STAGE_III, split, checksums)]
 
-    def require_intact(self, remedy: str) -> None:
+    def stale_error(
+        self, expected: Mapping[str, Any], remedy: str, whose: str = ""
+    ) -> StaleOutputError | None:
+        """The one identity check of a folder: None when it was prepared with ``expected``
+        (:func:`output_identity`) or holds nothing yet, else the error listing each setting
+        that differs, then ``remedy``; ``whose`` ends "other settings" ("than ...")."""
+        if not self.exists or self.settings == expected:
+            return None
+        return StaleOutputError(
+            f"{self.root} holds data prepared with other settings{whose}:\n  "
+            + "\n  ".join(settings_differences(self.settings, expected))
+            + f"\n{remedy}"
+        )
+
+    def require_intact(self, remedy: str = f"{REBUILD_HINT}.") -> None:
         """Raise ManifestError naming every final file that no longer matches its record."""
         problems = self.verify()
         if problems:

@@ -31,7 +31,7 @@ from vposer_data.atomic import (
     release_free_memory,
     remove_temp_files,
 )
-from vposer_data.config import PrepareConfig, settings_differences
+from vposer_data.config import PrepareConfig
 from vposer_data.errors import REBUILD_HINT, PrepareError, StaleOutputError
 from vposer_data.inputs import input_changes
 from vposer_data.interrupts import Interrupts
@@ -181,15 +181,10 @@ def prepare_vposer_datasets(
             # an earlier run stopped before finishing any stage of any split (a mistyped
             # dataset, a strict-mode stop): nothing was made under its settings, start afresh
             manifest = Manifest(root)
-        if manifest.exists and manifest.settings != settings:
+        stale = manifest.stale_error(settings, f"{REBUILD_HINT}, or choose another folder.")
+        if stale is not None:
             if not overwrite:
-                differences = settings_differences(manifest.settings, settings)
-                raise StaleOutputError(
-                    f"{root} holds data prepared with other settings:\n  "
-                    + "\n  ".join(differences)
-                    + f"\n{REBUILD_HINT}, "
-                    "or choose another folder."
-                )
+                raise stale
             _discard(root)
             manifest = Manifest(root)
         elif overwrite and manifest.exists:
@@ -198,7 +193,7 @@ def prepare_vposer_datasets(
         if inputs is not None and manifest.exists:
             _check_inputs(root, manifest, inputs.amass_dir, inputs.sources, log)
         if manifest.complete:
-            manifest.require_intact(f"{REBUILD_HINT}.")
+            manifest.require_intact()
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:

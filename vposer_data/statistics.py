@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from vposer_data.atomic import atomic_path, release_mapped_pages
-from vposer_data.errors import ConfigError, PrepareError
+from vposer_data.errors import REBUILD_HINT, ConfigError, PrepareError
 from vposer_data.fields import field
 from vposer_data.manifest import Manifest, ManifestError, check_file
 from vposer_data.records import StatisticsEntry
@@ -76,8 +76,6 @@ STATISTICS = ("mean", "std", "min", "max")
 NORMALIZE_EPS = 1e-6
 
 _BLOCK_ROWS = 1 << 13
-_REBUILD = "rebuild the folder with `vposer-data prepare --overwrite`"
-_REBUILD_LINE = "Rebuild the folder with `vposer-data prepare --overwrite`."
 
 
 # -- computing ---------------------------------------------------------------------------------
@@ -288,9 +286,9 @@ def _entry(manifest: Manifest) -> tuple[StatisticsEntry | None, str]:
         if record.legacy_stats:
             return None, (
                 f"{manifest.root} was prepared by an earlier vposer_data, which kept only "
-                "mean and std in manifest.json and wrote no statistics file; " + _REBUILD
+                f"mean and std in manifest.json and wrote no statistics file. {REBUILD_HINT}."
             )
-        return None, f"{manifest.root}: the {split!r} record holds no statistics; " + _REBUILD
+        return None, f"{manifest.root}: the {split!r} record holds no statistics. {REBUILD_HINT}."
     return entry, ""
 
 
@@ -323,7 +321,7 @@ def read_statistics(
         raise ManifestError(
             f"{manifest.root}: the training statistics no longer match manifest.json:\n  "
             + "\n  ".join(problems)
-            + f"\n{_REBUILD_LINE}"
+            + f"\n{REBUILD_HINT}."
         )
     path = manifest.root / entry.file
     try:
@@ -332,7 +330,7 @@ def read_statistics(
     except Exception as exc:  # a file of another format that matches its record
         raise ManifestError(
             f"{path}: not a statistics file of format {STATISTICS_FORMAT} "
-            f"({type(exc).__name__}: {exc}); {_REBUILD}"
+            f"({type(exc).__name__}: {exc}).\n{REBUILD_HINT}."
         ) from None
     return statistics, ""
 
