@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vposer_data.amass import member_checksums
+from vposer_data.npz_reader import member_checksums
 from vposer_data.records import Stage1Record
 from vposer_data.splits import SourceFile
 
