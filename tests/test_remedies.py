@@ -12,7 +12,8 @@ from helpers import SPLITS, prepare
 
 from vposer_data.datamodule import VPoserDataModule
 from vposer_data.errors import REBUILD_HINT, VPoserDataError
-from vposer_data.statistics import STATISTICS_NAME, read_statistics
+from vposer_data.statistics import STATISTICS_NAME
+from vposer_data.training_statistics import read_statistics
 
 
 def _last_line(error: BaseException) -> str:

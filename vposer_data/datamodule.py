@@ -36,7 +36,7 @@ from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBa
 from vposer_data.manifest import Manifest, output_identity, split_dir
 from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.splits import AMASS_SPLITS, normalize_splits
-from vposer_data.statistics import (
+from vposer_data.training_statistics import (
     NORMALIZE_EPS,
     Normalizer,
     TrainingStatistics,
@@ -83,7 +83,7 @@ class VPoserDataModuleBody(_Lightning):
         normalize: fields served standardised in every split's batches (train, vald, test,
             predict): ``(x - mean) / max(std, 1e-6)`` with the folder's training statistics
             (:attr:`statistics`, computed on ``stats_split`` only; the floor,
-            :data:`~vposer_data.statistics.NORMALIZE_EPS`, keeps a dimension constant in
+            :data:`~vposer_data.training_statistics.NORMALIZE_EPS`, keeps a dimension constant in
             training finite). :meth:`denormalize` undoes it. Default ``None``: none. A field
             without statistics (not a float field, not served, or a folder without statistics)
             is a ConfigError at ``setup`` naming it.
@@ -273,7 +273,7 @@ class VPoserDataModuleBody(_Lightning):
         (``pose_body``: ``(63,)``), for every float field, computed on the ``stats_split``
         ("train" by default) and never on validation or test; per frame for clip folders.
         Provenance as attributes: ``split``, ``samples``, ``frames``, ``counts`` (see
-        :class:`~vposer_data.statistics.TrainingStatistics`).
+        :class:`~vposer_data.training_statistics.TrainingStatistics`).
 
         None when the folder holds none (not prepared yet, ``stats_split=None``, or prepared
         by a vposer_data from before statistics files); :attr:`statistics_missing` says why.
@@ -289,7 +289,7 @@ class VPoserDataModuleBody(_Lightning):
         return self._read_statistics()[1]
 
     def normalizer(self) -> Normalizer | None:
-        """The :class:`~vposer_data.statistics.Normalizer` of ``normalize`` (None without it).
+        """The :class:`~vposer_data.training_statistics.Normalizer` of ``normalize`` (or None).
 
         Raises:
             ConfigError: a ``normalize`` field without training statistics (names it).

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from vposer_data.errors import ConfigError, VPoserDataError
 from vposer_data.fields import POSE_BODY, default_fields
 from vposer_data.manifest import MANIFEST_NAME, STAGE_III, Manifest
-from vposer_data.statistics import TrainingStatistics, read_statistics
+from vposer_data.training_statistics import TrainingStatistics, read_statistics
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -137,8 +137,8 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
             sampling, or when ``<data_dir>/manifest.json`` is absent.
         statistics: the prepared folder's training statistics (computed on its ``stats_split``,
             whichever split this dataset serves), a mapping field -> ``{"mean", "std", "min",
-            "max"}`` (see :class:`vposer_data.statistics.TrainingStatistics`); None when the
-            folder has none (no manifest, ``stats_split=None``, prepared before statistics
+            "max"}`` (:class:`~vposer_data.training_statistics.TrainingStatistics`); None when
+            the folder has none (no manifest, ``stats_split=None``, prepared before statistics
             files existed: :attr:`statistics_missing` says why).
         data_dir: the prepared folder, ``split_dir/../..`` when ``split_dir`` lies in a
             ``stage_III`` folder, else None.
