@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 from pytorch_lightning.callbacks import Callback
 
 from vposer_data import VPoserDataModule
-from vposer_data.atomic import file_sha256
+from vposer_data.checksums import file_sha256
 from vposer_data.dataset import VPoserDataset
 from vposer_data.errors import ConfigError
 from vposer_data.manifest import ManifestError, split_dir

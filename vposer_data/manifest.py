@@ -15,7 +15,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from vposer_data.atomic import atomic_write_text, file_crc32, file_sha256
+from vposer_data.atomic import atomic_write_text
+from vposer_data.checksums import file_crc32, file_sha256
 from vposer_data.config import PrepareConfig, settings_differences
 from vposer_data.errors import REBUILD_HINT, PrepareError, StaleOutputError
 from vposer_data.records import (

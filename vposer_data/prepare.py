@@ -28,7 +28,6 @@ from vposer_data.atomic import (
     atomic_dir,
     atomic_path,
     make_durable,
-    release_free_memory,
     remove_temp_files,
 )
 from vposer_data.config import PrepareConfig
@@ -46,6 +45,7 @@ from vposer_data.manifest import (
     split_dir,
     stage_path,
 )
+from vposer_data.memory import release_free_memory
 from vposer_data.records import Stage1Record
 from vposer_data.runlog import LoggerLike, RunLog, resumed_line, stopped_line
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files

@@ -42,9 +42,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vposer_data.atomic import atomic_path, release_mapped_pages
+from vposer_data.atomic import atomic_path
 from vposer_data.errors import PrepareError
 from vposer_data.fields import field
+from vposer_data.memory import release_mapped_pages
 from vposer_data.records import StatisticsEntry
 
 __all__ = [

@@ -36,8 +36,8 @@ from typing import Any, Generic, NoReturn, TypeVar
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from vposer_data.atomic import free_file_range
 from vposer_data.interrupts import start_workers
+from vposer_data.memory import free_file_range
 from vposer_data.stages.worker_start import worker_context
 
 __all__ = ["read_in_order", "workers_can_share"]

@@ -31,9 +31,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vposer_data._version import __version__
-from vposer_data.atomic import file_crc32, release_mapped_pages
 from vposer_data.augment.ops import apply_augmentations
 from vposer_data.augment.registry import AugmentSpec, output_fields
+from vposer_data.checksums import file_crc32
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.fields import BETAS
@@ -41,6 +41,7 @@ from vposer_data.fields import field as declared_field
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 from vposer_data.interrupts import start_workers
 from vposer_data.manifest import STAGE_I
+from vposer_data.memory import release_mapped_pages
 from vposer_data.progress import progress
 from vposer_data.records import Stage2Record, TensorEntry
 from vposer_data.stages.job import SplitJob
