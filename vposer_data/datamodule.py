@@ -373,11 +373,10 @@ class VPoserDataModuleBody(_Lightning):
         """(world size, rank) when Lightning runs several processes and lets the DataModule's
         samplers stand, else None."""
         kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
-        connector = getattr(self.trainer, "_accelerator_connector", None)
         if (
             kwargs
             and int(kwargs.get("num_replicas", 1)) > 1
-            and getattr(connector, "use_distributed_sampler", True)
+            and _uses_distributed_sampler(self.trainer)
         ):
             return int(kwargs["num_replicas"]), int(kwargs["rank"])
         return None
@@ -490,3 +489,12 @@ def _given_settings(prepare: Mapping[str, Any] | PrepareConfig | None) -> dict[s
 
 class VPoserDataModule(VPoserDataModuleBody, pl.LightningDataModule):
     __doc__ = VPoserDataModuleBody.__doc__  # one text for both namespaces' classes
+
+
+def _uses_distributed_sampler(trainer: Any) -> bool:
+    """The Trainer's ``use_distributed_sampler`` argument. Lightning (2.1 to 2.6) keeps it only
+    on its private accelerator connector: no public attribute or method gives it back, so it is
+    read there; tests/test_lightning_api.py fails if a Lightning release moves it. A Trainer
+    without one uses the distributed sampler, Lightning's default."""
+    connector = getattr(trainer, "_accelerator_connector", None)
+    return bool(getattr(connector, "use_distributed_sampler", True))
