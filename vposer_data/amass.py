@@ -232,9 +232,9 @@ def _all_finite(array: np.ndarray) -> bool:
 def _parts_from_poses(path: Path, keys: Keys) -> tuple[dict[str, np.ndarray], str, np.ndarray]:
     """The body parts, the family, and the columns of ``poses`` the parts use, in one array.
 
-    The parts are strided column slices; checking them for non-finite values one by one costs
-    a strided pass each, about twice one contiguous pass over ``poses`` (SMPL+H, SMPL-X: the
-    parts are every column). SMPL's parts leave columns 66:72 out, which stay unchecked.
+    The parts are strided column slices, which are cheaper to check for non-finite values as
+    one contiguous ``poses`` (SMPL+H, SMPL-X: the parts are every column). SMPL's parts leave
+    columns 66:72 out, which stay unchecked.
     """
     poses = keys.numeric("poses", 2)
     width = poses.shape[1]

@@ -1,6 +1,5 @@
-"""CRC-32 (the zip checksum): python-isal's when it is installed (about 4x zlib's here, 14 vs
-3.5 GB/s), else zlib's. Every AMASS member Stage I maps is checked with it, and so is the
-Stage II file when a later run reuses it. Both release the GIL.
+"""CRC-32 (the zip checksum): python-isal's when it is installed (several times faster), else
+zlib's; both release the GIL.
 
 Also the arithmetic of CRC-32 over byte strings never held whole: the CRC of two pieces joined
 (:func:`crc32_combine`), of a run of zero bytes (:func:`crc32_zeros`), and the four bytes that

@@ -15,6 +15,8 @@ Two ways to read an archive's keys, with the same results:
   raises :class:`Fallback`.
 - :func:`numpy_archive`: ``np.load`` and zipfile, the reference, which gives every result and
   every error message (large stored members are still mapped, and checked here).
+
+Why the fast path and what it saves: docs/notes/reading-performance.md.
 """
 
 from __future__ import annotations
