@@ -124,7 +124,7 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
     """The samples of one prepared split, ``stage_III/<split>/``, one tensor per field.
 
     Args:
-        split_dir: the split's folder, e.g. ``vposer_data.prepare.split_dir(data_dir, "train")``.
+        split_dir: the split's folder, e.g. ``vposer_data.manifest.split_dir(data_dir, "train")``.
         fields: the fields to load, by name (the ``.pt`` file stems); default ``None``: the
             :data:`DEFAULT_FIELDS` the folder holds. Ask for ``seq_id`` and ``frame_id`` to trace
             samples back to their source file and frame (see the manifest's ``files``).
