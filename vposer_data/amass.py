@@ -15,11 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from vposer_data.errors import VPoserDataError
+from vposer_data.errors import FileFormatError
 from vposer_data.fields import pose_fields
 from vposer_data.npz_reader import (
     Fallback,
@@ -69,16 +68,8 @@ NON_MOTION_SUFFIXES = ("_stagei.npz",)
 MOTION_SUFFIXES = ("_poses.npz", "_stageii.npz")
 
 
-class AmassFormatError(VPoserDataError, ValueError):
+class AmassFormatError(FileFormatError):
     """An AMASS file that cannot be used; the message names the file and what was expected."""
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # whole when raised in a reader process
-        return (type(self), (self.path, self.problem))
 
 
 class NotAMotionError(AmassFormatError):

@@ -39,6 +39,7 @@ from vposer_data.splits import AMASS_SPLITS, normalize_splits
 from vposer_data.training_statistics import (
     NORMALIZE_EPS,
     Normalizer,
+    ServesStatistics,
     TrainingStatistics,
     read_statistics,
 )
@@ -65,7 +66,7 @@ else:
     _Lightning = object
 
 
-class VPoserDataModuleBody(_Lightning):
+class VPoserDataModuleBody(ServesStatistics, _Lightning):
     """Training data from AMASS, prepared once, served by memory-mapped batches.
 
     Args:
@@ -265,28 +266,6 @@ class VPoserDataModuleBody(_Lightning):
         if self._statistics is None:
             self._statistics = read_statistics(self.data_dir)
         return self._statistics
-
-    @property
-    def statistics(self) -> TrainingStatistics | None:
-        """The training statistics of ``data_dir``: a mapping field -> ``{"mean", "std",
-        "min", "max"}`` of float32 tensors shaped as one frame's value of the field
-        (``pose_body``: ``(63,)``), for every float field, computed on the ``stats_split``
-        ("train" by default) and never on validation or test; per frame for clip folders.
-        Provenance as attributes: ``split``, ``samples``, ``frames``, ``counts`` (see
-        :class:`~vposer_data.training_statistics.TrainingStatistics`).
-
-        None when the folder holds none (not prepared yet, ``stats_split=None``, or prepared
-        by a vposer_data from before statistics files); :attr:`statistics_missing` says why.
-
-        Raises:
-            ManifestError: the recorded statistics file is missing or altered.
-        """
-        return self._read_statistics()[0]
-
-    @property
-    def statistics_missing(self) -> str:
-        """Why :attr:`statistics` is None; empty when there are statistics."""
-        return self._read_statistics()[1]
 
     def normalizer(self) -> Normalizer | None:
         """The :class:`~vposer_data.training_statistics.Normalizer` of ``normalize`` (or None).

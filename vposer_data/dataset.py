@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from vposer_data.errors import ConfigError, VPoserDataError
 from vposer_data.fields import POSE_BODY, default_fields
 from vposer_data.manifest import MANIFEST_NAME, STAGE_III, Manifest
-from vposer_data.training_statistics import TrainingStatistics, read_statistics
+from vposer_data.training_statistics import ServesStatistics, TrainingStatistics, read_statistics
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -120,7 +120,7 @@ def _load_tensor(path: Path) -> torch.Tensor:
     return value
 
 
-class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
+class VPoserDataset(ServesStatistics, Dataset[dict[str, torch.Tensor]]):
     """The samples of one prepared split, ``stage_III/<split>/``, one tensor per field.
 
     Args:
@@ -255,23 +255,6 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
             else:
                 self._statistics = read_statistics(manifest.root, manifest)
         return self._statistics
-
-    @property
-    def statistics(self) -> TrainingStatistics | None:
-        """The prepared folder's training statistics: field -> ``{"mean", "std", "min",
-        "max"}`` (float32 tensors shaped as one frame's value), with their provenance (split,
-        samples, frames, counts); None when the folder has none (:attr:`statistics_missing`
-        says why).
-
-        Raises:
-            ManifestError: the recorded statistics file is missing or altered.
-        """
-        return self._read_statistics()[0]
-
-    @property
-    def statistics_missing(self) -> str:
-        """Why :attr:`statistics` is None; empty when there are statistics."""
-        return self._read_statistics()[1]
 
     # Workers get the folder and field names and map the files again (nothing is copied).
     def __getstate__(self) -> dict[str, Any]:

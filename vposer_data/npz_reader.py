@@ -33,12 +33,12 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from vposer_data.checksums import crc32
-from vposer_data.errors import VPoserDataError
+from vposer_data.errors import FileFormatError
 from vposer_data.zip_directory import LOCAL_HEADER, Fallback, Stored, stored_members
 
 __all__ = [
@@ -55,16 +55,8 @@ __all__ = [
 ]
 
 
-class NpzFormatError(VPoserDataError, ValueError):
+class NpzFormatError(FileFormatError):
     """An archive, or a key of it, that cannot be read; the message names the file."""
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # whole when raised in another process
-        return (type(self), (self.path, self.problem))
 
 
 class _DamagedMember(Exception):

@@ -23,6 +23,7 @@ from vposer_data.statistics import STATISTICS, STATISTICS_FORMAT
 __all__ = [
     "NORMALIZE_EPS",
     "Normalizer",
+    "ServesStatistics",
     "TrainingStatistics",
     "load_statistics",
     "read_statistics",
@@ -86,6 +87,36 @@ class TrainingStatistics(Mapping[str, dict[str, torch.Tensor]]):
             f"TrainingStatistics(split={self.split!r}, samples={self.samples}, "
             f"frames={self.frames}, fields={list(self._fields)})"
         )
+
+
+class ServesStatistics:
+    """:attr:`statistics` and :attr:`statistics_missing` of what serves a prepared folder (its
+    data module, its datasets), which reads them with ``_read_statistics``."""
+
+    def _read_statistics(self) -> tuple[TrainingStatistics | None, str]:
+        raise NotImplementedError
+
+    @property
+    def statistics(self) -> TrainingStatistics | None:
+        """The prepared folder's training statistics: a mapping field -> ``{"mean", "std",
+        "min", "max"}`` of float32 tensors shaped as one frame's value of the field
+        (``pose_body``: ``(63,)``), for every float field, computed on the ``stats_split``
+        ("train" by default) and never on validation or test; per frame for clip folders.
+        Provenance as attributes: ``split``, ``samples``, ``frames``, ``counts`` (see
+        :class:`TrainingStatistics`).
+
+        None when the folder holds none (not prepared yet, ``stats_split=None``, or prepared
+        by a vposer_data from before statistics files); :attr:`statistics_missing` says why.
+
+        Raises:
+            ManifestError: the recorded statistics file is missing or altered.
+        """
+        return self._read_statistics()[0]
+
+    @property
+    def statistics_missing(self) -> str:
+        """Why :attr:`statistics` is None; empty when there are statistics."""
+        return self._read_statistics()[1]
 
 
 def _stats_split(manifest: Manifest) -> str | None:
