@@ -27,10 +27,9 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from vposer_data.npz_reader import member_checksums
-from vposer_data.records import Stage1Record
+from vposer_data.records import InputsRecord, Stage1Record
 from vposer_data.splits import SourceFile
 
 __all__ = ["fingerprint", "input_changes"]
@@ -86,17 +85,17 @@ def _content_stamp(amass_dir: Path, path: str, size: int) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=_CONTENT_DIGITS // 2).hexdigest()
 
 
-def fingerprint(amass_dir: Path, sources: Sequence[SourceFile]) -> dict[str, Any]:
+def fingerprint(amass_dir: Path, sources: Sequence[SourceFile]) -> InputsRecord:
     """What the Stage I record keeps of a split's inputs: count, digest, per-file stamps and
     per-file content stamps."""
     stats = _stats(amass_dir, sources)
     paths = sorted(stats)
-    return {
-        "count": len(stats),
-        "sha256": _digest(stats),
-        "stamps": "".join(_stamp(path, stats[path]) for path in paths),
-        "contents": "".join(_content_stamp(amass_dir, path, stats[path][0]) for path in paths),
-    }
+    return InputsRecord(
+        count=len(stats),
+        sha256=_digest(stats),
+        stamps="".join(_stamp(path, stats[path]) for path in paths),
+        contents="".join(_content_stamp(amass_dir, path, stats[path][0]) for path in paths),
+    )
 
 
 def _replaced(
@@ -159,14 +158,14 @@ def input_changes(
     if recorded is None:
         return None
     stats = _stats(amass_dir, sources)
-    stamps = recorded.get("stamps")
-    if _digest(stats, times=stamps is not None) == recorded["sha256"]:
+    stamps = recorded.stamps
+    if _digest(stats, times=stamps is not None) == recorded.sha256:
         return None
     before = record.paths()
     added, removed = sorted(set(stats) - before), sorted(before - set(stats))
     replaced = _replaced(stats, sorted(before), stamps)
     if replaced:
-        same = _same_content(amass_dir, stats, sorted(before), recorded.get("contents"), replaced)
+        same = _same_content(amass_dir, stats, sorted(before), recorded.contents, replaced)
         if same:
             log(
                 f"split {split!r}: {len(same)} AMASS files have new modification times and "

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "FileCheck",
+    "InputsRecord",
     "MotionEntry",
     "PathReason",
     "RateOverride",
@@ -111,9 +112,29 @@ class RateOverride:
 
 
 @dataclass(frozen=True)
+class InputsRecord:
+    """The fingerprint of a split's AMASS files (:func:`vposer_data.inputs.fingerprint`): their
+    count, one SHA-256 over every (path, size, time), and per file, in sorted path order, a
+    stamp of its size and time and a stamp of its content. Records made before the stamps
+    were kept have none."""
+
+    count: int
+    sha256: str
+    stamps: str | None = None
+    contents: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> InputsRecord:
+        return cls(int(data["count"]), data["sha256"], data.get("stamps"), data.get("contents"))
+
+
+@dataclass(frozen=True)
 class Stage1Record:
-    """Stage I's record of a split. ``inputs`` is :func:`vposer_data.inputs.fingerprint`'s
-    (None in folders made before inputs were recorded)."""
+    """Stage I's record of a split. ``inputs``: the fingerprint of its AMASS files (None in
+    folders made before inputs were recorded)."""
 
     samples: int
     fields: dict[str, TensorEntry]
@@ -125,7 +146,7 @@ class Stage1Record:
     too_short: list[PathReason] = field(default_factory=list)
     excluded: list[PathReason] = field(default_factory=list)
     fps_overrides: list[RateOverride] = field(default_factory=list)
-    inputs: dict[str, Any] | None = None
+    inputs: InputsRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -141,7 +162,7 @@ class Stage1Record:
             "fps_overrides": [asdict(item) for item in self.fps_overrides],
         }
         if self.inputs is not None:
-            data["inputs"] = self.inputs
+            data["inputs"] = self.inputs.to_json()
         return data
 
     @classmethod
@@ -157,7 +178,7 @@ class Stage1Record:
             too_short=[PathReason(**item) for item in data.get("too_short", [])],
             excluded=[PathReason(**item) for item in data.get("excluded", [])],
             fps_overrides=[RateOverride(**item) for item in data.get("fps_overrides", [])],
-            inputs=data.get("inputs"),
+            inputs=None if "inputs" not in data else InputsRecord.from_json(data["inputs"]),
         )
 
     def paths(self) -> set[str]:
