@@ -27,14 +27,12 @@ from vposer_data.amass import (
     POSE_SLICES,
     POSES_USED,
     AmassFormatError,
-    _Fallback,
     _load_with_numpy,
-    _MappedArchive,
-    _stored_members,
     load_sequence,
-    member_checksums,
 )
+from vposer_data.npz_reader import MappedArchive, member_checksums
 from vposer_data.synthetic import write_motion_npz, write_npz
+from vposer_data.zip_directory import Fallback, stored_members
 
 FAMILIES = ("smpl", "smplh", "smplx")
 NAMES = {"smpl": "a_poses.npz", "smplh": "a_poses.npz", "smplx": "a_stageii.npz"}
@@ -88,7 +86,7 @@ def directory(path: Path) -> dict[str, tuple[int, int, int]]:
 
 def fast_directory(path: Path) -> dict[str, tuple[int, int, int]]:
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        return {name: (s.header_offset, s.size, s.crc) for name, s in _stored_members(m).items()}
+        return {name: (s.header_offset, s.size, s.crc) for name, s in stored_members(m).items()}
 
 
 def with_zip64_directory(source: Path, target: Path, sentinels: bool) -> Path:
@@ -141,7 +139,7 @@ def test_the_fast_reader_agrees_with_zipfile_on_plain_archives(
     if writer == "np.savez":
         path = np_savez_copy(path, tmp_path / path.name)
     assert fast_directory(path) == directory(path)
-    assert _MappedArchive.open(path) is not None  # the fast path is taken
+    assert MappedArchive.open(path) is not None  # the fast path is taken
     assert assert_same_as_reference(path)[0] == "ok"
 
 
@@ -153,7 +151,7 @@ def test_zip64_directories_are_read_as_zipfile_reads_them(
     path = with_zip64_directory(originals[family], tmp_path / NAMES[family], sentinels)
     assert directory(path) == directory(originals[family])  # zipfile: the same archive
     assert fast_directory(path) == directory(path)
-    assert _MappedArchive.open(path) is not None
+    assert MappedArchive.open(path) is not None
     found, original = assert_same_as_reference(path), outcome(reference, originals[family])
     assert found[0] == original[0] == "ok"
     assert found[1] | {"path": None} == original[1] | {"path": None}
@@ -166,7 +164,7 @@ def test_a_deflated_archive_goes_to_the_reference_path(
     tmp_path: Path, originals: dict[str, Path]
 ) -> None:
     path = np_savez_copy(originals["smplh"], tmp_path / "c_poses.npz", compress=True)
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     assert assert_same_as_reference(path)[0] == "ok"
 
 
@@ -178,7 +176,7 @@ def test_one_deflated_member_sends_the_whole_archive_to_the_reference_path(
         for info in source.infolist():
             method = zipfile.ZIP_DEFLATED if info.filename == "betas.npy" else zipfile.ZIP_STORED
             target.writestr(info.filename, source.read(info), compress_type=method)
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     assert assert_same_as_reference(path)[0] == "ok"
 
 
@@ -189,7 +187,7 @@ def test_an_archive_with_a_comment_goes_to_the_reference_path(
     path.write_bytes(originals["smplh"].read_bytes())
     with zipfile.ZipFile(path, "a") as archive:
         archive.comment = b"exported"
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     assert assert_same_as_reference(path)[0] == "ok"
 
 
@@ -198,7 +196,7 @@ def test_an_archive_after_other_bytes_goes_to_the_reference_path(
 ) -> None:
     path = tmp_path / "prefixed_poses.npz"
     path.write_bytes(b"PK\x03\x04" + bytes(60) + originals["smplh"].read_bytes())
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     assert_same_as_reference(path)
 
 
@@ -218,7 +216,7 @@ def test_flagged_members_go_to_the_reference_path(
     tmp_path: Path, originals: dict[str, Path], flags: int
 ) -> None:
     path = flag_members(originals["smplh"], tmp_path / "flagged_poses.npz", flags)
-    with pytest.raises(_Fallback):
+    with pytest.raises(Fallback):
         fast_directory(path)
     assert_same_as_reference(path)
 
@@ -234,7 +232,7 @@ def test_utf8_flagged_names_are_read_and_bad_ones_step_aside(
     data[at] = 0xFF  # not UTF-8: zipfile refuses the archive
     bad = tmp_path / "bad_utf8_poses.npz"
     bad.write_bytes(bytes(data))
-    assert _MappedArchive.open(bad) is None
+    assert MappedArchive.open(bad) is None
     assert assert_same_as_reference(bad)[0] == "error"
 
 
@@ -246,7 +244,7 @@ def test_a_repeated_member_name_goes_to_the_reference_path(
     with warnings.catch_warnings(), zipfile.ZipFile(path, "a") as archive:
         warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
         archive.writestr("betas.npy", archive.read("betas.npy"))
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     assert_same_as_reference(path)
 
 
@@ -257,7 +255,7 @@ def test_a_member_needing_a_newer_zip_version_gives_the_reference_error(
     data[data.rfind(b"PK\x01\x02") + 6] = 64  # zipfile reads up to version 6.3
     path = tmp_path / "new_poses.npz"
     path.write_bytes(bytes(data))
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     found = assert_same_as_reference(path)
     assert found[:2] == ("error", NotImplementedError)
 
@@ -269,7 +267,7 @@ def test_a_zip64_archive_on_several_disks_gives_the_reference_error(
     data = bytearray(path.read_bytes())
     struct.pack_into("<L", data, len(data) - 22 - 4, 2)  # the locator's count of disks
     path.write_bytes(bytes(data))
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     found = assert_same_as_reference(path)
     assert found[0] == "error" and "multiple disks" in found[2]
 
@@ -280,13 +278,13 @@ def test_files_that_are_not_plain_archives_give_the_reference_error(
 ) -> None:
     path = tmp_path / "odd_poses.npz"
     path.write_bytes(content)
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     assert assert_same_as_reference(path)[0] == "error"
 
 
 def test_a_missing_file_gives_the_reference_error(tmp_path: Path) -> None:
     path = tmp_path / "gone_poses.npz"
-    assert _MappedArchive.open(path) is None
+    assert MappedArchive.open(path) is None
     with pytest.raises(AmassFormatError):
         load_sequence(path)
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from helpers import assert_nothing_partial, file_hashes, prepare, read_manifest
 
-from vposer_data.atomic import file_crc32
+from vposer_data.checksums import file_crc32
 from vposer_data.errors import PrepareError
 from vposer_data.manifest import STAGES, stage_path
 

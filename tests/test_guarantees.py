@@ -1,5 +1,6 @@
-"""The guarantees of DESIGN.md, each shown on real files: once, stale is loud, deterministic,
-resumable (SIGKILL in each stage), one writer, nothing lost silently, and the run's log."""
+"""The guarantees (README, "Guarantees"), each shown on real files: once, stale is loud,
+deterministic, resumable (SIGKILL in each stage), one writer, nothing lost silently, and the
+run's log."""
 
 from __future__ import annotations
 

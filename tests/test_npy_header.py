@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vposer_data.amass import _PLAIN_HEADER, _array_header
+from vposer_data.npz_reader import _PLAIN_HEADER, array_header
 
 DTYPES = ["<f8", "<f4", ">f4", "<i8", "|u1", "|b1", "<U6", "|S7", "<c16", "<f2"]
 
@@ -42,7 +42,7 @@ def test_every_header_numpy_writes_reads_the_same(
     else:
         np.lib.format.write_array(stream, array, version=version)
     data = b"PK" + stream.getvalue()  # not at offset 0, as in an archive
-    assert _array_header(data, 2) == tuple(
+    assert array_header(data, 2) == tuple(
         (v + 2 if i == 3 else v) for i, v in enumerate(_numpy_header(data[2:]))
     )
 
@@ -57,4 +57,4 @@ def test_plain_headers_take_the_fast_path_and_others_the_fallback() -> None:
     stream = io.BytesIO()
     np.lib.format.write_array(stream, structured)
     data = stream.getvalue()
-    assert _array_header(data, 0) == _numpy_header(data)
+    assert array_header(data, 0) == _numpy_header(data)

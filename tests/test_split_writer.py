@@ -100,8 +100,8 @@ def test_fields_written_as_motions_come_are_the_whole_splits(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.pt" for n in order)
     for name, array in expected.items():
         assert (tmp_path / f"{name}.pt").read_bytes() == _saved(array), name
-        assert entries[name]["shape"] == list(array.shape)
-        assert entries[name]["dtype"] == str(array.dtype)
+        assert entries[name].shape == list(array.shape)
+        assert entries[name].dtype == str(array.dtype)
 
 
 def test_betas_left_out_are_not_written(tmp_path: Path) -> None:

@@ -21,19 +21,12 @@ from hypothesis.extra import numpy as hnp
 from pytorch_lightning.callbacks import Callback
 
 from vposer_data import VPoserDataModule
-from vposer_data.atomic import file_sha256
+from vposer_data.checksums import file_sha256
 from vposer_data.dataset import VPoserDataset
 from vposer_data.errors import ConfigError
 from vposer_data.manifest import ManifestError, split_dir
-from vposer_data.statistics import (
-    NORMALIZE_EPS,
-    STATISTICS,
-    STATISTICS_NAME,
-    Normalizer,
-    column_stats,
-    load_statistics,
-    sample_axes,
-)
+from vposer_data.statistics import STATISTICS, STATISTICS_NAME, column_stats, sample_axes
+from vposer_data.training_statistics import NORMALIZE_EPS, Normalizer, load_statistics
 
 QUIET = {
     "accelerator": "cpu",

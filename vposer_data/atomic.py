@@ -7,11 +7,6 @@ the next run (holding the lock) deletes.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
-import hashlib
-import mmap
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,21 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from vposer_data.checksums import crc32
 from vposer_data.errors import PrepareError
 from vposer_data.interrupts import check
 
 __all__ = [
+    "TEMP_MARK",
     "EarlyFlush",
     "atomic_dir",
     "atomic_path",
     "atomic_write_text",
-    "file_crc32",
-    "file_sha256",
-    "free_file_range",
     "make_durable",
-    "release_free_memory",
-    "release_mapped_pages",
     "remove_temp_files",
 ]
 
@@ -83,14 +73,6 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             os.fsync(handle.fileno())
     except OSError as exc:  # a full disk, a file-size limit: say which file
         raise PrepareError(f"could not write {path}: {exc}") from exc
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager
@@ -157,25 +139,6 @@ class EarlyFlush:
         self._thread.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
 
-def file_crc32(path: str | Path, window: int = 1 << 26) -> str:
-    """CRC-32 of a file (:mod:`vposer_data.checksums`), as 8 hex digits: the checksum of large
-    intermediates, which are verified when a later run reuses them. The file is mapped one
-    window at a time: its pages are checksummed where they lie in the page cache (no copy),
-    and no more than a window of it counts as this process's memory at once."""
-    value = 0
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        for start in range(0, size, window):  # a multiple of mmap.ALLOCATIONGRANULARITY
-            check("crc.window")
-            length = min(window, size - start)
-            with (
-                mmap.mmap(handle.fileno(), length, offset=start, access=mmap.ACCESS_READ) as mapped,
-                memoryview(mapped) as view,
-            ):
-                value = crc32(view, value)
-    return f"{value:08x}"
-
-
 def remove_temp_files(root: str | Path) -> list[tuple[str, Path]]:
     """Delete temp files and folders left below ``root`` by killed runs (call only while
     holding the lock); returns ("file" or "folder", path) for each."""
@@ -192,48 +155,3 @@ def remove_temp_files(root: str | Path) -> list[tuple[str, Path]]:
                 path.unlink(missing_ok=True)
                 removed.append(("file", path))
     return removed
-
-
-_PAGE = mmap.PAGESIZE
-
-
-def release_mapped_pages(address: int, length: int) -> None:
-    """Unmap from this process the pages of a read-only file mapping from the one holding
-    ``address`` to the last one wholly before ``address + length``: its resident size no
-    longer counts them, and the page cache keeps them, so a later read maps them again
-    unchanged. For a mapping read once in order (Stage II's workers, each call starting where
-    the previous one ended), this keeps each process's RSS to what it is working on."""
-    start = address - address % _PAGE
-    stop = (address + length) // _PAGE * _PAGE
-    if stop <= start or not hasattr(mmap, "MADV_DONTNEED"):
-        return
-    with contextlib.suppress(OSError, AttributeError):  # advice only: nothing lost if refused
-        _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(stop - start), mmap.MADV_DONTNEED)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (linux/falloc.h)
-
-
-def free_file_range(fd: int, start: int, stop: int) -> bool:
-    """Free the storage of bytes ``start .. stop`` of a file (they read as zeros after; its
-    size is kept): for a memory file, its pages go back to the system. Whole pages are freed,
-    partial ones zeroed. Returns whether the system did it (Linux ``fallocate``)."""
-    if stop <= start:
-        return True
-    fallocate = getattr(_libc(), "fallocate", None)
-    if fallocate is None:
-        return False
-    fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-    return bool(fallocate(fd, _PUNCH_HOLE, start, stop - start) == 0)
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the OS. glibc keeps them after large frees (notably from
-    reader threads' arenas), which would make each stage's peak the floor of the next."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        _libc().malloc_trim(0)

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from vposer_data.errors import VPoserDataError
+from vposer_data.errors import FileFormatError, VPoserDataError
 
 __all__ = [
     "BODY_JOINT_COUNT",
@@ -140,16 +140,8 @@ _HASH_CHUNK = 1 << 20
 _FK_BLOCK = 1024
 
 
-class BodyModelError(VPoserDataError, ValueError):
+class BodyModelError(FileFormatError):
     """A body-model file that cannot be used; the message names the file and what was expected."""
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # whole when raised in another process
-        return (type(self), (self.path, self.problem))
 
 
 class ChumpyModelError(BodyModelError):

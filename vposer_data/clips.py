@@ -7,7 +7,8 @@ AMASS world z-up; computed in float64, returned in the input's dtype.
 
 **The clock.** After trimming (:func:`vposer_data.sampling.trim_bounds`) a motion has frames
 ``[start, stop)`` at ``fps`` Hz. It has ``floor((stop - 1 - start) / fps * target_fps + 1e-9) + 1``
-ticks (the clock of :func:`vposer_data.sampling.clock_frames`); tick ``j`` is the source frame
+ticks (:func:`vposer_data.sampling.tick_count`, the clock :func:`~vposer_data.sampling.clock_frames`
+also uses); tick ``j`` is the source frame
 nearest to ``j / target_fps`` seconds after ``start``, by the file's own float rate (never
 ``int(fps / target_fps)`` steps). Clip ``k`` is ticks ``k*stride ... k*stride + T - 1``; a tail
 that does not fill a clip is dropped, and a motion with fewer than ``T`` ticks has no clip.
@@ -25,7 +26,7 @@ import torch
 
 from vposer_data.fields import ROOT_ORIENT, TRANS
 from vposer_data.rotations import aa_to_matrot, aa_to_quat, matrot_to_aa, quat_to_aa, rotz
-from vposer_data.sampling import trim_bounds
+from vposer_data.sampling import tick_count, tick_frames
 
 __all__ = [
     "VERTICAL_THRESHOLD",
@@ -44,47 +45,11 @@ __all__ = [
 # --------------------------------------------------------------------------- the clock
 
 
-def _check_rates(fps: float, target_fps: float) -> None:
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive finite number, got {fps!r}")
-    if not (math.isfinite(target_fps) and target_fps > 0):
-        raise ValueError(f"target_fps must be a positive finite number, got {target_fps!r}")
-
-
 def _check_window(T: int, stride: int) -> None:
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
         raise ValueError(f"clip length T must be an integer >= 1, got {T!r}")
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
         raise ValueError(f"clip stride must be an integer >= 1, got {stride!r}")
-
-
-def tick_count(num_frames: int, trim: float, fps: float, target_fps: float) -> int:
-    """Number of ``target_fps`` clock ticks in the trimmed motion (0 if trimming leaves nothing):
-    ``floor((stop - 1 - start) / fps * target_fps + 1e-9) + 1``, the last tick at or before the
-    last kept frame's time (the ``1e-9`` absorbs rounding when it falls exactly on it)."""
-    _check_rates(fps, target_fps)
-    start, stop = trim_bounds(num_frames, trim)
-    if stop <= start:
-        return 0
-    duration = (stop - 1 - start) / fps
-    return int(np.floor(duration * target_fps + 1e-9)) + 1
-
-
-def tick_frames(num_frames: int, trim: float, fps: float, target_fps: float) -> np.ndarray:
-    """The source frame of every clock tick, ``(tick_count,)`` int64: tick ``j`` is the frame
-    nearest to ``j / target_fps`` seconds after the first kept frame, i.e.
-    ``start + rint(j * fps / target_fps)``, within half a source frame of the tick's time.
-
-    Not de-duplicated, so that every tick (every clip frame) keeps its place on the clock: when
-    ``target_fps > fps`` neighbouring ticks may name the same source frame (a clip then holds
-    repeated frames, as a sample-and-hold upsampling). When ``target_fps <= fps`` the frames are
-    strictly increasing and equal :func:`vposer_data.sampling.clock_frames`.
-    """
-    ticks = tick_count(num_frames, trim, fps, target_fps)
-    start, stop = trim_bounds(num_frames, trim)
-    frames = start + np.rint(np.arange(ticks) * (fps / target_fps)).astype(np.int64)
-    # A guard only: the last tick is at most 1e-9 ticks past the last frame's time.
-    return np.minimum(frames, stop - 1)
 
 
 def clip_count(ticks: int, T: int, stride: int) -> int:

@@ -321,9 +321,6 @@ class PrepareConfig:
             raise ConfigError("stride: only sampling='clips' has clips")
         return self.clip_stride or self.clip_frames
 
-    def replace(self, **changes: Any) -> PrepareConfig:
-        return dataclasses.replace(self, **changes)
-
 
 def _parse_exclude(value: Any) -> tuple[Exclusion, ...]:
     """Exclusion entries, a preset's name standing for its entries."""

@@ -29,16 +29,17 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from vposer_data.config import PrepareConfig, settings_differences
+from vposer_data.config import PrepareConfig
 from vposer_data.dataset import VPoserDataset, collate_batch
-from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
+from vposer_data.errors import REBUILD_HINT, ConfigError, PrepareError
 from vposer_data.loader import BatchDataLoader, BatchIndexSampler, DistributedBatchIndexSampler
 from vposer_data.manifest import Manifest, output_identity, split_dir
 from vposer_data.prepare import prepare_vposer_datasets
 from vposer_data.splits import AMASS_SPLITS, normalize_splits
-from vposer_data.statistics import (
+from vposer_data.training_statistics import (
     NORMALIZE_EPS,
     Normalizer,
+    ServesStatistics,
     TrainingStatistics,
     read_statistics,
 )
@@ -65,7 +66,7 @@ else:
     _Lightning = object
 
 
-class VPoserDataModuleBody(_Lightning):
+class VPoserDataModuleBody(ServesStatistics, _Lightning):
     """Training data from AMASS, prepared once, served by memory-mapped batches.
 
     Args:
@@ -83,7 +84,7 @@ class VPoserDataModuleBody(_Lightning):
         normalize: fields served standardised in every split's batches (train, vald, test,
             predict): ``(x - mean) / max(std, 1e-6)`` with the folder's training statistics
             (:attr:`statistics`, computed on ``stats_split`` only; the floor,
-            :data:`~vposer_data.statistics.NORMALIZE_EPS`, keeps a dimension constant in
+            :data:`~vposer_data.training_statistics.NORMALIZE_EPS`, keeps a dimension constant in
             training finite). :meth:`denormalize` undoes it. Default ``None``: none. A field
             without statistics (not a float field, not served, or a folder without statistics)
             is a ConfigError at ``setup`` naming it.
@@ -237,20 +238,16 @@ class VPoserDataModuleBody(_Lightning):
                 "(a Trainer does this for you)"
             )
         splits, config = self.resolve(manifest)
-        expected = output_identity(splits, config)
-        if manifest.settings != expected:
-            raise StaleOutputError(
-                f"{self.data_dir} holds data prepared with other settings than this "
-                "VPoserDataModule's:\n  "
-                + "\n  ".join(settings_differences(manifest.settings, expected))
-                + "\nPass the settings it was prepared with (or none: prepare=None and "
-                "splits=None serve the folder as it is), choose another data_dir, or "
-                "rebuild it with `vposer-data prepare --overwrite`."
-            )
-        # every final file, statistics.pt included (it is one of the Stage III records)
-        manifest.require_intact(
-            "Rebuild with `vposer-data prepare --overwrite` (or delete the folder)."
+        stale = manifest.stale_error(
+            output_identity(splits, config),
+            "Pass the settings it was prepared with (or none: prepare=None and splits=None "
+            f"serve the folder as it is), or choose another data_dir.\n{REBUILD_HINT}.",
+            whose=" than this VPoserDataModule's",
         )
+        if stale is not None:
+            raise stale
+        # every final file, statistics.pt included (it is one of the Stage III records)
+        manifest.require_intact()
         if self._served is None and self.requested_settings is None:
             _log.info(
                 "serving %s as it was prepared: splits %s, settings %s",
@@ -270,30 +267,8 @@ class VPoserDataModuleBody(_Lightning):
             self._statistics = read_statistics(self.data_dir)
         return self._statistics
 
-    @property
-    def statistics(self) -> TrainingStatistics | None:
-        """The training statistics of ``data_dir``: a mapping field -> ``{"mean", "std",
-        "min", "max"}`` of float32 tensors shaped as one frame's value of the field
-        (``pose_body``: ``(63,)``), for every float field, computed on the ``stats_split``
-        ("train" by default) and never on validation or test; per frame for clip folders.
-        Provenance as attributes: ``split``, ``samples``, ``frames``, ``counts`` (see
-        :class:`~vposer_data.statistics.TrainingStatistics`).
-
-        None when the folder holds none (not prepared yet, ``stats_split=None``, or prepared
-        by a vposer_data from before statistics files); :attr:`statistics_missing` says why.
-
-        Raises:
-            ManifestError: the recorded statistics file is missing or altered.
-        """
-        return self._read_statistics()[0]
-
-    @property
-    def statistics_missing(self) -> str:
-        """Why :attr:`statistics` is None; empty when there are statistics."""
-        return self._read_statistics()[1]
-
     def normalizer(self) -> Normalizer | None:
-        """The :class:`~vposer_data.statistics.Normalizer` of ``normalize`` (None without it).
+        """The :class:`~vposer_data.training_statistics.Normalizer` of ``normalize`` (or None).
 
         Raises:
             ConfigError: a ``normalize`` field without training statistics (names it).
@@ -377,11 +352,10 @@ class VPoserDataModuleBody(_Lightning):
         """(world size, rank) when Lightning runs several processes and lets the DataModule's
         samplers stand, else None."""
         kwargs = self.trainer.distributed_sampler_kwargs if self.trainer is not None else None
-        connector = getattr(self.trainer, "_accelerator_connector", None)
         if (
             kwargs
             and int(kwargs.get("num_replicas", 1)) > 1
-            and getattr(connector, "use_distributed_sampler", True)
+            and _uses_distributed_sampler(self.trainer)
         ):
             return int(kwargs["num_replicas"]), int(kwargs["rank"])
         return None
@@ -494,3 +468,12 @@ def _given_settings(prepare: Mapping[str, Any] | PrepareConfig | None) -> dict[s
 
 class VPoserDataModule(VPoserDataModuleBody, pl.LightningDataModule):
     __doc__ = VPoserDataModuleBody.__doc__  # one text for both namespaces' classes
+
+
+def _uses_distributed_sampler(trainer: Any) -> bool:
+    """The Trainer's ``use_distributed_sampler`` argument. Lightning (2.1 to 2.6) keeps it only
+    on its private accelerator connector: no public attribute or method gives it back, so it is
+    read there; tests/test_lightning_api.py fails if a Lightning release moves it. A Trainer
+    without one uses the distributed sampler, Lightning's default."""
+    connector = getattr(trainer, "_accelerator_connector", None)
+    return bool(getattr(connector, "use_distributed_sampler", True))

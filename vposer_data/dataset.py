@@ -33,8 +33,8 @@ from torch.utils.data import Dataset
 
 from vposer_data.errors import ConfigError, VPoserDataError
 from vposer_data.fields import POSE_BODY, default_fields
-from vposer_data.manifest import MANIFEST_NAME, Manifest
-from vposer_data.statistics import TrainingStatistics, read_statistics
+from vposer_data.manifest import MANIFEST_NAME, STAGE_III, Manifest
+from vposer_data.training_statistics import ServesStatistics, TrainingStatistics, read_statistics
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -120,11 +120,11 @@ def _load_tensor(path: Path) -> torch.Tensor:
     return value
 
 
-class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
+class VPoserDataset(ServesStatistics, Dataset[dict[str, torch.Tensor]]):
     """The samples of one prepared split, ``stage_III/<split>/``, one tensor per field.
 
     Args:
-        split_dir: the split's folder, e.g. ``vposer_data.prepare.split_dir(data_dir, "train")``.
+        split_dir: the split's folder, e.g. ``vposer_data.manifest.split_dir(data_dir, "train")``.
         fields: the fields to load, by name (the ``.pt`` file stems); default ``None``: the
             :data:`DEFAULT_FIELDS` the folder holds. Ask for ``seq_id`` and ``frame_id`` to trace
             samples back to their source file and frame (see the manifest's ``files``).
@@ -137,8 +137,8 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
             sampling, or when ``<data_dir>/manifest.json`` is absent.
         statistics: the prepared folder's training statistics (computed on its ``stats_split``,
             whichever split this dataset serves), a mapping field -> ``{"mean", "std", "min",
-            "max"}`` (see :class:`vposer_data.statistics.TrainingStatistics`); None when the
-            folder has none (no manifest, ``stats_split=None``, prepared before statistics
+            "max"}`` (:class:`~vposer_data.training_statistics.TrainingStatistics`); None when
+            the folder has none (no manifest, ``stats_split=None``, prepared before statistics
             files existed: :attr:`statistics_missing` says why).
         data_dir: the prepared folder, ``split_dir/../..`` when ``split_dir`` lies in a
             ``stage_III`` folder, else None.
@@ -215,7 +215,7 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
         """The prepared folder this split belongs to (``split_dir/../..``), or None when the
         split folder does not lie in a ``stage_III`` folder."""
         parent = self.split_dir.parent
-        return parent.parent if parent.name == "stage_III" else None
+        return parent.parent if parent.name == STAGE_III else None
 
     def manifest(self) -> Manifest | None:
         """The prepared folder's manifest (read once), or None when there is none.
@@ -255,23 +255,6 @@ class VPoserDataset(Dataset[dict[str, torch.Tensor]]):
             else:
                 self._statistics = read_statistics(manifest.root, manifest)
         return self._statistics
-
-    @property
-    def statistics(self) -> TrainingStatistics | None:
-        """The prepared folder's training statistics: field -> ``{"mean", "std", "min",
-        "max"}`` (float32 tensors shaped as one frame's value), with their provenance (split,
-        samples, frames, counts); None when the folder has none (:attr:`statistics_missing`
-        says why).
-
-        Raises:
-            ManifestError: the recorded statistics file is missing or altered.
-        """
-        return self._read_statistics()[0]
-
-    @property
-    def statistics_missing(self) -> str:
-        """Why :attr:`statistics` is None; empty when there are statistics."""
-        return self._read_statistics()[1]
 
     # Workers get the folder and field names and map the files again (nothing is copied).
     def __getstate__(self) -> dict[str, Any]:

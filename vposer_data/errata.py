@@ -2,74 +2,12 @@
 
 Nothing here reads files or imports torch: the configuration layer imports this module to
 validate settings, and the pipeline asks it two questions per motion file: which frame rate to
-believe (:func:`fps_override`, :func:`override_applies`) and whether to leave the file out
-(:func:`exclusion_reason`).
-
-Patterns
---------
-Errata and exclusions name files by *pattern*: a POSIX path relative to ``amass_dir``
-(``SSM_synced/20160930_50032/punch_kick_sync_poses.npz``), matched component by component:
-
-- Each ``/``-separated component of the pattern is a case-sensitive glob
-  (:func:`fnmatch.fnmatchcase`: ``*``, ``?``, ``[0-9]``, ``[!_]``) matched against one component
-  of the path. So ``*`` never crosses ``/``.
-- A component that is exactly ``**`` matches zero or more whole components, so
-  ``BMLrub/**/x*`` finds ``x*`` at any depth below the dataset folder (some downloads nest
-  ``BMLrub/BioMotionLab_NTroje/rub001/...``). ``**`` inside a longer component is an error.
-- A pattern names a file *or a folder*: once every pattern component has matched, whatever
-  path components remain are below it. ``BMLhandball`` and ``BMLhandball/*`` both match
-  ``BMLhandball/S01_Expert/Trial_upper_left_006_poses.npz``; ``BMLhandball/*/*`` does too, and
-  so does a pattern that names the file in full. A pattern longer than the path never matches.
-- The dataset folder (the path's first component) matches the pattern's first component if it
-  *or any of its release names* in :data:`vposer_data.splits.DATASET_ALIASES` does. So
-  ``SSM/20160930_50032`` matches ``SSM_synced/20160930_50032/x_poses.npz`` and
-  ``SSM_synced/...`` matches ``SSM/...``; ``BMLrub/...`` matches ``BioMotionLab_NTroje/...``
-  and ``BML/...``. Aliases apply only there, not to deeper components.
-- A pattern must be relative: no leading ``/``, no empty, ``.`` or ``..`` component, no
-  backslash.
-
-Where several frame-rate patterns match one file, the most specific one wins, whatever order
-the mapping lists them in (it may have been through JSON or YAML): the one with more
-components (``**`` not counted); then the one with more literal characters after the dataset
-component (wildcards and ``[...]`` sets not counted); then the one that sorts first as a string.
-Exclusions need no such rule: a file is excluded if any entry matches, and the first matching
-entry in list order gives the reason.
-
-Sources (cited, not copied)
----------------------------
-- HuMoR (Rempe et al., ICCV 2021), https://github.com/davrempe/humor,
-  ``humor/scripts/process_amass_data.py``, function ``process_seq``: after loading a file, the
-  rate is replaced by 240 when the path contains ``BMLhandball`` and by 59 when it contains
-  ``20160930_50032`` or ``20161014_50033`` (both SSM_synced subjects), under a comment calling
-  these mislabeled. TEACH (https://github.com/athn-nik/teach, ``scripts/process_amass.py``)
-  applies the same two corrections with the same rates.
-- AMASS issue 68, https://github.com/nghorbani/amass/issues/68 ("The accuracy of the
-  mocap_frame_rate params", opened 2025-03-31, open): motions of ``SSM/20161014_50033`` are
-  labelled 120 Hz in the SMPL-X release and play at an implausible speed at that rate.
-- AMASS issue 49, https://github.com/nghorbani/amass/issues/49 ("Frame rate inconsistency on
-  SMPL and SMPL-X format data", opened 2023-11-02, open): the same motion carries different
-  rates in the SMPL+H G and SMPL-X G releases, e.g. ``TotalCapture/s1/walking1`` 60 Hz as
-  ``_poses.npz`` but 120 Hz as ``_stageii.npz`` and ``TCD_handMocap/ExperimentDatabase/
-  FingerTP`` 150 vs 120 Hz; the reporter counts about 5,000 such files and a commenter attached
-  a CSV of them. Which release is right is not settled there, so this is recorded in
-  :data:`UNRESOLVED_FPS_DISCREPANCIES` and not applied.
-- HuMoR, ``humor/scripts/cleanup_amass_data.py``: moves out of ``BioMotionLab_NTroje`` every
-  file whose second ``_``-separated name token is ``treadmill`` or ``normal`` (its comment
-  calls them all treadmill clips; whether the ``normal_*`` motions were really recorded on a
-  treadmill is not stated there or anywhere found), and out of ``MPI_HDM05`` the files
-  ``dg/HDM_dg_07-01*`` (its comment: inline skating).
-
-BMLrub file names, as seen in HumanML3D's ``index.csv`` (https://github.com/EricGuo5513/HumanML3D,
-373 BMLrub entries) and other public AMASS listings, are
-``<Dataset>/rubNNN/<4-digit index>_<activity>_poses.npz`` (``_stageii.npz`` in the SMPL-X
-release), the activity being one or more tokens: ``treadmill_norm``, ``treadmill_slow``,
-``treadmill_fast``, ``treadmill_jog``, ``normal_walk1``..``normal_walk4``,
-``normal_jog1``..``normal_jog4``, ``circle_walk``, ``scamper``, ``sitting1``, ``jumping2``,
-``kicking1``, ``knocking2``, ``throwing_hard1``, ``catching_and_throwing``, ``lifting_light1``,
-``lifting_heavy2``, ``motorcycle``, ``rom``. Every one of them starts with four digits and an
-underscore, which is what lets a glob pin the *second* token:
-``[0-9][0-9][0-9][0-9]_treadmill_*``. (HuMoR's token rule would also catch a non-numeric first
-token; no such BMLrub file is known.)
+believe (:func:`find_fps_override`, :func:`override_applies`) and whether to leave the file out
+(:func:`find_exclusion`). Files are named by *pattern*: a relative POSIX path matched component
+by component (each component a case-sensitive glob; ``**`` any number of components; a
+pattern names a file or a folder; the dataset component also matches its release names);
+where several frame-rate patterns match, the most specific wins. The full rules, and the
+sources of each erratum and preset: ``docs/notes/errata.md``.
 """
 
 from __future__ import annotations

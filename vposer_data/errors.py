@@ -10,10 +10,21 @@ derives from the base here.
 
 from __future__ import annotations
 
-__all__ = ["REBUILD_HINT", "ConfigError", "PrepareError", "StaleOutputError", "VPoserDataError"]
+from pathlib import Path
+from typing import Any
 
-#: How a stale or damaged output folder is rebuilt, in Python's words: the last line of such
-#: errors starts with it (the command line says it in its own words instead).
+__all__ = [
+    "REBUILD_HINT",
+    "ConfigError",
+    "FileFormatError",
+    "PrepareError",
+    "StaleOutputError",
+    "VPoserDataError",
+]
+
+#: How a stale or damaged output folder is rebuilt, in Python's words: the one remedy text of
+#: such errors, which the last line starts with (the command line puts that line in its own
+#: words instead).
 REBUILD_HINT = "Pass overwrite=True (vposer-data prepare --overwrite) to rebuild it"
 
 
@@ -23,6 +34,19 @@ class VPoserDataError(Exception):
 
 class ConfigError(VPoserDataError, ValueError):
     """A setting out of range or of the wrong type; the message shows the value found."""
+
+
+class FileFormatError(VPoserDataError, ValueError):
+    """An input file that cannot be used: ``path`` and ``problem`` (what was expected), the
+    message being ``"<path>: <problem>"``. Pickled whole, when raised in another process."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.problem))
 
 
 class PrepareError(VPoserDataError, RuntimeError):

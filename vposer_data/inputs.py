@@ -27,10 +27,10 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from vposer_data.amass import member_checksums
 from vposer_data.interrupts import check
+from vposer_data.npz_reader import member_checksums
+from vposer_data.records import InputsRecord, Stage1Record
 from vposer_data.splits import SourceFile
 
 __all__ = ["fingerprint", "input_changes"]
@@ -88,17 +88,17 @@ def _content_stamp(amass_dir: Path, path: str, size: int) -> str:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=_CONTENT_DIGITS // 2).hexdigest()
 
 
-def fingerprint(amass_dir: Path, sources: Sequence[SourceFile]) -> dict[str, Any]:
+def fingerprint(amass_dir: Path, sources: Sequence[SourceFile]) -> InputsRecord:
     """What the Stage I record keeps of a split's inputs: count, digest, per-file stamps and
     per-file content stamps."""
     stats = _stats(amass_dir, sources)
     paths = sorted(stats)
-    return {
-        "count": len(stats),
-        "sha256": _digest(stats),
-        "stamps": "".join(_stamp(path, stats[path]) for path in paths),
-        "contents": "".join(_content_stamp(amass_dir, path, stats[path][0]) for path in paths),
-    }
+    return InputsRecord(
+        count=len(stats),
+        sha256=_digest(stats),
+        stamps="".join(_stamp(path, stats[path]) for path in paths),
+        contents="".join(_content_stamp(amass_dir, path, stats[path][0]) for path in paths),
+    )
 
 
 def _replaced(
@@ -147,7 +147,7 @@ def _some(paths: list[str]) -> str:
 
 def input_changes(
     split: str,
-    record: Mapping[str, Any],
+    record: Stage1Record,
     amass_dir: Path,
     sources: Sequence[SourceFile],
     log: Callable[[str], None] = _log.info,
@@ -157,22 +157,18 @@ def input_changes(
     Files whose time changed but whose content stamp did not are the same input: ``log``
     hears once how many there are.
     """
-    recorded = record.get("inputs")
+    recorded = record.inputs
     if recorded is None:
         return None
     stats = _stats(amass_dir, sources)
-    stamps = recorded.get("stamps")
-    if _digest(stats, times=stamps is not None) == recorded["sha256"]:
+    stamps = recorded.stamps
+    if _digest(stats, times=stamps is not None) == recorded.sha256:
         return None
-    before = {f["path"] for f in record.get("files", [])}
-    before |= {s["path"] for s in record.get("skipped", [])}
-    before |= set(record.get("not_motions", []))
-    before |= {s["path"] for s in record.get("too_short", [])}
-    before |= {s["path"] for s in record.get("excluded", [])}
+    before = record.paths()
     added, removed = sorted(set(stats) - before), sorted(before - set(stats))
     replaced = _replaced(stats, sorted(before), stamps)
     if replaced:
-        same = _same_content(amass_dir, stats, sorted(before), recorded.get("contents"), replaced)
+        same = _same_content(amass_dir, stats, sorted(before), recorded.contents, replaced)
         if same:
             log(
                 f"split {split!r}: {len(same)} AMASS files have new modification times and "

@@ -31,15 +31,15 @@ from vposer_data.atomic import (
     atomic_dir,
     atomic_path,
     make_durable,
-    release_free_memory,
     remove_temp_files,
 )
-from vposer_data.config import PrepareConfig, settings_differences
+from vposer_data.config import PrepareConfig
 from vposer_data.errors import REBUILD_HINT, PrepareError, StaleOutputError
 from vposer_data.inputs import input_changes
 from vposer_data.interrupts import Interrupts, check
 from vposer_data.manifest import (
     MANIFEST_NAME,
+    STAGE_I,
     STAGES,
     Manifest,
     ManifestError,
@@ -48,6 +48,8 @@ from vposer_data.manifest import (
     split_dir,
     stage_path,
 )
+from vposer_data.memory import release_free_memory
+from vposer_data.records import Stage1Record
 from vposer_data.runlog import LoggerLike, RunLog, resumed_line, stopped_line
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
 from vposer_data.stages import PIPELINE, SplitJob
@@ -120,8 +122,9 @@ def _result(
 ) -> PrepareResult:
     samples, skipped = {}, {}
     for split in manifest.splits:
-        samples[split] = int((manifest.record("stage_III", split) or {}).get("samples", 0))
-        skipped[split] = len((manifest.record("stage_I", split) or {}).get("skipped", []))
+        final, stage1 = manifest.stage3(split), manifest.stage1(split)
+        samples[split] = 0 if final is None else final.samples
+        skipped[split] = 0 if stage1 is None else len(stage1.skipped)
     return PrepareResult(
         data_dir=root,
         split_dirs={split: split_dir(root, split) for split in manifest.splits},
@@ -195,15 +198,10 @@ def _prepare_locked(
             # an earlier run stopped before finishing any stage of any split (a mistyped
             # dataset, a strict-mode stop): nothing was made under its settings, start afresh
             manifest = Manifest(root)
-        if manifest.exists and manifest.settings != settings:
+        stale = manifest.stale_error(settings, f"{REBUILD_HINT}, or choose another folder.")
+        if stale is not None:
             if not overwrite:
-                differences = settings_differences(manifest.settings, settings)
-                raise StaleOutputError(
-                    f"{root} holds data prepared with other settings:\n  "
-                    + "\n  ".join(differences)
-                    + f"\n{REBUILD_HINT}, "
-                    "or choose another folder."
-                )
+                raise stale
             _discard(root)
             manifest = Manifest(root)
         elif overwrite and manifest.exists:
@@ -212,7 +210,7 @@ def _prepare_locked(
         if inputs is not None and manifest.exists:
             _check_inputs(root, manifest, inputs.amass_dir, inputs.sources, log)
         if manifest.complete:
-            manifest.require_intact(f"{REBUILD_HINT}.")
+            manifest.require_intact()
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:
@@ -273,7 +271,11 @@ def _records_inputs(root: Path) -> bool:
         manifest = Manifest.load(root)
     except ManifestError:
         return False
-    return any("inputs" in (manifest.record("stage_I", s) or {}) for s in manifest.splits)
+    return any(_inputs_recorded(manifest.stage1(s)) for s in manifest.splits)
+
+
+def _inputs_recorded(record: Stage1Record | None) -> bool:
+    return record is not None and record.inputs is not None
 
 
 def _check_inputs(
@@ -284,8 +286,8 @@ def _check_inputs(
     log: RunLog,
 ) -> None:
     """Raise StaleOutputError when the AMASS files of a split already prepared changed."""
-    recorded = {s: r for s in manifest.splits if (r := manifest.record("stage_I", s)) is not None}
-    if not any("inputs" in r for r in recorded.values()):
+    recorded = {s: r for s in manifest.splits if (r := manifest.stage1(s)) is not None}
+    if not any(_inputs_recorded(r) for r in recorded.values()):
         return
     changes = [
         change
@@ -311,7 +313,7 @@ def _needed(manifest: Manifest, splits: list[str]) -> dict[str, set[str]]:
         for split in sorted(downstream):
             # a final output is checked by size; an intermediate is checked only when the next
             # stage rebuilds from it (it is in `downstream`), and then with its checksum too
-            if manifest.record(stage.name, split) is None or manifest.check_files(
+            if not manifest.has_record(stage.name, split) or manifest.check_files(
                 stage.name, split, checksums=not stage.final
             ):
                 need[stage.name].add(split)
@@ -350,7 +352,7 @@ def _run(
     resumed = resumed_line(manifest.data.get("started"), manifest.recorded(), todo)
     if resumed is not None:
         log.info(resumed)
-    sources = _sources(root, inputs, log) if need["stage_I"] else {}
+    sources = _sources(root, inputs, log) if need[STAGE_I] else {}
     ran: list[str] = []
     seconds: dict[str, float] = {}
     for stage in PIPELINE:

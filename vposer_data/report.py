@@ -15,7 +15,7 @@ import numpy as np
 
 from vposer_data.dataset import VPoserDataset
 from vposer_data.fields import POSE_BODY
-from vposer_data.manifest import Manifest, split_dir
+from vposer_data.manifest import STAGE_III, Manifest, split_dir
 from vposer_data.summary import clip_seconds_per_dataset, load_prepared
 from vposer_data.summary import samples_per_dataset as per_split
 
@@ -40,9 +40,14 @@ _SPLIT_COLORS = {"train": "#1f77b4", "vald": "#ff7f0e", "test": "#2ca02c"}
 _OTHER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
+def _samples(manifest: Manifest, split: str) -> int:
+    final = manifest.stage3(split)
+    return 0 if final is None else final.samples
+
+
 def _prepared_splits(manifest: Manifest) -> list[str]:
     """The finished splits: train, vald, test first, then any others in manifest order."""
-    done = [s for s in manifest.splits if manifest.record("stage_III", s) is not None]
+    done = [s for s in manifest.splits if manifest.has_record(STAGE_III, s)]
     first = [s for s in _SPLIT_COLORS if s in done]
     return first + [s for s in done if s not in first]
 
@@ -92,7 +97,7 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
         s: joint_angles(split_dir(data_dir, s), max_samples=max_samples, seed=i)
         for i, s in enumerate(splits)
     }
-    totals = {s: int((manifest.record("stage_III", s) or {}).get("samples", 0)) for s in splits}
+    totals = {s: _samples(manifest, s) for s in splits}
     config = manifest.settings.get("config", {})
     clips = config.get("sampling") == "clips"
     unit = "clips" if clips else "samples"

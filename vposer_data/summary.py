@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from vposer_data.augment.registry import AUGMENTATIONS
 from vposer_data.errors import PrepareError
 from vposer_data.manifest import Manifest
+from vposer_data.records import PathReason, ShortMotion, Stage1Record
 
 __all__ = [
     "augmented_splits",
@@ -50,8 +50,9 @@ def samples_per_dataset(manifest: Manifest, split: str) -> dict[str, int]:
     passes = int(manifest.settings.get("config", {}).get("augment_passes", 1))
     if split not in augmented_splits(manifest):
         passes = 1
-    stage1 = manifest.record("stage_I", split) or {}
-    return {name: int(count) * passes for name, count in stage1.get("datasets", {}).items()}
+    stage1 = manifest.stage1(split)
+    datasets = {} if stage1 is None else stage1.datasets
+    return {name: int(count) * passes for name, count in datasets.items()}
 
 
 def clip_seconds_per_dataset(manifest: Manifest, split: str) -> dict[str, float] | None:
@@ -64,15 +65,16 @@ def clip_seconds_per_dataset(manifest: Manifest, split: str) -> dict[str, float]
     T, rate = int(config["clip_frames"]), float(config["target_fps"])
     stride = int(config.get("clip_stride") or T)
     seconds: dict[str, float] = {}
-    for item in (manifest.record("stage_I", split) or {}).get("files", []):
-        clips = int(item["kept"])
+    for item in _stage1(manifest, split).files:
+        clips = item.kept
         covered = ((clips - 1) * stride + T) / rate if clips else 0.0
-        seconds[item["dataset"]] = seconds.get(item["dataset"], 0.0) + covered
+        seconds[item.dataset] = seconds.get(item.dataset, 0.0) + covered
     return seconds
 
 
-def _stage1(manifest: Manifest, split: str, key: str) -> list[dict[str, Any]]:
-    return list((manifest.record("stage_I", split) or {}).get(key, []))
+def _stage1(manifest: Manifest, split: str) -> Stage1Record:
+    """Stage I's record of ``split``; an empty one when it has none."""
+    return manifest.stage1(split) or Stage1Record(samples=0, fields={}, datasets={})
 
 
 def _augmentation_line(manifest: Manifest) -> str:
@@ -108,76 +110,72 @@ def summarize(data_dir: str | Path) -> str:
             f"(torch {versions.get('torch')}, numpy {versions.get('numpy')}) "
             f"from {manifest.data.get('amass_dir')}"
         )
-    skipped_all: list[tuple[str, dict[str, str]]] = []
-    short_all: list[tuple[str, dict[str, Any]]] = []
+    skipped_all: list[tuple[str, PathReason]] = []
+    short_all: list[tuple[str, ShortMotion]] = []
     for split in manifest.splits:
-        final = manifest.record("stage_III", split)
-        stage1 = manifest.record("stage_I", split) or {}
-        skipped_all += [(split, s) for s in stage1.get("skipped", [])]
-        short_all += [(split, s) for s in stage1.get("too_short", [])]
+        final = manifest.stage3(split)
+        stage1 = _stage1(manifest, split)
+        skipped_all += [(split, s) for s in stage1.skipped]
+        short_all += [(split, s) for s in stage1.too_short]
         if final is None:
             lines.append(f"\n[{split}] not finished")
             continue
         seconds = clip_seconds_per_dataset(manifest, split)
         if seconds is None:
             lines.append(
-                f"\n[{split}] {final['samples']:,} samples "
-                f"from {len(stage1.get('files', []))} motion files"
+                f"\n[{split}] {final.samples:,} samples from {len(stage1.files)} motion files"
             )
             for dataset, count in samples_per_dataset(manifest, split).items():
                 lines.append(f"    {dataset:<22s} {count:>10,}")
         else:
             lines.append(
-                f"\n[{split}] {final['samples']:,} clips of {config['clip_frames']} frames at "
-                f"{config['target_fps']:g} Hz from {len(stage1.get('files', []))} motion files, "
+                f"\n[{split}] {final.samples:,} clips of {config['clip_frames']} frames at "
+                f"{config['target_fps']:g} Hz from {len(stage1.files)} motion files, "
                 f"{sum(seconds.values()):,.1f} seconds of motion"
             )
             lines.append(f"    {'dataset':<22s} {'clips':>10s} {'seconds':>10s}")
             for dataset, count in samples_per_dataset(manifest, split).items():
                 lines.append(f"    {dataset:<22s} {count:>10,} {seconds.get(dataset, 0):>10,.1f}")
-        files = len(stage1.get("files", []))
-        for name, lacking in stage1.get("dropped_fields", {}).items():
+        files = len(stage1.files)
+        for name, lacking in stage1.dropped_fields.items():
             lines.append(
                 f"  WARNING: field {name} left out: {lacking} of {files} motion files lack it"
             )
         lines.append("  fields:")
-        for name, meta in final["fields"].items():
-            shape = "x".join(str(d) for d in meta["shape"])
-            lines.append(f"    {name:<18s} {shape:<14s} {meta['dtype']:<8s} {meta['bytes']:>12,} B")
+        for name, meta in final.fields.items():
+            shape = "x".join(str(d) for d in meta.shape)
+            lines.append(f"    {name:<18s} {shape:<14s} {meta.dtype:<8s} {meta.bytes:>12,} B")
     lines.append("\n" + _augmentation_line(manifest))
     lines.append("\nconfiguration:")
     for key, value in config.items():
         lines.append(f"  {key} = {value}")
     excluded = [
-        (split, item) for split in manifest.splits for item in _stage1(manifest, split, "excluded")
+        (split, item) for split in manifest.splits for item in _stage1(manifest, split).excluded
     ]
     lines.append(f"\nexcluded by name (exclude): {len(excluded)}")
     for split, item in excluded[:50]:
-        lines.append(f"  [{split}] {item['path']}: {item['reason']}")
+        lines.append(f"  [{split}] {item.path}: {item.reason}")
     if len(excluded) > 50:
         lines.append(f"  ... and {len(excluded) - 50} more (see manifest.json)")
     fixed = [
         (split, item)
         for split in manifest.splits
-        for item in _stage1(manifest, split, "fps_overrides")
+        for item in _stage1(manifest, split).fps_overrides
     ]
     lines.append(f"\nframe rates overridden (fps_overrides): {len(fixed)}")
-    for split, item in fixed[:50]:
-        lines.append(
-            f"  [{split}] {item['path']}: {item['file_fps']:g} -> {item['fps']:g} Hz "
-            f"({item['pattern']})"
-        )
+    for split, fix in fixed[:50]:
+        lines.append(f"  [{split}] {fix.path}: {fix.file_fps:g} -> {fix.fps:g} Hz ({fix.pattern})")
     if len(fixed) > 50:
         lines.append(f"  ... and {len(fixed) - 50} more (see manifest.json)")
     lines.append(f"\nmotions too short to yield a sample: {len(short_all)}")
-    for split, item in short_all[:50]:
-        frames = f"{item['frames']} frames" if item.get("frames") is not None else item["reason"]
-        lines.append(f"  [{split}] {item['path']}: {frames}")
+    for split, short in short_all[:50]:
+        frames = f"{short.frames} frames" if short.frames is not None else short.reason
+        lines.append(f"  [{split}] {short.path}: {frames}")
     if len(short_all) > 50:
         lines.append(f"  ... and {len(short_all) - 50} more (see manifest.json)")
     lines.append(f"\nskipped motion files: {len(skipped_all)}")
     for split, item in skipped_all[:50]:
-        lines.append(f"  [{split}] {item['path']}: {item['reason']}")
+        lines.append(f"  [{split}] {item.path}: {item.reason}")
     if len(skipped_all) > 50:
         lines.append(f"  ... and {len(skipped_all) - 50} more (see manifest.json)")
     return "\n".join(lines)

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from vposer_data.atomic import _libc
 from vposer_data.checksums import crc32, crc32_combine, crc32_forge_tail, crc32_zeros
 from vposer_data.errors import PrepareError
 from vposer_data.interrupts import check
+from vposer_data.memory import libc
 from vposer_data.tensorfile import Checksum, FileRecord, save_tensor
 
 __all__ = ["TensorAppender", "file_region_crc32", "save_file_region", "torch_frame"]
@@ -71,7 +71,7 @@ def _zero_stand_in(nbytes: int) -> Iterator[tuple[mmap.mmap, int]]:
         address = view.ctypes.data
         del view
         last_page = (address + nbytes - 1) // _PAGE * _PAGE
-        if _libc().mprotect(
+        if libc().mprotect(
             ctypes.c_void_p(last_page), ctypes.c_size_t(_PAGE), mmap.PROT_READ | mmap.PROT_WRITE
         ):
             raise OSError(ctypes.get_errno(), "mprotect of the stand-in's last page failed")

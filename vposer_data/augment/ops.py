@@ -87,11 +87,6 @@ def _require(batch: Mapping[str, torch.Tensor], field: str, augmentation: str) -
     return x
 
 
-def _is_clips(batch: Mapping[str, torch.Tensor]) -> bool:
-    """Clips: per-frame fields are ``(n, T, width)``."""
-    return batch[ROOT_ORIENT].ndim == 3 if ROOT_ORIENT in batch else False
-
-
 def _per_joint(x: torch.Tensor) -> torch.Tensor:
     """``(..., 3 J)`` axis-angle as ``(..., J, 3)`` in float64."""
     return x.to(torch.float64).reshape(*x.shape[:-1], x.shape[-1] // 3, 3)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from vposer_data.manifest import STAGES
+from vposer_data.manifest import STAGE_I, STAGE_II, STAGE_III, STAGES
+from vposer_data.records import StageRecord
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.stage1 import run_stage1
 from vposer_data.stages.stage2 import run_stage2
@@ -28,15 +29,15 @@ class Stage:
 
     name: str
     makes: Literal["folder", "file"]
-    run: Callable[[SplitJob], dict[str, Any]]
+    run: Callable[[SplitJob], StageRecord]
     final: bool = False
 
 
 #: The stages in order; their names are the manifest's and the folder layout's.
 PIPELINE: tuple[Stage, ...] = (
-    Stage("stage_I", "folder", run_stage1),
-    Stage("stage_II", "file", run_stage2),
-    Stage("stage_III", "folder", run_stage3, final=True),
+    Stage(STAGE_I, "folder", run_stage1),
+    Stage(STAGE_II, "file", run_stage2),
+    Stage(STAGE_III, "folder", run_stage3, final=True),
 )
 if tuple(stage.name for stage in PIPELINE) != STAGES:  # pragma: no cover - a coding error
     raise RuntimeError(f"PIPELINE {PIPELINE} does not follow manifest.STAGES {STAGES}")

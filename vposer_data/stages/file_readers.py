@@ -1,11 +1,9 @@
 """Stage I's motion files read in worker processes, their samples handed back through shared
 memory, results in the files' order.
 
-Reader threads hold the GIL about two thirds of the time, so two of them keep about 1.4 cores
-busy; worker processes keep all of them busy (the 2,226 files of the 2M-frame synthetic tree:
-1.1-1.2 s with two processes, 1.5-1.6 s with two threads). The samples do not travel through
-the workers' pipes (unpickling them cost the main process about as much as reading them):
-each worker appends its arrays to an anonymous shared-memory file (``memfd``) of its own, and
+Processes, because reader threads hold the GIL much of the time. The samples do not travel
+through the workers' pipes (unpickling them would cost about as much as reading them): each
+worker appends its arrays to an anonymous shared-memory file (``memfd``) of its own, and
 sends back only where each array lies. The main process maps those files read-only, without
 copying, item by item as results arrive, and gives each part back (unmapped, its pages of the
 memory file freed) once the caller has let go of its arrays: memory holds about the items in
@@ -14,7 +12,7 @@ flight, not the split. Where files are read in threads, a few files are read ahe
 Worker processes are used where they are forked (the memory files are inherited: Linux, see
 :mod:`vposer_data.stages.worker_start`) and the platform has ``memfd_create`` and ``pwrite``;
 elsewhere, and with ``num_workers=0``, files are read in threads of this process. The results
-are the same either way.
+are the same either way. Measurements: docs/notes/reading-performance.md.
 """
 
 from __future__ import annotations
@@ -36,8 +34,8 @@ from typing import Any, Generic, NoReturn, TypeVar
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from vposer_data.atomic import free_file_range
 from vposer_data.interrupts import check, start_workers
+from vposer_data.memory import free_file_range
 from vposer_data.stages.worker_start import worker_context
 
 __all__ = ["read_in_order", "workers_can_share"]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vposer_data.config import PrepareConfig
-from vposer_data.manifest import Manifest, stage_path
+from vposer_data.manifest import STAGE_I, Manifest, stage_path
+from vposer_data.records import Stage1Record
 from vposer_data.runlog import RunLog
 from vposer_data.splits import SourceFile
 
@@ -37,9 +37,9 @@ class SplitJob:
         """Where an earlier stage put this split."""
         return stage_path(self.manifest.root, stage, self.split)
 
-    def input_record(self, stage: str) -> dict[str, Any]:
-        """An earlier stage's manifest record of this split."""
-        record = self.manifest.record(stage, self.split)
+    def stage1_record(self) -> Stage1Record:
+        """Stage I's manifest record of this split (which later stages run after)."""
+        record = self.manifest.stage1(self.split)
         if record is None:
-            raise RuntimeError(f"{stage} has no record of split {self.split!r}")
+            raise RuntimeError(f"{STAGE_I} has no record of split {self.split!r}")
         return record

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +18,7 @@ import torch
 from vposer_data.clips import canonicalize
 from vposer_data.fields import BETAS, FRAME_ID, GENDER, ROOT_ORIENT, SEQ_ID, TRANS, made_by
 from vposer_data.interrupts import check
+from vposer_data.records import TensorEntry
 from vposer_data.tensorstream import TensorAppender
 
 __all__ = ["CANON_BLOCK_CLIPS", "SplitWriter"]
@@ -95,17 +95,17 @@ class SplitWriter:
         ):
             self._append(name, values.numpy().astype(np.float32))
 
-    def finish(self, order: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def finish(self, order: Sequence[str]) -> dict[str, TensorEntry]:
         """Complete the files of the fields in ``order`` and remove the others (fields not
         every motion had); returns each field's manifest entry: shape, dtype, bytes, CRC-32."""
         self._canonicalise()
-        entries: dict[str, dict[str, Any]] = {}
+        entries: dict[str, TensorEntry] = {}
         for name in order:
             check("stage1.field")
             appender = self.files.pop(name)
             record = appender.finish()
             shape = list(appender.shape)
-            entries[name] = {"shape": shape, "dtype": str(appender.dtype), **record.as_dict()}
+            entries[name] = TensorEntry(shape, str(appender.dtype), **record.as_dict())
         for appender in self.files.values():
             appender.close()
             appender.path.unlink(missing_ok=True)

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,6 +27,14 @@ from vposer_data.errors import PrepareError
 from vposer_data.fields import FIELDS, frame_fields, stage1_fields
 from vposer_data.inputs import fingerprint
 from vposer_data.progress import progress
+from vposer_data.records import (
+    MotionEntry,
+    PathReason,
+    RateOverride,
+    ShortMotion,
+    Stage1Record,
+    TensorEntry,
+)
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
 from vposer_data.splits import SourceFile
 from vposer_data.stages.file_readers import read_in_order
@@ -61,7 +68,7 @@ class _Motion:
     arrays: dict[str, np.ndarray]  # field -> (k, width) or (k, T, width) float32
     betas: np.ndarray  # (B,) float32
     gender: int
-    override: dict[str, Any] | None = None  # {pattern, file_fps, fps} where a rate was fixed
+    override: RateOverride | None = None  # where an fps_overrides pattern fixed the rate
     source_root: np.ndarray | None = None  # clips to canonicalise: (k, T, 3) float64
     source_trans: np.ndarray | None = None
 
@@ -93,7 +100,7 @@ class _Kept:
     samples: int
     betas_width: int
     fields: frozenset[str]  # the per-frame fields the file has
-    override: dict[str, Any] | None
+    override: RateOverride | None
 
 
 def _select(sequence: AmassSequence, source: SourceFile, config: PrepareConfig) -> np.ndarray:
@@ -134,7 +141,7 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
         return _Unusable(source, f"unreadable ({exc})", not_a_motion=False)
     override = None
     if found is not None and override_applies(sequence.fps, found[1]):
-        override = {"pattern": found[0], "file_fps": sequence.fps, "fps": found[1]}
+        override = RateOverride(source.path, found[0], sequence.fps, found[1])
         sequence = dataclasses.replace(sequence, fps=found[1])
     if config.trim > 0 and trim_bounds(sequence.num_frames, config.trim)[0] == 0:
         # trimming would drop nothing, so the initial T-pose it is meant to remove would stay
@@ -244,7 +251,7 @@ def _keep(motion: _Motion, writer: SplitWriter, betas_width: int | None) -> _Kep
 
 def _complete(
     job: SplitJob, motions: list[_Kept], unusable: list[_Unusable], writer: SplitWriter
-) -> tuple[dict[str, dict[str, Any]], dict[str, int], list[dict[str, Any]]]:
+) -> tuple[dict[str, TensorEntry], dict[str, int], list[RateOverride]]:
     """After the last file: check the split, say what was left out or overridden, and
     complete the fields' files; returns their manifest entries, the fields dropped (with how
     many motions lack each) and the frame-rate overrides applied."""
@@ -264,12 +271,12 @@ def _complete(
             + (f" ({len(too_short)} too short to yield a sample)" if too_short else "")
         )
     _check_consistency(split, motions)
-    overrides = [{"path": m.source.path, **m.override} for m in motions if m.override]
+    overrides = [m.override for m in motions if m.override]
     for dataset, group in _by_dataset(motions).items():
         fixed = [m.override for m in group if m.override]
         if fixed:
-            rates = sorted({f"{o['file_fps']:g} -> {o['fps']:g} Hz" for o in fixed})
-            patterns = sorted({o["pattern"] for o in fixed})
+            rates = sorted({f"{o.file_fps:g} -> {o.fps:g} Hz" for o in fixed})
+            patterns = sorted({o.pattern for o in fixed})
             job.log.warning(
                 f"split {split!r}, dataset {dataset!r}: frame rate overridden for {len(fixed)} "
                 f"of {len(group)} files ({', '.join(rates)}; fps_overrides {patterns})"
@@ -289,7 +296,7 @@ def _complete(
     return fields, dropped, overrides
 
 
-def run_stage1(job: SplitJob) -> dict[str, Any]:
+def run_stage1(job: SplitJob) -> Stage1Record:
     """Read, subsample and save one split into ``job.out``; returns its manifest record.
 
     Raises:
@@ -301,7 +308,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         raise PrepareError(f"split {split!r}: Stage I needs amass_dir and the split's files")
     amass_dir, sources = job.amass_dir, job.sources
     inputs = fingerprint(amass_dir, sources)  # before reading: a file replaced meanwhile is seen
-    excluded: list[dict[str, str]] = []
+    excluded: list[PathReason] = []
     per_dataset_excluded: Counter[str] = Counter()
     to_read: list[SourceFile] = []
     for source in sources:
@@ -309,7 +316,7 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         if rule is None:
             to_read.append(source)
         else:
-            excluded.append({"path": source.path, "reason": rule.reason})
+            excluded.append(PathReason(source.path, rule.reason))
             per_dataset_excluded[source.dataset] += 1
     if excluded:
         job.log.info(
@@ -356,28 +363,19 @@ def run_stage1(job: SplitJob) -> dict[str, Any]:
         f"({len(skipped)} skipped, {len(too_short)} too short, "
         f"{len(unusable) - len(skipped) - len(too_short)} non-motion files)"
     )
-    return {
-        "samples": int(counts.sum()),
-        "fields": fields,
-        "datasets": dict(per_dataset),
-        "dropped_fields": dropped,
-        "files": [
-            {
-                "path": m.source.path,
-                "dataset": m.source.dataset,
-                "family": m.family,
-                "fps": m.fps,
-                "frames": m.num_frames,
-                "kept": m.samples,
-            }
+    return Stage1Record(
+        samples=int(counts.sum()),
+        fields=fields,
+        datasets=dict(per_dataset),
+        dropped_fields=dropped,
+        files=[
+            MotionEntry(m.source.path, m.source.dataset, m.family, m.fps, m.num_frames, m.samples)
             for m in motions
         ],
-        "skipped": [{"path": u.source.path, "reason": u.reason} for u in skipped],
-        "not_motions": [u.source.path for u in unusable if u.not_a_motion],
-        "too_short": [
-            {"path": u.source.path, "frames": u.num_frames, "reason": u.reason} for u in too_short
-        ],
-        "excluded": excluded,
-        "fps_overrides": overrides,
-        "inputs": inputs,
-    }
+        skipped=[PathReason(u.source.path, u.reason) for u in skipped],
+        not_motions=[u.source.path for u in unusable if u.not_a_motion],
+        too_short=[ShortMotion(u.source.path, u.num_frames, u.reason) for u in too_short],
+        excluded=excluded,
+        fps_overrides=overrides,
+        inputs=inputs,
+    )

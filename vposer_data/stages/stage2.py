@@ -31,16 +31,19 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vposer_data._version import __version__
-from vposer_data.atomic import file_crc32, release_mapped_pages
 from vposer_data.augment.ops import apply_augmentations
 from vposer_data.augment.registry import AugmentSpec, output_fields
+from vposer_data.checksums import file_crc32
 from vposer_data.config import PrepareConfig
 from vposer_data.errors import PrepareError
 from vposer_data.fields import BETAS
 from vposer_data.fields import field as declared_field
 from vposer_data.h5chunks import chunk_rows_for, encode_chunk, plan_rows
 from vposer_data.interrupts import check, start_workers
+from vposer_data.manifest import STAGE_I
+from vposer_data.memory import release_mapped_pages
 from vposer_data.progress import progress
+from vposer_data.records import Stage2Record, TensorEntry
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.worker_start import worker_context
 
@@ -241,7 +244,7 @@ def _check_rows(name: str, array: np.ndarray, layout: FieldLayout) -> None:
 
 
 def _layouts(
-    stage1_fields: dict[str, Any],
+    stage1_fields: dict[str, TensorEntry],
     specs: tuple[AugmentSpec, ...],
     clip_frames: int | None,
     total: int,
@@ -249,7 +252,7 @@ def _layouts(
 ) -> dict[str, FieldLayout]:
     """Output fields, in order, with the shape of a row and the dtype the vocabulary
     (:mod:`vposer_data.fields`) declares; the width of ``betas`` is the Stage I file's."""
-    betas_width = int(stage1_fields[BETAS]["shape"][-1]) if BETAS in stage1_fields else None
+    betas_width = stage1_fields[BETAS].shape[-1] if BETAS in stage1_fields else None
     layouts = {}
     for name in output_fields(list(stage1_fields), specs):
         declared = declared_field(name)
@@ -310,12 +313,12 @@ def _writing(path: Path) -> Iterator[None]:
         raise PrepareError(f"could not write {path}: {reason}") from exc
 
 
-def run_stage2(job: SplitJob) -> dict[str, Any]:
+def run_stage2(job: SplitJob) -> Stage2Record:
     """Augment one split into one HDF5 file, ``job.out``; returns its manifest record."""
     split, config, out_path = job.split, job.config, job.final
-    stage1_record = job.input_record("stage_I")
-    stage1_dir = job.input_path("stage_I")
-    num_rows = int(stage1_record["samples"])
+    stage1_record = job.stage1_record()
+    stage1_dir = job.input_path(STAGE_I)
+    num_rows = stage1_record.samples
     # batch_size counts frames: a batch of clips holds batch_size // clip_frames of them, so
     # a batch is about as large in memory for clips as for frames
     batch_rows = config.batch_size
@@ -327,7 +330,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
     gzip = config.hdf5_compression == "gzip"
     dataset = AugmentedBatches(
         stage1_dir,
-        list(stage1_record["fields"]),
+        list(stage1_record.fields),
         num_rows,
         batch_rows,
         passes,
@@ -337,7 +340,7 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         fps=config.target_fps if config.sampling == "clips" else None,
     )
     clip_frames = config.clip_frames if config.sampling == "clips" else None
-    dataset.layouts = _layouts(stage1_record["fields"], specs, clip_frames, total, batch_rows)
+    dataset.layouts = _layouts(stage1_record.fields, specs, clip_frames, total, batch_rows)
     # written in place by the workers, where the platform has positioned writes
     direct = config.hdf5_compression == "none" and hasattr(os, "pwrite")
     loader = DataLoader(
@@ -393,17 +396,17 @@ def run_stage2(job: SplitJob) -> dict[str, Any]:
         with _writing(out_path):
             h5.close()  # flushes the chunk cache: a full disk may show only here
     shapes = {
-        name: {"shape": [total, *layout.row_shape], "dtype": layout.dtype}
+        name: TensorEntry([total, *layout.row_shape], layout.dtype)
         for name, layout in dataset.layouts.items()
     }
     job.log.info(
         f"stage II {split}: {total} rows ({passes} pass(es)), augmentations "
         f"{[spec.name for spec in specs]}, fields {list(shapes)}"
     )
-    return {
-        "samples": total,
-        "file": out_path.name,
-        "bytes": tmp.stat().st_size,
-        "crc32": file_crc32(tmp),  # verified when a later run reuses the file
-        "fields": shapes,
-    }
+    return Stage2Record(
+        samples=total,
+        file=out_path.name,
+        bytes=tmp.stat().st_size,
+        crc32=file_crc32(tmp),  # verified when a later run reuses the file
+        fields=shapes,
+    )

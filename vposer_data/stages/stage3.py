@@ -29,7 +29,9 @@ from vposer_data.errors import PrepareError
 from vposer_data.fields import POSE_BODY, field, required_fields
 from vposer_data.h5chunks import column_region, write_column
 from vposer_data.interrupts import check
+from vposer_data.manifest import STAGE_II
 from vposer_data.progress import progress
+from vposer_data.records import Stage3Record, StatisticsEntry, TensorEntry
 from vposer_data.stages.job import SplitJob
 from vposer_data.statistics import column_stats, sample_axes, write_statistics
 from vposer_data.tensorstream import save_file_region
@@ -67,14 +69,14 @@ def _column_file(
     return spill, 0, True
 
 
-def run_stage3(job: SplitJob) -> dict[str, Any]:
+def run_stage3(job: SplitJob) -> Stage3Record:
     """Finalize one split into ``job.out``; returns its manifest record. For the statistics
     split (``stats_split``) it also writes ``<data_dir>/statistics.pt`` and records it (file,
     size, SHA-256, provenance) under ``"statistics"``."""
     split, config = job.split, job.config
-    h5_path = job.input_path("stage_II")
+    h5_path = job.input_path(STAGE_II)
     with_stats = split == config.stats_split
-    fields: dict[str, dict[str, Any]] = {}
+    fields: dict[str, TensorEntry] = {}
     stats: dict[str, tuple[dict[str, np.ndarray], int]] = {}
     threads = ThreadPoolExecutor(max_workers=max(1, config.num_workers))
     # statistics are computed beside the write of the same column (numpy and the file
@@ -119,16 +121,15 @@ def run_stage3(job: SplitJob) -> dict[str, Any]:
             finally:
                 if spill:  # a mapping of it (the statistics') keeps its bytes until done
                     source.unlink()
-            fields[name] = {"shape": list(shape), "dtype": str(dtype), **record.as_dict()}
+            fields[name] = TensorEntry(list(shape), str(dtype), **record.as_dict())
             flusher.submit(path)
         for done, future, _ in pending:
             stats[done] = future.result()
     samples = next(iter(lengths.values()))
-    record_out: dict[str, Any] = {"samples": samples, "fields": fields}
     line = f"stage III {split}: {samples} samples, {len(fields)} fields"
+    entry: StatisticsEntry | None = None
     if with_stats:
         entry = write_statistics(job.manifest.root, split, samples, clip_frames, stats)
-        record_out["statistics"] = entry
-        line += f"; statistics of {len(stats)} over {entry['frames']} frames -> {entry['file']}"
+        line += f"; statistics of {len(stats)} over {entry.frames} frames -> {entry.file}"
     job.log.info(line)
-    return record_out
+    return Stage3Record(samples, fields, entry)
