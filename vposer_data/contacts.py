@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vposer_data.skeleton import CONTACT_COLUMNS, CONTACT_JOINTS
+
 __all__ = [
     "ANKLE_HEIGHT",
     "CONTACT_COLUMNS",
@@ -40,8 +42,6 @@ __all__ = [
     "mirror_contacts",
 ]
 
-CONTACT_COLUMNS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
-CONTACT_JOINTS = (7, 10, 8, 11)
 TOE_JOINTS = (10, 11)
 SPEED_THRESHOLD = 0.6  # m/s
 ANKLE_HEIGHT = 0.08  # m above m (the static toe height)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "BODY_JOINT_COUNT",
+    "CONTACT_COLUMNS",
+    "CONTACT_JOINTS",
     "JOINT_NAMES_BY_FAMILY",
     "JOINT_PARENTS_BY_FAMILY",
     "NUM_JOINTS",
@@ -87,3 +89,7 @@ POSE_PARTS: dict[str, tuple[tuple[str, int], ...]] = {
         ("pose_hand", 30),
     ),
 }
+
+#: The columns of ``contacts``: two joints of each foot, and their SMPL joint numbers.
+CONTACT_COLUMNS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
+CONTACT_JOINTS = (7, 10, 8, 11)
