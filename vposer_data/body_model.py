@@ -131,7 +131,7 @@ def read_body_model(path: str | Path, family: str, gender: str) -> BodyModel:
     arrays = read_model_arrays(path, _NEEDED_KEYS)
     num_joints, num_vertices = NUM_JOINTS[family], NUM_VERTICES[family]
 
-    def numeric(key: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    def numeric(key: str, shape: tuple[int | None, ...], directions: bool = False) -> np.ndarray:
         value = arrays[key]
         if value.ndim != len(shape) or any(
             want is not None and got != want for got, want in zip(value.shape, shape, strict=True)
@@ -144,21 +144,24 @@ def read_body_model(path: str | Path, family: str, gender: str) -> BodyModel:
             )
         if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
             raise BodyModelError(path, f"{key!r} has dtype {value.dtype}, expected numbers")
-        out = np.asarray(value, dtype=np.float64)
+        if directions:  # only the shape directions are used (SMPL-X: not the expressions)
+            value = value[:, :, : shape_direction_count(family, value.shape[2])]
+        out = np.ascontiguousarray(value, dtype=np.float64)
         if not np.isfinite(out).all():
             raise BodyModelError(path, f"{key!r} holds NaN or infinite values")
         return out
 
     v_template = numeric("v_template", (num_vertices, 3))
-    all_dirs = numeric("shapedirs", (num_vertices, 3, None))
+    shapedirs = numeric("shapedirs", (num_vertices, 3, None), directions=True)
     J_regressor = numeric("J_regressor", (num_joints, num_vertices))
     kintree = numeric("kintree_table", (2, num_joints))
     parents = _parents(path, kintree)
-    shapedirs = np.ascontiguousarray(
-        all_dirs[:, :, : shape_direction_count(family, all_dirs.shape[2])]
-    )
     joint_template = J_regressor @ v_template
-    joint_shapedirs = np.einsum("jv,vcs->jcs", J_regressor, shapedirs, optimize=True)
+    # the regressor weighs a few vertices per joint: the others add exact zeros
+    support = np.flatnonzero(np.any(J_regressor != 0, axis=0))
+    joint_shapedirs = np.einsum(
+        "jv,vcs->jcs", J_regressor[:, support], shapedirs[support], optimize=True
+    )
     for array in (v_template, shapedirs, J_regressor, parents, joint_template, joint_shapedirs):
         array.flags.writeable = False
     return BodyModel(

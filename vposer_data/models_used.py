@@ -14,7 +14,6 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +58,25 @@ class ModelFile:
         return f"{self.family}/{self.gender}"
 
 
-@lru_cache(maxsize=16)
+#: Models read by this process, by (path, family, gender, sha256): each is read once (a forked
+#: worker inherits those its parent read while resolving them).
+_READ: dict[tuple[str, str, str, str], BodyModel] = {}
+
+
 def _read_checked(path: str, family: str, gender: str, sha256: str) -> BodyModel:
     """The model at ``path``, once per process, refused if its bytes changed since it was
     chosen (a file replaced during a run would give joints of another model)."""
-    model = read_body_model(path, family, gender)
-    if model.sha256 != sha256:
-        raise BodyModelError(
-            path,
-            f"changed while preparing: SHA-256 {model.sha256}, expected {sha256} (the file "
-            "found before the stages ran); run again",
-        )
+    key = (path, family, gender, sha256)
+    model = _READ.get(key)
+    if model is None:
+        model = read_body_model(path, family, gender)
+        if model.sha256 != sha256:
+            raise BodyModelError(
+                path,
+                f"changed while preparing: SHA-256 {model.sha256}, expected {sha256} (the file "
+                "found before the stages ran); run again",
+            )
+        _READ[key] = model
     return model
 
 
@@ -198,8 +205,10 @@ def resolve_body_models(
                 f"{len(motions)} motion(s): {named}"
             )
             continue
-        key = f"{family}/{gender}"
-        found_files[key] = ModelFile(family, gender, str(path), model_sha256(path))
+        # read (and checked) now, not in a stage; once per process for the same bytes
+        sha256 = model_sha256(path)
+        _read_checked(str(path), family, gender, sha256)
+        found_files[f"{family}/{gender}"] = ModelFile(family, gender, str(path), sha256)
     if missing:
         hint = (
             ""
