@@ -350,7 +350,9 @@ def test_numpy_and_sparse_pickle_is_read(model_root: Path, tmp_path: Path, proto
     from_npz = load_body_model(model_root, "smpl", "neutral")
     assert from_pickle.path == path
     np.testing.assert_array_equal(from_pickle.J_regressor, from_npz.J_regressor)
-    np.testing.assert_array_equal(from_pickle.joint_shapedirs, from_npz.joint_shapedirs[..., :10])
+    np.testing.assert_allclose(
+        from_pickle.joint_shapedirs, from_npz.joint_shapedirs[..., :10], rtol=0, atol=1e-15
+    )  # the same products, summed in another order for another count of directions
 
 
 class _RunsCode:

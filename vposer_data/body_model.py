@@ -60,6 +60,7 @@ __all__ = [
     "read_body_model",
     "read_model_arrays",
     "rest_joints",
+    "rotation_matrices",
     "shape_direction_count",
 ]
 
@@ -282,6 +283,32 @@ def rest_joints(model: BodyModel, betas: np.ndarray) -> np.ndarray:
     )
 
 
+def rotation_matrices(axis_angle: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(..., 3, 3)`` float64 of axis-angle vectors ``(..., 3)`` (Rodrigues:
+    ``cos t I + sin t / t [r]x + (1 - cos t) / t**2 r r^T``), the two coefficients through
+    ``sinc`` so that small and zero angles need no branch."""
+    r = np.asarray(axis_angle, dtype=np.float64)
+    x, y, z = r[..., 0], r[..., 1], r[..., 2]
+    angle = np.sqrt(x * x + y * y + z * z)
+    c = np.cos(angle)
+    a = np.sinc(angle / np.pi)  # sin t / t
+    half = np.sinc(angle / (2 * np.pi))
+    b = 0.5 * half * half  # (1 - cos t) / t**2
+    bx, by, bz = b * x, b * y, b * z
+    ax, ay, az = a * x, a * y, a * z
+    out = np.empty((*r.shape[:-1], 3, 3))
+    out[..., 0, 0] = c + bx * x
+    out[..., 0, 1] = bx * y - az
+    out[..., 0, 2] = bx * z + ay
+    out[..., 1, 0] = bx * y + az
+    out[..., 1, 1] = c + by * y
+    out[..., 1, 2] = by * z - ax
+    out[..., 2, 0] = bx * z - ay
+    out[..., 2, 1] = by * z + ax
+    out[..., 2, 2] = c + bz * z
+    return out
+
+
 def posed_joints(
     rest: np.ndarray,
     parents: np.ndarray | tuple[int, ...],
@@ -289,6 +316,7 @@ def posed_joints(
     trans: np.ndarray | None = None,
     *,
     block_frames: int = _FK_BLOCK,
+    joints: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Joint positions ``(N, K, 3)`` float64 after forward kinematics, plus ``trans``.
 
@@ -298,12 +326,10 @@ def posed_joints(
     Joint k's global transform is its parent's composed with ``(R_k, rest_k - rest_parent)``;
     its position is the transform's translation, as linear blend skinning poses joints.
     Joint by joint in tree order, each step a batch of ``block_frames`` frames (joint-major
-    arrays, so a parent's transforms are one contiguous batch).
+    arrays, so a parent's transforms are one contiguous batch). Only the joints with children
+    need their rotation. ``joints``: compute only these (and their ancestors); the other
+    columns of the result are left undefined.
     """
-    import torch
-
-    from vposer_data.rotations import aa_to_matrot  # torch: imported only when joints are made
-
     pose = np.asarray(pose)
     if pose.ndim != 3 or pose.shape[2] != 3:
         raise ValueError(f"pose must have shape (N, K, 3), got {pose.shape}")
@@ -319,6 +345,14 @@ def posed_joints(
         trans = np.asarray(trans, dtype=np.float64)
         if trans.shape != (frames, 3):
             raise ValueError(f"trans must have shape ({frames}, 3), got {trans.shape}")
+    needed = set(range(count)) if joints is None else set()
+    for joint in joints or ():
+        while joint >= 0 and joint not in needed:
+            needed.add(joint)
+            joint = tree[joint]
+    order = sorted(needed)
+    has_child = {tree[j] for j in order if j > 0}
+    rotated = [j for j in order if j in has_child]  # the joints whose rotation is used
     # bone vectors rest_k - rest_parent(k), joint-major; the root's is its own rest position
     rest = rest[..., :count, :]
     bones = rest - rest[..., [max(p, 0) for p in tree], :]
@@ -326,26 +360,28 @@ def posed_joints(
     bones = np.moveaxis(bones, -2, 0)[..., None]  # (K, N or 1... , 3, 1)
     if not per_frame:
         bones = bones[:, None]  # (K, 1, 3, 1): the same for every frame
-    has_child = set(tree[1:])
-    out = np.empty((frames, count, 3))
+    out = np.zeros((frames, count, 3))
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
-        joint_major = np.ascontiguousarray(pose[start:stop].transpose(1, 0, 2), dtype=np.float64)
-        local = aa_to_matrot(torch.from_numpy(joint_major)).numpy()  # (K, n, 3, 3)
+        local = rotation_matrices(pose[start:stop, rotated].transpose(1, 0, 2))  # (R, n, 3, 3)
+        local_of = {joint: local[k] for k, joint in enumerate(rotated)}
         block_bones = bones[:, start:stop] if per_frame else bones
-        world = np.empty_like(local)  # global rotations, of the joints with children
+        world: dict[int, np.ndarray] = {}  # global rotations of the joints with children
         positions = np.empty((count, stop - start, 3))
-        world[0] = local[0]
-        positions[0] = block_bones[0, ..., 0]
-        for joint in range(1, count):  # parents come first; each a batch of n frames
+        for joint in order:  # parents come first; each a batch of n frames
             parent = tree[joint]
+            if parent < 0:
+                positions[joint] = block_bones[joint, ..., 0]
+                if joint in has_child:
+                    world[joint] = local_of[joint]
+                continue
             offset = np.matmul(world[parent], block_bones[joint])[..., 0]
             np.add(positions[parent], offset, out=positions[joint])
             if joint in has_child:
-                np.matmul(world[parent], local[joint], out=world[joint])
+                world[joint] = np.matmul(world[parent], local_of[joint])
         if trans is not None:
-            positions += trans[None, start:stop]
-        out[start:stop] = positions.transpose(1, 0, 2)
+            positions[order] += trans[None, start:stop]
+        out[start:stop, order] = positions[order].transpose(1, 0, 2)
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from vposer_data.amass import AmassSequence
-from vposer_data.body_model import BodyModel, assemble_pose, body_joints
+from vposer_data.body_model import BodyModel, assemble_pose, posed_joints, rest_joints
 from vposer_data.contacts import foot_contacts
 from vposer_data.errors import PrepareError
 from vposer_data.fields import CONTACTS, FLOOR_Z
@@ -38,9 +38,13 @@ def source_labels(
         num_joints=_FEET_JOINTS,
     )
     try:
-        joints = body_joints(model, sequence.betas, pose, sequence.trans[start:stop])
+        rest = rest_joints(model, sequence.betas)
     except ValueError as exc:  # more betas than the model has shape directions
         raise PrepareError(f"{sequence.path}: {exc}") from None
+    # the feet's joints and their ancestors only (9 of 12; rotations of 7)
+    joints = posed_joints(
+        rest, model.parents, pose, sequence.trans[start:stop], joints=CONTACT_JOINTS
+    )
     floor_z, contacts = foot_contacts(joints, sequence.fps)
     return {
         CONTACTS: np.ascontiguousarray(contacts[frames - start]),
