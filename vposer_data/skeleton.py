@@ -16,6 +16,7 @@ __all__ = [
     "JOINT_PARENTS_BY_FAMILY",
     "NUM_JOINTS",
     "POSE_PARTS",
+    "joints_table",
 ]
 
 NUM_JOINTS = {"smpl": 24, "smplh": 52, "smplx": 55}
@@ -93,3 +94,15 @@ POSE_PARTS: dict[str, tuple[tuple[str, int], ...]] = {
 #: The columns of ``contacts``: two joints of each foot, and their SMPL joint numbers.
 CONTACT_COLUMNS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
 CONTACT_JOINTS = (7, 10, 8, 11)
+
+
+def joints_table() -> str:
+    """The README's table of joint names and order per family (Markdown), from the above."""
+    body = JOINT_NAMES_BY_FAMILY["smpl"][:BODY_JOINT_COUNT]
+    rows = ["| joints | names, in order |", "|---|---|"]
+    rows.append(f"| 0-21 (`set=\"body\"`, every family) | {', '.join(body)} |")
+    for family, label in (("smpl", "SMPL"), ("smplh", "SMPL+H"), ("smplx", "SMPL-X")):
+        rest = JOINT_NAMES_BY_FAMILY[family][BODY_JOINT_COUNT:]
+        last = NUM_JOINTS[family] - 1
+        rows.append(f"| 22-{last} ({label}, `set=\"all\"`) | {', '.join(rest)} |")
+    return "\n".join(rows)
