@@ -100,9 +100,9 @@ def joints_table() -> str:
     """The README's table of joint names and order per family (Markdown), from the above."""
     body = JOINT_NAMES_BY_FAMILY["smpl"][:BODY_JOINT_COUNT]
     rows = ["| joints | names, in order |", "|---|---|"]
-    rows.append(f"| 0-21 (`set=\"body\"`, every family) | {', '.join(body)} |")
+    rows.append(f'| 0-21 (`set="body"`, every family) | {", ".join(body)} |')
     for family, label in (("smpl", "SMPL"), ("smplh", "SMPL+H"), ("smplx", "SMPL-X")):
         rest = JOINT_NAMES_BY_FAMILY[family][BODY_JOINT_COUNT:]
         last = NUM_JOINTS[family] - 1
-        rows.append(f"| 22-{last} ({label}, `set=\"all\"`) | {', '.join(rest)} |")
+        rows.append(f'| 22-{last} ({label}, `set="all"`) | {", ".join(rest)} |')
     return "\n".join(rows)
