@@ -213,3 +213,22 @@ def test_the_readme_joint_table_is_the_skeleton() -> None:
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     start, end = "<!-- joints-table:start -->\n", "\n<!-- joints-table:end -->"
     assert text[text.index(start) + len(start) : text.index(end)] == joints_table()
+
+
+def test_info_lists_the_models_and_the_report_draws_a_stick_figure(
+    prepared: Path, models: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    from vposer_data.report import report_figure
+    from vposer_data.stick_figure import motion_strip
+    from vposer_data.summary import summarize
+
+    text = summarize(prepared)
+    for gender in ("male", "female", "neutral"):
+        path = model_path(models, "smplh", gender, "amass")
+        assert f"smplh  {gender:<8s} {path}  sha256 " in text
+    strip = motion_strip(prepared, frames=5)
+    assert strip is not None and strip.joints.shape == (5, 52, 3)
+    assert strip.contacts is not None and strip.contacts.shape == (5, 4)
+    titles = [ax.get_title() for ax in report_figure(prepared).axes]
+    assert any("feet: red in contact" in title for title in titles)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vposer_data.dataset import VPoserDataset
+from vposer_data.fields import CONTACTS, FRAME_ID, JOINTS, SEQ_ID
 from vposer_data.manifest import Manifest, split_dir
 from vposer_data.skeleton import (
     CONTACT_COLUMNS,
@@ -58,24 +59,24 @@ def motion_strip(data_dir: str | Path, frames: int = 8) -> MotionStrip | None:
     manifest = Manifest.load(data_dir)
     splits = [s for s in manifest.splits if manifest.stage3(s) is not None]
     record = manifest.stage3(splits[0]) if splits else None
-    if record is None or "joints" not in record.fields:
+    if record is None or JOINTS not in record.fields:
         return None
     augmented = set(manifest.settings.get("config", {}).get("augment_splits", []))
     split = next((s for s in splits if s not in augmented), splits[0])
-    fields = ["joints", "seq_id", "frame_id"]
-    if "contacts" in record.fields:
-        fields.append("contacts")
+    fields = [JOINTS, SEQ_ID, FRAME_ID]
+    if CONTACTS in record.fields:
+        fields.append(CONTACTS)
     data = VPoserDataset(split_dir(data_dir, split), fields).tensors
-    joints = data["joints"].numpy()
-    contacts = data["contacts"].numpy() if "contacts" in data else None
+    joints = data[JOINTS].numpy()
+    contacts = data[CONTACTS].numpy() if CONTACTS in data else None
     if joints.ndim == 4:  # clips: the first clip, evenly spaced frames of it
         pick = np.unique(np.linspace(0, joints.shape[1] - 1, frames).round().astype(int))
-        frame_ids = data["frame_id"][0].numpy()[pick]
+        frame_ids = data[FRAME_ID][0].numpy()[pick]
         title = f"{split}: clip 0, frames {frame_ids.tolist()} of its source"
         return MotionStrip(joints[0, pick], None if contacts is None else contacts[0, pick], title)
-    rows = np.flatnonzero(data["seq_id"].numpy() == int(data["seq_id"][0]))
-    rows = rows[np.argsort(data["frame_id"].numpy()[rows], kind="stable")][:frames]
-    frame_ids = data["frame_id"].numpy()[rows]
+    rows = np.flatnonzero(data[SEQ_ID].numpy() == int(data[SEQ_ID][0]))
+    rows = rows[np.argsort(data[FRAME_ID].numpy()[rows], kind="stable")][:frames]
+    frame_ids = data[FRAME_ID].numpy()[rows]
     title = f"{split}: motion 0, frames {frame_ids.tolist()}"
     return MotionStrip(joints[rows], None if contacts is None else contacts[rows], title)
 
