@@ -286,14 +286,18 @@ def rest_joints(model: BodyModel, betas: np.ndarray) -> np.ndarray:
 def _rodrigues_components(axis_angle: np.ndarray) -> np.ndarray:
     """Rotation matrices of axis-angle vectors given component-major, ``(..., 3, n)`` ->
     ``(..., 3, 3, n)`` float64 (Rodrigues: ``cos t I + sin t / t [r]x + (1 - cos t) / t**2
-    r r^T``, the coefficients through ``sinc`` so that small and zero angles need no branch).
+    r r^T``, the coefficients from the half angle, so that small and zero angles are exact).
     Each entry is one vectorised operation over ``n``: no per-matrix overhead."""
     x, y, z = axis_angle[..., 0, :], axis_angle[..., 1, :], axis_angle[..., 2, :]
-    angle = np.sqrt(x * x + y * y + z * z)
-    c = np.cos(angle)
-    a = np.sinc(angle / np.pi)  # sin t / t
-    half = np.sinc(angle / (2 * np.pi))
-    b = 0.5 * half * half  # (1 - cos t) / t**2
+    half = 0.5 * np.sqrt(x * x + y * y + z * z)
+    sin_half, cos_half = np.sin(half), np.cos(half)
+    # q = sin(t/2) / (t/2), 1 at t = 0; a = sin t / t = q cos(t/2); b = (1 - cos t) / t**2
+    # = q**2 / 2; cos t = 1 - 2 sin(t/2)**2: no cancellation for small angles
+    q = np.ones_like(half)
+    np.divide(sin_half, half, out=q, where=half > 0)
+    a = q * cos_half
+    b = 0.5 * q * q
+    c = 1.0 - 2.0 * sin_half * sin_half
     bx, by, bz = b * x, b * y, b * z
     ax, ay, az = a * x, a * y, a * z
     out = np.empty((*axis_angle.shape[:-2], 3, 3, axis_angle.shape[-1]))
@@ -323,10 +327,12 @@ def posed_joints(
     *,
     block_frames: int = _FK_BLOCK,
     joints: tuple[int, ...] | None = None,
+    rest_index: np.ndarray | None = None,
 ) -> np.ndarray:
     """Joint positions ``(N, K, 3)`` float64 after forward kinematics, plus ``trans``.
 
-    ``rest`` are rest joints ``(J, 3)`` (or per frame ``(N, J, 3)``), ``parents`` the tree (root
+    ``rest`` are rest joints ``(J, 3)`` (or per frame ``(N, J, 3)``, or ``(U, J, 3)`` with
+    ``rest_index`` ``(N,)`` naming each frame's: one per motion), ``parents`` the tree (root
     -1, each joint after its parent), ``pose`` axis-angle ``(N, K, 3)`` for the first K <= J
     joints (the joints whose positions are wanted: the first K are closed under parents).
     Joint k's global transform is its parent's composed with ``(R_k, rest_k - rest_parent)``;
@@ -345,7 +351,11 @@ def posed_joints(
     if rest.shape[-2] < count or rest.shape[-1] != 3 or rest.ndim not in (2, 3):
         raise ValueError(f"rest joints of shape {rest.shape} for a pose of {count} joints")
     per_frame = rest.ndim == 3
-    if per_frame and rest.shape[0] != frames:
+    if rest_index is not None:
+        rest_index = np.asarray(rest_index, dtype=np.int64).reshape(-1)
+        if not per_frame or rest_index.shape != (frames,):
+            raise ValueError(f"rest_index must name one of rest's {rest.shape[:-2]} per frame")
+    elif per_frame and rest.shape[0] != frames:
         raise ValueError(f"rest joints for {rest.shape[0]} frames, pose for {frames}")
     if trans is not None:
         trans = np.asarray(trans, dtype=np.float64)
@@ -359,18 +369,25 @@ def posed_joints(
     order = sorted(needed)
     has_child = {tree[j] for j in order if j > 0}
     rotated = [j for j in order if j in has_child]  # the joints whose rotation is used
-    # bone vectors rest_k - rest_parent(k); the root's is its own rest position
-    rest = rest[..., :count, :]
-    bones = rest - rest[..., [max(p, 0) for p in tree], :]
-    bones[..., 0, :] = rest[..., 0, :]
+    # bone vectors rest_k - rest_parent(k), component-major (K, 3, frames or motions, or 1);
+    # the root's is its own rest position
+    rest = np.ascontiguousarray(
+        rest[:, :count, :].transpose(1, 2, 0) if per_frame else rest[:count, :, None]
+    )
+    bones = rest - rest[[max(p, 0) for p in tree]]
+    bones[0] = rest[0]
     out = np.zeros((frames, count, 3))
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
         aa = np.ascontiguousarray(pose[start:stop, rotated].transpose(1, 2, 0), dtype=np.float64)
         local = _rodrigues_components(aa)  # (R, 3, 3, n)
         local_of = {joint: local[k] for k, joint in enumerate(rotated)}
-        # bones component-major: (K, 3, n) per frame, or (K, 3, 1) shared
-        block_bones = bones[start:stop].transpose(1, 2, 0) if per_frame else bones[:, :, None]
+        if rest_index is not None:
+            block_bones = bones[:, :, rest_index[start:stop]]
+        elif per_frame:
+            block_bones = bones[:, :, start:stop]
+        else:
+            block_bones = bones
         world: dict[int, np.ndarray] = {}  # global rotations (3, 3, n) of joints with children
         positions = np.zeros((count, 3, stop - start))
         for joint in order:  # parents come first
