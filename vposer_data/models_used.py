@@ -98,10 +98,6 @@ class BodyModels:
             raise RuntimeError(f"no body model {self.key(family, gender)} was resolved")
         return _read_checked(found.path, found.family, found.gender, found.sha256)
 
-    def identity(self) -> dict[str, str]:
-        """``{family/gender: sha256}``: what the output depends on."""
-        return {key: found.sha256 for key, found in sorted(self.files.items())}
-
     def listing(self) -> dict[str, dict[str, str]]:
         """``{family/gender: {"file", "sha256"}}``, as the manifest records it."""
         return {
