@@ -21,6 +21,7 @@ from vposer_data.errors import ConfigError, StaleOutputError
 from vposer_data.model_files import BodyModelError, ChumpyModelError
 from vposer_data.models_used import MissingBodyModelError, motion_model
 from vposer_data.skeleton import joints_table
+from vposer_data.synthetic import write_motion_npz
 from vposer_data.synthetic_models import model_path, write_body_models
 
 SPLITS = {"train": ["CMU"], "vald": ["HumanEva"], "test": ["SFU"]}
@@ -52,6 +53,14 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, tree: Path, models: Path)
 def test_each_motion_is_known_by_family_and_gender(tree: Path, tmp_path: Path) -> None:
     found = {motion_model(path) for path in tree.rglob("*.npz")}
     assert found == {("smplh", "male"), ("smplh", "female"), ("smplh", "neutral")}
+    rng = np.random.default_rng(0)
+    deflated = tmp_path / "deflated_poses.npz"  # read through zipfile
+    write_motion_npz(deflated, "smplx", 10, 30.0, b"Female ", np.zeros(16), rng, compress=True)
+    assert motion_model(deflated) == ("smplx", "female")
+    split_keys = tmp_path / "split_keys.npz"  # no poses: the family from the keys stored
+    np.savez(split_keys, root_orient=np.zeros((2, 3)), pose_body=np.zeros((2, 63)),
+             pose_hand=np.zeros((2, 90)), gender=np.array("male"))  # fmt: skip
+    assert motion_model(split_keys) == ("smplh", "male")
     (tmp_path / "shape.npz").write_bytes(b"")
     (tmp_path / "x_poses.npz").write_bytes(b"not a zip")
     assert motion_model(tmp_path / "shape.npz") is None

@@ -308,15 +308,14 @@ class PrepareConfig:
         return tuple(s for s in self.augmentations if s.augmentation.needs_body_model)
 
     def require_body_model_dir(self) -> None:
-        """Raise ConfigError when an augmentation needs body models and ``body_model_dir`` is
-        not given (checked where the stages may run, not where a prepared folder is served)."""
+        """ConfigError when an augmentation needs body models and ``body_model_dir`` is None
+        (checked where the stages may run, not where a prepared folder is served)."""
         if self.body_model_augmentations and self.body_model_dir is None:
             names = [s.name for s in self.body_model_augmentations]
             raise ConfigError(
                 f"invalid PrepareConfig: augmentations {names} need the SMPL-family body "
-                "models, and body_model_dir is None: pass body_model_dir=<the folder holding "
-                "<family>/<gender>/model.npz or <family>/<FAMILY>_<GENDER>.npz> (the models "
-                "are licensed: download them from their websites)"
+                "models, and body_model_dir is None: pass body_model_dir=<your models' folder: "
+                "<family>/<gender>/model.npz or <family>/<FAMILY>_<GENDER>.npz>"
             )
 
     def augments(self, split: str) -> bool:
@@ -446,11 +445,9 @@ def _problems(c: PrepareConfig) -> list[str]:
             "nowhere; name a split (such as 'train') or leave them out"
         )
     if c.body_model_gender not in BODY_MODEL_GENDERS:
-        problems.append(
-            f"body_model_gender={c.body_model_gender!r}: expected one of {BODY_MODEL_GENDERS}"
-        )
-    if c.body_model_dir is not None and (
-        not isinstance(c.body_model_dir, str) or not c.body_model_dir
+        problems.append(f"body_model_gender={c.body_model_gender!r}: expected 'file' or 'neutral'")
+    if c.body_model_dir is not None and not (
+        isinstance(c.body_model_dir, str) and c.body_model_dir
     ):
         problems.append(f"body_model_dir={c.body_model_dir!r}: expected a folder or None")
     if not _is_int(c.num_workers) or c.num_workers < 0:

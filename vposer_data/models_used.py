@@ -19,11 +19,18 @@ from typing import Any
 
 import numpy as np
 
-from vposer_data.amass import FAMILY_BY_POSE_WIDTH, GENDERS, is_non_motion_name
+from vposer_data.amass import (
+    FAMILY_BY_POSE_WIDTH,
+    family_of_split_keys,
+    gender_of,
+    is_non_motion_name,
+)
 from vposer_data.body_model import BodyModel, read_body_model
 from vposer_data.errors import ConfigError, VPoserDataError
 from vposer_data.model_files import BodyModelError, candidate_paths, model_sha256
+from vposer_data.npz_reader import MappedArchive
 from vposer_data.splits import SourceFile
+from vposer_data.zip_directory import Fallback
 
 __all__ = [
     "BodyModels",
@@ -108,49 +115,37 @@ class BodyModels:
 
 def motion_model(path: Path) -> tuple[str, str] | None:
     """A motion file's ``(family, gender)``, from its zip directory, the ``poses`` header and
-    the ``gender`` member; None for a file that is not a readable motion (Stage I says why)."""
+    the ``gender`` member; None for a file that is not a readable motion (Stage I says why).
+    A plain archive is read mapped (a few pages); another (deflated) through zipfile."""
     if is_non_motion_name(path):
         return None
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = {name.removesuffix(".npy") for name in archive.namelist()}
-            if "poses" in names:
-                with archive.open(_member(archive, "poses")) as member:
-                    version = np.lib.format.read_magic(member)
-                    read_header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape, _, _ = read_header(member)
-                if len(shape) != 2 or shape[1] not in FAMILY_BY_POSE_WIDTH:
-                    return None
-                family = FAMILY_BY_POSE_WIDTH[shape[1]]
-            elif "pose_body" in names:
-                family = (
-                    "smplx"
-                    if {"pose_jaw", "pose_eye"} & names
-                    else "smplh"
-                    if "pose_hand" in names
-                    else "smpl"
-                )
-            else:
-                return None
-            with archive.open(_member(archive, "gender")) as member:
-                value = np.lib.format.read_array(member, allow_pickle=False)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, NotImplementedError):
+        mapped = MappedArchive.open(path)
+        if mapped is not None:
+            keys = mapped.keys
+            width = mapped.shape("poses")[1:] if "poses" in keys else None
+            gender = mapped.get("gender") if "gender" in keys else None
+        else:
+            with zipfile.ZipFile(path) as archive:
+                members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+                keys = set(members)
+                width = gender = None
+                if "poses" in keys:
+                    with archive.open(members["poses"]) as member:
+                        width = np.lib.format.read_array(member, allow_pickle=False).shape[1:]
+                if "gender" in keys:
+                    with archive.open(members["gender"]) as member:
+                        gender = np.lib.format.read_array(member, allow_pickle=False)
+    except (Fallback, OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
         return None
-    if value.size != 1 or value.dtype.kind not in "SU":
-        return None
-    raw = value.reshape(()).item()
-    gender = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).strip()
-    gender = gender.lower()
-    return (family, gender) if gender in GENDERS else None
-
-
-def _member(archive: zipfile.ZipFile, key: str) -> str:
-    names = archive.namelist()
-    return f"{key}.npy" if f"{key}.npy" in names else key
+    if width is not None:
+        family = FAMILY_BY_POSE_WIDTH.get(width[0]) if len(width) == 1 else None
+    elif "pose_body" in keys:
+        family = family_of_split_keys(keys)
+    else:
+        family = None
+    name = None if gender is None else gender_of(gender)
+    return None if family is None or name is None else (family, name)
 
 
 def resolve_body_models(
