@@ -51,6 +51,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         print(
             f"Wrote {len(written)} made-up body-model files (SMPL, SMPL+H, SMPL-X; male, female, "
             f"neutral; AMASS layout) to {args.body_models}: for tests and demos only."
+            if written
+            else f"Reusing the made-up body models in {args.body_models}."
         )
     summary = write_amass_tree(
         args.out_dir,
