@@ -175,6 +175,8 @@ def render(f: Figures, tree_path: Path, reused: bool, interval: float) -> str:
             f"{k['ratio_to_floor_final_bytes']:.2f}x",
             f"  compare / pipeline (wall)                   {k['compare_over_pipeline']:.2f}x"
             f"  ({k['wall']:.2f} s vs {f.pipeline_wall:.2f} s)",
+            f"  compare / pipeline within each repeat       "
+            f"{_paired(k.get('paired_compare_over_pipeline', []))}",
         ]
     if b is not None:
         lines += [

@@ -265,6 +265,9 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
         figures.compare["ratio_to_floor_all_bytes"] = figures.compare["wall"] / floor_wall
         figures.compare["ratio_to_floor_final_bytes"] = figures.compare["wall"] / final_wall
         figures.compare["compare_over_pipeline"] = figures.compare["wall"] / wall
+        figures.compare["paired_compare_over_pipeline"] = [
+            r.compare.wall / r.pipeline.wall for r in repeats if r.compare
+        ]
     figures.targets = {
         "within_1.5x_floor_all_bytes": figures.ratio_floor_all_bytes <= TARGET_FLOOR_ALL_RATIO,
         "within_3x_floor_final_bytes": figures.ratio_floor_final_bytes <= TARGET_FLOOR_RATIO,
