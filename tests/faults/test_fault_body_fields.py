@@ -56,7 +56,7 @@ def body_reference(
 
 
 def _points(start: Any, tmp_path: Path, seed: int) -> list[Any]:
-    parts = shortest_segments(start, tmp_path, 2)
+    parts = shortest_segments(start, tmp_path, 1)
     points = schedule(parts, random.Random(seed), POINTS)
     return [p for p in points if p[0].stage in ("stage_I", "stage_II")]
 
