@@ -76,10 +76,13 @@ def joints(
         value = batch[name].numpy()
         return value.reshape(n * steps, value.shape[-1])
 
-    families = np.asarray(body.families)[seq]
-    groups: dict[tuple[str, str], list[int]] = {}
-    for row, (family, code) in enumerate(zip(families.tolist(), codes.tolist(), strict=True)):
-        groups.setdefault((family, _GENDER_NAMES[code]), []).append(row)
+    names, family_index = np.unique(np.asarray(body.families), return_inverse=True)
+    family_index = family_index.reshape(-1)[seq]
+    key = family_index * 3 + (codes + 1)  # gender codes -1, 0, 1
+    groups: dict[tuple[str, str], np.ndarray] = {}
+    for value in np.unique(key).tolist():
+        family, code = str(names[value // 3]), value % 3 - 1
+        groups[(family, _GENDER_NAMES[code])] = np.flatnonzero(key == value)
     counts = {NUM_JOINTS[f] if set == "all" else BODY_JOINT_COUNT for f, _ in groups}
     if len(counts) > 1:
         raise ValueError("joints with set='all' over several families in one batch")
@@ -89,7 +92,7 @@ def joints(
     out = np.empty((n * steps, count, 3), dtype=np.float32)
     for (family, gender), rows in groups.items():
         model = body.models.load(family, gender)
-        index = np.asarray(rows)
+        index = rows
         frames = (index[:, None] * steps + np.arange(steps)).reshape(-1)
         parts = [name for name, _ in POSE_PARTS[family]]
         if count == BODY_JOINT_COUNT:  # the body joints need no hand, jaw or eye
