@@ -5,19 +5,20 @@ around them; the DataModule serving the fields."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import load_split, prepare, read_manifest
+from helpers import file_hashes, load_split, prepare, read_manifest
 from test_body_fields import body_config, write_family_tree
 
 from vposer_data.cli import build_parser
 from vposer_data.config import PrepareConfig
 from vposer_data.datamodule import VPoserDataModule
-from vposer_data.errors import ConfigError, StaleOutputError
+from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
 from vposer_data.model_files import BodyModelError, ChumpyModelError
 from vposer_data.models_used import MissingBodyModelError, motion_model
 from vposer_data.skeleton import joints_table
@@ -241,3 +242,26 @@ def test_info_lists_the_models_and_the_report_draws_a_stick_figure(
     assert strip.contacts is not None and strip.contacts.shape == (5, 4)
     titles = [ax.get_title() for ax in report_figure(prepared).axes]
     assert any("feet: red in contact" in title for title in titles)
+
+
+def test_a_resume_without_amass_finds_the_recorded_models_again(
+    prepared: Path, models: Path, tmp_path: Path
+) -> None:
+    """Stage I recorded, the rest to do, amass_dir None: the models the folder records are
+    looked for again in body_model_dir (a copy here) and the result is the same."""
+    out, copied = tmp_path / "out", tmp_path / "copied"
+    shutil.copytree(prepared, out)
+    shutil.copytree(models, copied)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["stages"]["stage_II"], manifest["stages"]["stage_III"] = {}, {}
+    manifest["complete"] = False
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    for folder in ("stage_II", "stage_III"):
+        shutil.rmtree(out / folder)
+    (out / "statistics.pt").unlink()
+    with pytest.raises(PrepareError, match="pass body_model_dir"):
+        prepare(None, out, SPLITS, **body_config(models, body_model_dir=None))
+    result = prepare(None, out, SPLITS, **body_config(copied))
+    assert "stage_II/train" in result.ran
+    assert file_hashes(out) == file_hashes(prepared)
+    assert read_manifest(out)["body_models"]["smplh/male"]["file"].startswith(str(copied))

@@ -329,7 +329,7 @@ def run_stage1(job: SplitJob) -> Stage1Record:
     contacts = any(spec.augmentation.from_source for spec in config.augmentations)
     body = job.body_models if contacts else None
     if contacts and body is None:
-        raise PrepareError(f"split {split!r}: contacts need the body models, none were resolved")
+        raise PrepareError(f"split {split!r}: contacts need the body models; pass body_model_dir")
     results = read_in_order(
         functools.partial(_read_one, amass_dir, config=config, body=body),
         to_read,

@@ -342,7 +342,10 @@ def run_stage2(job: SplitJob) -> Stage2Record:
     families = tuple(entry.family for entry in stage1_record.files)
     if any(spec.augmentation.needs_body_model for spec in specs):
         if job.body_models is None:
-            raise PrepareError(f"split {split!r}: joints need the body models, none resolved")
+            raise PrepareError(
+                f"split {split!r}: joints need the body models; pass body_model_dir (the folder "
+                "this output was prepared with, or a copy of it)"
+            )
         body = SplitModels(job.body_models, families)
     dataset = AugmentedBatches(
         stage1_dir,
