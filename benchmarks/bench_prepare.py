@@ -29,6 +29,11 @@ frames and samples per second, peak memory, output bytes, and the targets of iss
     python benchmarks/bench_prepare.py --frames 2000000 --keep-rate 1.0 --baseline-ref main
     python benchmarks/bench_prepare.py --frames 2000000 --compare-set sampling=clips \
         --compare-set target_fps=30 --compare-set clip_frames=16
+    python benchmarks/bench_prepare.py --frames 2000000 --body-fields --repeat 3
+
+``--body-fields`` compares the same run with the body-model fields added (``joints`` with set
+body, and ``contacts``; made-up models of the tree's family written once under --work-dir),
+against issue 20's target of 1.25x.
 """
 
 from __future__ import annotations
@@ -286,6 +291,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         help="before each measured run, wait up to SECONDS for the machine's CPU to be under "
         "10%% busy (for shared machines; default: do not wait)",
     )
+    parser.add_argument(
+        "--body-fields",
+        action="store_true",
+        help="compare with the same run plus joints (set body) and contacts (issue 20)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--profile",
@@ -303,6 +313,18 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         parser.error("--repeat must be at least 1")
     settings = parse_settings(parser, "--set", args.set)
     args.compare_overrides = parse_settings(parser, "--compare-set", args.compare_set)
+    if args.body_fields:
+        if args.compare_overrides:
+            parser.error("--body-fields and --compare-set: one compared run at a time")
+        from vposer_data.synthetic_models import ensure_body_models
+
+        models = args.work_dir / "body_models"
+        ensure_body_models(models, families=(args.release,))
+        base = settings.get("augmentations", ["matrot"])
+        args.compare_overrides = {
+            "augmentations": [*base, {"name": "joints", "set": "body"}, "contacts"],
+            "body_model_dir": str(models),
+        }
     for key, value in (
         ("hdf5_compression", args.compression),
         ("num_workers", args.num_workers),
@@ -371,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         figures.code["changed_during_run_from"] = code_before
     figures.overrides = settings
     figures.compare_overrides = args.compare_overrides
+    figures.body_fields = args.body_fields
     if figures.baseline is not None and baseline_code is not None:
         figures.baseline["code"] = baseline_code
     print()

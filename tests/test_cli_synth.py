@@ -123,3 +123,26 @@ def test_full_size_synth_twice_is_identical_and_loads(tmp_path: Path) -> None:
     assert first == second
     files = motion_files(trees[0])
     assert sum(load_sequence(p).num_frames for p in files) == 200_000
+
+
+def test_synth_body_models_writes_every_family_and_gender_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vposer_data.body_model import FAMILIES, GENDERS, load_body_model
+
+    models = tmp_path / "models"
+    assert (
+        main(["synth", str(tmp_path / "amass"), "--frames", "8000", "--body-models", str(models)])
+        == 0
+    )
+    assert "Wrote 9 made-up body-model files" in capsys.readouterr().out
+    for family in FAMILIES:
+        for gender in GENDERS:
+            assert load_body_model(models, family, gender).family == family
+    stamps = {p: p.stat().st_mtime_ns for p in models.rglob("*.npz")}
+    assert (
+        main(["synth", str(tmp_path / "again"), "--frames", "8000", "--body-models", str(models)])
+        == 0
+    )
+    assert f"Reusing the made-up body models in {models}" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in models.rglob("*.npz")} == stamps  # reused

@@ -321,3 +321,17 @@ def test_per_frame_thresholds_would_depend_on_the_rate() -> None:
         near = np.abs(times[:, None] - changes[column][None, :]).min(axis=1) <= 1 / 60 + 1 / 120
         far_differences += int(((slow[:, column] != fast[::2, column]) & ~near).sum())
     assert far_differences > 10
+
+
+@given(
+    hnp.arrays(np.float64, st.integers(1, 40), elements=st.floats(-1, 1, width=16)),
+    st.data(),
+)
+@settings(max_examples=200, deadline=None)
+def test_group_medians_are_numpy_medians(values: np.ndarray, data: st.DataObject) -> None:
+    """The floor's group medians, all at once, equal np.median of each group bit for bit."""
+    from vposer_data.contacts import _group_medians
+
+    groups = data.draw(hnp.arrays(np.int64, values.shape, elements=st.integers(0, 3)))
+    expected = np.array([np.median(values[groups == g]) for g in np.unique(groups)])
+    np.testing.assert_array_equal(_group_medians(values, groups), expected)

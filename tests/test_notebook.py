@@ -61,7 +61,7 @@ def _run_notebook(demo: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
     code = [c for c in notebook.cells if c.cell_type == "code"]
     images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 2
+    assert len(images) == 3
     return "\n".join(_text(c.outputs) for c in code)
 
 
@@ -110,6 +110,7 @@ def test_the_readme_order_on_a_fresh_folder(
     assert "pose_body equal to the source frame: True; root_orient equal: True" in text
     assert "training clips of 32 frames at 30 Hz" in text
     assert "canonical first frame: trans xy = [0.0, 0.0], faces +y: True" in text
+    assert "joints (" in text and ", 32, 22, 3) torch.float32, contacts (" in text
     assert _written(demo) == written
 
     _train([], monkeypatch)  # the YAML's data paths are demo_data/amass and demo_data/vposer

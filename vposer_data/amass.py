@@ -11,7 +11,7 @@ naming it and what was expected.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,13 +244,27 @@ def _parts_from_split_keys(keys: Keys) -> tuple[dict[str, np.ndarray], str]:
         for name, width in SPLIT_KEY_WIDTHS.items()
         if name in keys or name in ("root_orient", "pose_body")
     }
-    if "pose_jaw" in parts or "pose_eye" in parts:
-        family = "smplx"
-    elif "pose_hand" in parts:
-        family = "smplh"
-    else:
-        family = "smpl"
-    return parts, family
+    return parts, family_of_split_keys(parts)
+
+
+def family_of_split_keys(keys: Collection[str]) -> str:
+    """The family of a file storing split pose keys: SMPL-X with jaw or eye poses, SMPL+H with
+    hands, else SMPL."""
+    if "pose_jaw" in keys or "pose_eye" in keys:
+        return "smplx"
+    return "smplh" if "pose_hand" in keys else "smpl"
+
+
+def gender_of(value: np.ndarray) -> str | None:
+    """The gender a ``gender`` array names (one str or bytes, any case, spaces around), or
+    None when it names none of :data:`GENDERS`."""
+    if value.size != 1 or value.dtype.kind not in "SU":
+        return None
+    raw = value.reshape(()).item()
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    gender = str(raw).strip().lower()
+    return gender if gender in GENDERS else None
 
 
 def _read_betas(path: Path, keys: Keys) -> np.ndarray:
@@ -298,12 +312,11 @@ def _read_gender(path: Path, keys: Keys) -> str:
         raise AmassFormatError(
             path, f"key 'gender' is {value!r}, expected a string such as 'female'"
         )
-    raw = value.reshape(()).item()
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", errors="replace")
-    gender = str(raw).strip().lower()
-    if gender not in GENDERS:
+    gender = gender_of(value)
+    if gender is None:
+        raw = value.reshape(()).item()
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
         raise AmassFormatError(
-            path, f"key 'gender' is {str(raw)!r}, expected one of {', '.join(GENDERS)}"
+            path, f"key 'gender' is {text!r}, expected one of {', '.join(GENDERS)}"
         )
     return gender

@@ -1,36 +1,41 @@
-"""The user's SMPL-family body models: find and read the model file, and pose its joints.
-
-The models are licensed, so the package never ships them: the user points at their own copy.
-Two layouts are in use and both are accepted, for families ``smpl``, ``smplh``, ``smplx`` and
-genders ``male``, ``female``, ``neutral``::
-
-    <dir>/<family>/<gender>/model.npz          AMASS, human_body_prior
-    <dir>/<family>/<FAMILY>_<GENDER>.npz       the smplx package (SMPL_MALE.npz, SMPLX_NEUTRAL.npz)
-    <dir>/<family>/<FAMILY>_<GENDER>.pkl       the same, as a pickle
-
-Model files are data, never code: ``.npz`` is read with ``allow_pickle=False``; a ``.pkl`` only
-through :class:`ModelUnpickler`, which admits numpy arrays and scipy sparse matrices and nothing
-else (a chumpy pickle is refused with the recipe to convert it).
+"""The user's SMPL-family body models: what joints need of a model file, and posing them.
 
 Joints are the posed joints of linear blend skinning: rest joints
 ``J = J_regressor · (v_template + shapedirs[..., :B] · betas)`` with every beta given, then
 forward kinematics along the model's tree. Pose blend shapes move vertices, not joints, so no
 vertex is ever posed: ``J_regressor · v_template`` and ``J_regressor · shapedirs`` are computed
-once per model, and a frame costs one rotation per joint.
+once per model, and a frame costs one rotation per joint. Finding and reading the files (both
+layouts, never running code) is :mod:`vposer_data.model_files`; joint names and trees are
+:mod:`vposer_data.skeleton`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import numpy as np
 
-from vposer_data.errors import FileFormatError, VPoserDataError
+from vposer_data.model_files import (
+    FAMILIES,
+    GENDERS,
+    BodyModelError,
+    BodyModelNotFoundError,
+    ChumpyModelError,
+    ModelUnpickler,
+    candidate_paths,
+    check_family,
+    check_family_gender,
+    find_model_file,
+    read_model_arrays,
+)
+from vposer_data.skeleton import (
+    BODY_JOINT_COUNT,
+    JOINT_NAMES_BY_FAMILY,
+    JOINT_PARENTS_BY_FAMILY,
+    NUM_JOINTS,
+    POSE_PARTS,
+)
 
 __all__ = [
     "BODY_JOINT_COUNT",
@@ -55,335 +60,16 @@ __all__ = [
     "read_body_model",
     "read_model_arrays",
     "rest_joints",
+    "rotation_matrices",
     "shape_direction_count",
 ]
 
-FAMILIES = ("smpl", "smplh", "smplx")
-GENDERS = ("male", "female", "neutral")
-NUM_JOINTS = {"smpl": 24, "smplh": 52, "smplx": 55}
 NUM_VERTICES = {"smpl": 6890, "smplh": 6890, "smplx": 10475}
-#: The body joints every family shares, root first: the first 22 of each family's order.
-BODY_JOINT_COUNT = 22
-
-_BODY = (
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-)
-_BODY_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
-_FINGERS = ("index", "middle", "pinky", "ring", "thumb")  # the models' order within a hand
-
-
-def _hand(side: str) -> tuple[str, ...]:
-    return tuple(f"{side}_{finger}{k}" for finger in _FINGERS for k in (1, 2, 3))
-
-
-def _hand_parents(wrist: int, first: int) -> tuple[int, ...]:
-    """Parents of a hand's 15 joints numbered from ``first``: each finger a chain off the wrist."""
-    parents: list[int] = []
-    for finger in range(len(_FINGERS)):
-        base = first + 3 * finger
-        parents += [wrist, base, base + 1]
-    return tuple(parents)
-
-
-#: Joint names in each family's own order (SMPL 24, SMPL+H 52, SMPL-X 55). The first 22 are
-#: the body joints, the same in every family. SMPL-X's eyes are the eyeball joints.
-JOINT_NAMES_BY_FAMILY: dict[str, tuple[str, ...]] = {
-    "smpl": (*_BODY, "left_hand", "right_hand"),
-    "smplh": (*_BODY, *_hand("left"), *_hand("right")),
-    "smplx": (*_BODY, "jaw", "left_eye", "right_eye", *_hand("left"), *_hand("right")),
-}
-#: The kinematic tree the real model files store (``kintree_table[0]``), root -1.
-JOINT_PARENTS_BY_FAMILY: dict[str, tuple[int, ...]] = {
-    "smpl": (*_BODY_PARENTS, 20, 21),
-    "smplh": (*_BODY_PARENTS, *_hand_parents(20, 22), *_hand_parents(21, 37)),
-    "smplx": (*_BODY_PARENTS, 15, 15, 15, *_hand_parents(20, 25), *_hand_parents(21, 40)),
-}
-
-#: How a family's full pose is assembled from the AMASS fields: (field, joints), in joint order.
-POSE_PARTS: dict[str, tuple[tuple[str, int], ...]] = {
-    "smpl": (("root_orient", 1), ("pose_body", 21), ("pose_hand", 2)),
-    "smplh": (("root_orient", 1), ("pose_body", 21), ("pose_hand", 30)),
-    "smplx": (
-        ("root_orient", 1),
-        ("pose_body", 21),
-        ("pose_jaw", 1),
-        ("pose_eye", 2),
-        ("pose_hand", 30),
-    ),
-}
 
 #: The keys joints need; the other keys of a model file (weights, posedirs, f, ...) are not read.
 _NEEDED_KEYS = ("v_template", "shapedirs", "J_regressor", "kintree_table")
-_HASH_CHUNK = 1 << 20
-#: Frames per block of forward kinematics: float64 rotations of 55 joints take 4 MB.
-_FK_BLOCK = 1024
-
-
-class BodyModelError(FileFormatError):
-    """A body-model file that cannot be used; the message names the file and what was expected."""
-
-
-class ChumpyModelError(BodyModelError):
-    """A ``.pkl`` model holding chumpy objects: code, refused; the message says how to convert."""
-
-
-class BodyModelNotFoundError(VPoserDataError, FileNotFoundError):
-    """No model file of a family and gender; the message lists every path looked for."""
-
-    def __init__(self, family: str, gender: str, paths: tuple[Path, ...]) -> None:
-        self.family = family
-        self.gender = gender
-        self.paths = paths
-        listed = "\n".join(f"  {p}" for p in paths)
-        super().__init__(f"no {family} {gender} body model; looked for:\n{listed}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.family, self.gender, self.paths))
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding and reading model files
-
-
-def _check_family(family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"body-model family must be one of {FAMILIES}, got {family!r}")
-
-
-def _check_family_gender(family: str, gender: str) -> None:
-    _check_family(family)
-    if gender not in GENDERS:
-        raise ValueError(f"body-model gender must be one of {GENDERS}, got {gender!r}")
-
-
-def candidate_paths(body_model_dir: str | Path, family: str, gender: str) -> tuple[Path, ...]:
-    """The files that may hold the model, in the order they are tried: AMASS's ``model.npz``,
-    then the smplx package's ``<FAMILY>_<GENDER>.npz`` and ``.pkl``."""
-    _check_family_gender(family, gender)
-    folder = Path(body_model_dir) / family
-    stem = f"{family.upper()}_{gender.upper()}"
-    return (folder / gender / "model.npz", folder / f"{stem}.npz", folder / f"{stem}.pkl")
-
-
-def find_model_file(body_model_dir: str | Path, family: str, gender: str) -> Path:
-    """The first of :func:`candidate_paths` that is a file.
-
-    Raises:
-        BodyModelNotFoundError: none is; the message lists them all.
-    """
-    paths = candidate_paths(body_model_dir, family, gender)
-    for path in paths:
-        if path.is_file():
-            return path
-    raise BodyModelNotFoundError(family, gender, paths)
-
-
-def load_body_model(body_model_dir: str | Path, family: str, gender: str) -> BodyModel:
-    """The model of ``family`` and ``gender`` in the user's folder (either layout)."""
-    return read_body_model(find_model_file(body_model_dir, family, gender), family, gender)
-
-
-_CONVERT_RECIPE = """\
-In a Python environment that has chumpy and scipy (for example a venv with
-`pip install chumpy scipy "numpy<1.24"`), run once:
-    import pickle, numpy as np
-    d = pickle.load(open({pkl}, "rb"), encoding="latin1")
-    dense = lambda v: v.toarray() if hasattr(v, "toarray") else np.asarray(v)
-    keys = "v_template shapedirs posedirs J_regressor weights kintree_table f".split()
-    np.savez({npz}, **{{k: dense(d[k]) for k in keys}})
-The .npz beside the .pkl is then read instead (it is looked for first)."""
-
-
-class ModelUnpickler(pickle.Unpickler):
-    """An unpickler that builds numpy arrays and scipy sparse matrices and nothing else.
-
-    Every global a pickle names goes through :meth:`find_class`, which admits only numpy's
-    array, dtype and the functions that rebuild them, scipy's sparse matrix classes, and for
-    pickles of protocol 0-2 the two helpers those protocols use (``copyreg._reconstructor`` with
-    ``object``, and ``_codecs.encode`` restricted to latin-1). Calling any of these with any
-    arguments builds data, never runs other code. Python 2 pickles (as the SMPL files are) are
-    read with ``encoding="latin1"``, as numpy requires.
-    """
-
-    def __init__(self, file: Any, path: str | Path = "<pickle>") -> None:
-        super().__init__(file, encoding="latin1")
-        self._path = path
-
-    def find_class(self, module: str, name: str) -> Any:
-        found = _admitted_global(module, name)
-        if found is not None:
-            return found
-        if module == "chumpy" or module.startswith("chumpy."):
-            pkl = Path(self._path)
-            npz = pkl.with_suffix(".npz")
-            raise ChumpyModelError(
-                pkl,
-                f"holds chumpy objects ({module}.{name}); a pickle of chumpy objects runs "
-                "chumpy's code when read, so it is refused.\n"
-                + _CONVERT_RECIPE.format(pkl=repr(str(pkl)), npz=repr(str(npz))),
-            )
-        raise BodyModelError(
-            self._path,
-            f"the pickle names {module}.{name}; a body-model pickle may hold only numpy arrays "
-            "and scipy sparse matrices, so it is refused (nothing in it was run)",
-        )
-
-
-_SPARSE_KINDS = ("bsr", "coo", "csc", "csr", "dia", "dok", "lil")
-_SPARSE_NAMES = frozenset(
-    f"{kind}_{form}" for kind in _SPARSE_KINDS for form in ("matrix", "array")
-)
-
-
-def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
-    """``_codecs.encode`` as pickles of protocol 0-2 use it for bytes: latin-1 only."""
-    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-@cache
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    try:  # numpy >= 2 (and 1.26's forward-compatible names)
-        from numpy._core import multiarray, numeric
-    except ImportError:  # pragma: no cover - older numpy
-        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
-    import copyreg
-
-    admitted: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("copyreg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
-        ("copy_reg", "_reconstructor"): copyreg._reconstructor,  # type: ignore[attr-defined]
-        ("builtins", "object"): object,
-        ("__builtin__", "object"): object,
-        ("_codecs", "encode"): _latin1_encode,
-    }
-    for core in ("numpy.core", "numpy._core"):  # numpy 1 and numpy 2 pickles
-        admitted[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        admitted[(f"{core}.multiarray", "scalar")] = multiarray.scalar
-        admitted[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]
-    return admitted
-
-
-def _admitted_global(module: str, name: str) -> Any:
-    """The object a model pickle may name as ``module.name``, or None."""
-    found = _numpy_globals().get((module, name))
-    if found is not None:
-        return found
-    if (module == "scipy.sparse" or module.startswith("scipy.sparse.")) and name in _SPARSE_NAMES:
-        try:
-            import scipy.sparse
-        except ImportError as error:  # the pickle is fine; this environment lacks scipy
-            raise pickle.UnpicklingError(
-                f"the pickle holds a scipy sparse matrix ({module}.{name}): install scipy to "
-                "read it, or save the model as .npz with the matrix dense"
-            ) from error
-        return getattr(scipy.sparse, name)
-    return None
-
-
-def read_model_arrays(path: str | Path, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """The arrays of a model file (``.npz`` or ``.pkl``) and the SHA-256 of its bytes.
-
-    Returns ``{key: array}`` for ``keys`` (every array of the file when None) plus ``"sha256"``,
-    the hex digest of the file's bytes, hashed and then parsed through one open file (a file
-    renamed over it meanwhile changes neither). Sparse matrices of a ``.pkl`` become dense.
-
-    Raises:
-        BodyModelError: unreadable file, a missing key, an object array, a forbidden pickle.
-    """
-    path = Path(path)
-    with open(path, "rb") as file:
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: file.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-        if file.tell() == 0:
-            raise BodyModelError(path, "the file is empty")
-        file.seek(0)
-        if path.suffix == ".pkl":
-            arrays = _read_pickle(path, file, keys)
-        else:
-            arrays = _read_npz(path, file, keys)
-    sha256 = digest.hexdigest()
-    arrays["sha256"] = sha256
-    return arrays
-
-
-def _read_npz(path: Path, file: BinaryIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
-    try:
-        npz = np.load(file, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise BodyModelError(path, f"not an .npz archive ({error})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise BodyModelError(path, "holds one array, not an .npz archive of named arrays")
-    with npz:
-        wanted = keys if keys is not None else tuple(npz.files)
-        out: dict[str, Any] = {}
-        for key in wanted:
-            if key not in npz.files:
-                raise BodyModelError(path, f"has no key {key!r} (keys: {sorted(npz.files)})")
-            try:
-                out[key] = npz[key]
-            except ValueError as error:  # an object array: needs pickle
-                if keys is None:
-                    continue  # reading everything: skip what is not plain data
-                raise BodyModelError(
-                    path,
-                    f"{key!r} is a pickled object, not a plain array ({error}); save it as a "
-                    "numeric array (a scipy sparse J_regressor as J_regressor.toarray())",
-                ) from None
-    return out
-
-
-def _read_pickle(path: Path, file: BinaryIO, keys: tuple[str, ...] | None) -> dict[str, Any]:
-    try:
-        loaded = ModelUnpickler(file, path).load()
-    except BodyModelError:
-        raise
-    except Exception as error:  # a damaged or foreign pickle: no code of it ran
-        raise BodyModelError(path, f"not a readable model pickle ({error})") from None
-    if not isinstance(loaded, dict):
-        raise BodyModelError(path, f"holds a {type(loaded).__name__}, not a dict of arrays")
-    wanted = keys if keys is not None else tuple(loaded)
-    out: dict[str, Any] = {}
-    for key in wanted:
-        if key not in loaded:
-            raise BodyModelError(path, f"has no key {key!r} (keys: {sorted(loaded)})")
-        value = loaded[key]
-        if hasattr(value, "toarray"):  # a scipy sparse matrix
-            try:
-                value = value.toarray()
-            except Exception as error:  # a sparse matrix of a scipy this one cannot rebuild
-                raise BodyModelError(
-                    path, f"{key!r}: a sparse matrix that does not convert to dense ({error})"
-                ) from None
-        if isinstance(value, np.ndarray) and value.dtype != object:
-            out[key] = value
-        elif keys is not None:
-            raise BodyModelError(path, f"{key!r} is a {type(value).__name__}, not an array")
-    return out
+#: Frames per block of forward kinematics: float64 rotations of 55 joints take 32 MB.
+_FK_BLOCK = 8192
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,12 +127,12 @@ def read_body_model(path: str | Path, family: str, gender: str) -> BodyModel:
     Raises:
         BodyModelError: unreadable, or keys of shapes other than the family's.
     """
-    _check_family_gender(family, gender)
+    check_family_gender(family, gender)
     path = Path(path)
     arrays = read_model_arrays(path, _NEEDED_KEYS)
     num_joints, num_vertices = NUM_JOINTS[family], NUM_VERTICES[family]
 
-    def numeric(key: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    def numeric(key: str, shape: tuple[int | None, ...], directions: bool = False) -> np.ndarray:
         value = arrays[key]
         if value.ndim != len(shape) or any(
             want is not None and got != want for got, want in zip(value.shape, shape, strict=True)
@@ -459,21 +145,24 @@ def read_body_model(path: str | Path, family: str, gender: str) -> BodyModel:
             )
         if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
             raise BodyModelError(path, f"{key!r} has dtype {value.dtype}, expected numbers")
-        out = np.asarray(value, dtype=np.float64)
+        if directions:  # only the shape directions are used (SMPL-X: not the expressions)
+            value = value[:, :, : shape_direction_count(family, value.shape[2])]
+        out = np.ascontiguousarray(value, dtype=np.float64)
         if not np.isfinite(out).all():
             raise BodyModelError(path, f"{key!r} holds NaN or infinite values")
         return out
 
     v_template = numeric("v_template", (num_vertices, 3))
-    all_dirs = numeric("shapedirs", (num_vertices, 3, None))
+    shapedirs = numeric("shapedirs", (num_vertices, 3, None), directions=True)
     J_regressor = numeric("J_regressor", (num_joints, num_vertices))
     kintree = numeric("kintree_table", (2, num_joints))
     parents = _parents(path, kintree)
-    shapedirs = np.ascontiguousarray(
-        all_dirs[:, :, : shape_direction_count(family, all_dirs.shape[2])]
-    )
     joint_template = J_regressor @ v_template
-    joint_shapedirs = np.einsum("jv,vcs->jcs", J_regressor, shapedirs, optimize=True)
+    # the regressor weighs a few vertices per joint: the others add exact zeros
+    support = np.flatnonzero(np.any(J_regressor != 0, axis=0))
+    joint_shapedirs = np.einsum(
+        "jv,vcs->jcs", J_regressor[:, support], shapedirs[support], optimize=True
+    )
     for array in (v_template, shapedirs, J_regressor, parents, joint_template, joint_shapedirs):
         array.flags.writeable = False
     return BodyModel(
@@ -510,6 +199,11 @@ def _parents(path: Path, kintree: np.ndarray) -> np.ndarray:
     return parents
 
 
+def load_body_model(body_model_dir: str | Path, family: str, gender: str) -> BodyModel:
+    """The model of ``family`` and ``gender`` in the user's folder (either layout)."""
+    return read_body_model(find_model_file(body_model_dir, family, gender), family, gender)
+
+
 # ---------------------------------------------------------------------------------------------
 # Poses and joints
 
@@ -533,7 +227,7 @@ def assemble_pose(
     first K joints, whose parents are among them: 22 needs only ``root_orient`` and
     ``pose_body``.
     """
-    _check_family(family)
+    check_family(family)
     total = NUM_JOINTS[family]
     keep = total if num_joints is None else num_joints
     if not 1 <= keep <= total:
@@ -589,6 +283,42 @@ def rest_joints(model: BodyModel, betas: np.ndarray) -> np.ndarray:
     )
 
 
+def _rodrigues_components(axis_angle: np.ndarray) -> np.ndarray:
+    """Rotation matrices of axis-angle vectors given component-major, ``(..., 3, n)`` ->
+    ``(..., 3, 3, n)`` float64 (Rodrigues: ``cos t I + sin t / t [r]x + (1 - cos t) / t**2
+    r r^T``, the coefficients from the half angle, so that small and zero angles are exact).
+    Each entry is one vectorised operation over ``n``: no per-matrix overhead."""
+    x, y, z = axis_angle[..., 0, :], axis_angle[..., 1, :], axis_angle[..., 2, :]
+    half = 0.5 * np.sqrt(x * x + y * y + z * z)
+    sin_half, cos_half = np.sin(half), np.cos(half)
+    # q = sin(t/2) / (t/2), 1 at t = 0; a = sin t / t = q cos(t/2); b = (1 - cos t) / t**2
+    # = q**2 / 2; cos t = 1 - 2 sin(t/2)**2: no cancellation for small angles
+    q = np.ones_like(half)
+    np.divide(sin_half, half, out=q, where=half > 0)
+    a = q * cos_half
+    b = 0.5 * q * q
+    c = 1.0 - 2.0 * sin_half * sin_half
+    bx, by, bz = b * x, b * y, b * z
+    ax, ay, az = a * x, a * y, a * z
+    out = np.empty((*axis_angle.shape[:-2], 3, 3, axis_angle.shape[-1]))
+    out[..., 0, 0, :] = c + bx * x
+    out[..., 0, 1, :] = bx * y - az
+    out[..., 0, 2, :] = bx * z + ay
+    out[..., 1, 0, :] = bx * y + az
+    out[..., 1, 1, :] = c + by * y
+    out[..., 1, 2, :] = by * z - ax
+    out[..., 2, 0, :] = bx * z - ay
+    out[..., 2, 1, :] = by * z + ax
+    out[..., 2, 2, :] = c + bz * z
+    return out
+
+
+def rotation_matrices(axis_angle: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(..., 3, 3)`` float64 of axis-angle vectors ``(..., 3)``."""
+    r = np.asarray(axis_angle, dtype=np.float64)
+    return np.moveaxis(_rodrigues_components(r.reshape(-1, 3).T), -1, 0).reshape(*r.shape, 3)
+
+
 def posed_joints(
     rest: np.ndarray,
     parents: np.ndarray | tuple[int, ...],
@@ -596,21 +326,22 @@ def posed_joints(
     trans: np.ndarray | None = None,
     *,
     block_frames: int = _FK_BLOCK,
+    joints: tuple[int, ...] | None = None,
+    rest_index: np.ndarray | None = None,
 ) -> np.ndarray:
     """Joint positions ``(N, K, 3)`` float64 after forward kinematics, plus ``trans``.
 
-    ``rest`` are rest joints ``(J, 3)`` (or per frame ``(N, J, 3)``), ``parents`` the tree (root
+    ``rest`` are rest joints ``(J, 3)`` (or per frame ``(N, J, 3)``, or ``(U, J, 3)`` with
+    ``rest_index`` ``(N,)`` naming each frame's: one per motion), ``parents`` the tree (root
     -1, each joint after its parent), ``pose`` axis-angle ``(N, K, 3)`` for the first K <= J
     joints (the joints whose positions are wanted: the first K are closed under parents).
     Joint k's global transform is its parent's composed with ``(R_k, rest_k - rest_parent)``;
     its position is the transform's translation, as linear blend skinning poses joints.
-    Joint by joint in tree order, each step a batch of ``block_frames`` frames (joint-major
-    arrays, so a parent's transforms are one contiguous batch).
+    Joint by joint in tree order, ``block_frames`` frames at a time, component-major (each
+    matrix entry a vector over the block's frames, so that a 3x3 product is 27 vectorised
+    multiply-adds). Only the joints with children need their rotation. ``joints``: compute
+    only these and their ancestors; the other columns of the result are left zero.
     """
-    import torch
-
-    from vposer_data.rotations import aa_to_matrot  # torch: imported only when joints are made
-
     pose = np.asarray(pose)
     if pose.ndim != 3 or pose.shape[2] != 3:
         raise ValueError(f"pose must have shape (N, K, 3), got {pose.shape}")
@@ -620,39 +351,67 @@ def posed_joints(
     if rest.shape[-2] < count or rest.shape[-1] != 3 or rest.ndim not in (2, 3):
         raise ValueError(f"rest joints of shape {rest.shape} for a pose of {count} joints")
     per_frame = rest.ndim == 3
-    if per_frame and rest.shape[0] != frames:
+    if rest_index is not None:
+        rest_index = np.asarray(rest_index, dtype=np.int64).reshape(-1)
+        if not per_frame or rest_index.shape != (frames,):
+            raise ValueError(f"rest_index must name one of rest's {rest.shape[:-2]} per frame")
+    elif per_frame and rest.shape[0] != frames:
         raise ValueError(f"rest joints for {rest.shape[0]} frames, pose for {frames}")
     if trans is not None:
         trans = np.asarray(trans, dtype=np.float64)
         if trans.shape != (frames, 3):
             raise ValueError(f"trans must have shape ({frames}, 3), got {trans.shape}")
-    # bone vectors rest_k - rest_parent(k), joint-major; the root's is its own rest position
-    rest = rest[..., :count, :]
-    bones = rest - rest[..., [max(p, 0) for p in tree], :]
-    bones[..., 0, :] = rest[..., 0, :]
-    bones = np.moveaxis(bones, -2, 0)[..., None]  # (K, N or 1... , 3, 1)
-    if not per_frame:
-        bones = bones[:, None]  # (K, 1, 3, 1): the same for every frame
-    has_child = set(tree[1:])
-    out = np.empty((frames, count, 3))
+    needed = set(range(count)) if joints is None else set()
+    for joint in joints or ():
+        while joint >= 0 and joint not in needed:
+            needed.add(joint)
+            joint = tree[joint]
+    order = sorted(needed)
+    has_child = {tree[j] for j in order if j > 0}
+    rotated = [j for j in order if j in has_child]  # the joints whose rotation is used
+    # bone vectors rest_k - rest_parent(k), component-major (K, 3, frames or motions, or 1);
+    # the root's is its own rest position
+    rest = np.ascontiguousarray(
+        rest[:, :count, :].transpose(1, 2, 0) if per_frame else rest[:count, :, None]
+    )
+    bones = rest - rest[[max(p, 0) for p in tree]]
+    bones[0] = rest[0]
+    out = np.zeros((frames, count, 3))
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
-        joint_major = np.ascontiguousarray(pose[start:stop].transpose(1, 0, 2), dtype=np.float64)
-        local = aa_to_matrot(torch.from_numpy(joint_major)).numpy()  # (K, n, 3, 3)
-        block_bones = bones[:, start:stop] if per_frame else bones
-        world = np.empty_like(local)  # global rotations, of the joints with children
-        positions = np.empty((count, stop - start, 3))
-        world[0] = local[0]
-        positions[0] = block_bones[0, ..., 0]
-        for joint in range(1, count):  # parents come first; each a batch of n frames
+        aa = np.ascontiguousarray(pose[start:stop, rotated].transpose(1, 2, 0), dtype=np.float64)
+        local = _rodrigues_components(aa)  # (R, 3, 3, n)
+        local_of = {joint: local[k] for k, joint in enumerate(rotated)}
+        if rest_index is not None:
+            block_bones = bones[:, :, rest_index[start:stop]]
+        elif per_frame:
+            block_bones = bones[:, :, start:stop]
+        else:
+            block_bones = bones
+        world: dict[int, np.ndarray] = {}  # global rotations (3, 3, n) of joints with children
+        positions = np.zeros((count, 3, stop - start))
+        for joint in order:  # parents come first
             parent = tree[joint]
-            offset = np.matmul(world[parent], block_bones[joint])[..., 0]
-            np.add(positions[parent], offset, out=positions[joint])
+            bone = block_bones[joint]
+            if parent < 0:
+                positions[joint] = bone
+                if trans is not None:
+                    positions[joint] += np.ascontiguousarray(trans[start:stop].T)
+                if joint in has_child:
+                    world[joint] = local_of[joint]
+                continue
+            w = world[parent]
+            positions[joint] = (
+                positions[parent] + w[:, 0] * bone[0] + w[:, 1] * bone[1] + w[:, 2] * bone[2]
+            )
             if joint in has_child:
-                np.matmul(world[parent], local[joint], out=world[joint])
-        if trans is not None:
-            positions += trans[None, start:stop]
-        out[start:stop] = positions.transpose(1, 0, 2)
+                own = local_of[joint]
+                world[joint] = (
+                    w[:, 0, None] * own[None, 0]
+                    + w[:, 1, None] * own[None, 1]
+                    + w[:, 2, None] * own[None, 2]
+                )
+        out[start:stop] = positions.transpose(2, 0, 1)
     return out
 
 

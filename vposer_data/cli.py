@@ -46,6 +46,16 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     _check_frames(args)
 
+    if args.body_models is not None:
+        from vposer_data.synthetic_models import ensure_body_models
+
+        written = ensure_body_models(args.body_models)
+        print(
+            f"Wrote {len(written)} made-up body-model files (SMPL, SMPL+H, SMPL-X; male, female, "
+            f"neutral; AMASS layout) to {args.body_models}: for tests and demos only."
+            if written
+            else f"Reusing the made-up body models in {args.body_models}."
+        )
     summary = write_amass_tree(
         args.out_dir,
         total_frames=args.frames,
@@ -78,10 +88,14 @@ def _config_from_args(args: argparse.Namespace) -> PrepareConfig:
     return PrepareConfig(**given)
 
 
-def _checked_config(args: argparse.Namespace, splits: dict) -> PrepareConfig:
-    """The settings of the flags given, checked against the split mapping (torch-free)."""
-    config = _config_from_args(args)
+def _checked_config(
+    args: argparse.Namespace, splits: dict, config: PrepareConfig | None = None
+) -> PrepareConfig:
+    """The settings of the flags given, checked against the split mapping and for the body
+    models they need (torch-free)."""
+    config = _config_from_args(args) if config is None else config
     config.check_splits(splits)
+    config.require_body_model_dir()
     return config
 
 
@@ -168,7 +182,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vposer_data.synthetic import ensure_synthetic_tree
 
     _check_frames(args)
-    config = _checked_config(args, AMASS_SPLITS)  # before anything is written
+    config = _config_from_args(args)
+    if config.body_model_augmentations and config.body_model_dir is None:
+        # the demo's own made-up models, written once beside its tree
+        config = dataclasses.replace(config, body_model_dir=str(args.dir / "body_models"))
+    config = _checked_config(args, AMASS_SPLITS, config)  # before anything is written
     amass_dir = args.dir / "amass"
     summary = ensure_synthetic_tree(amass_dir, total_frames=args.frames, release=args.release)
     if summary is None:
@@ -178,6 +196,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             f"Wrote a synthetic AMASS tree to {amass_dir}: {summary.motion_files} motion "
             f"files, {summary.total_frames:,} frames ({summary.release} release names)."
         )
+    if config.body_model_dir == str(args.dir / "body_models"):
+        from vposer_data.synthetic_models import ensure_body_models
+
+        if ensure_body_models(args.dir / "body_models", families=(args.release,)):
+            print(f"Wrote made-up {args.release} body models to {args.dir / 'body_models'}.")
     return _prepare(args, amass_dir, args.dir / "vposer", AMASS_SPLITS, config)
 
 
@@ -361,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the files the frame-rate errata and exclusion presets are about "
         "(BMLhandball, the two SSM subjects, BMLrub treadmill walking, HDM05 inline skating)",
+    )
+    synth.add_argument(
+        "--body-models",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write made-up SMPL, SMPL+H and SMPL-X model files (real keys and shapes, "
+        "never the licensed data) to DIR/<family>/<gender>/model.npz, for --body-model-dir",
     )
     synth.set_defaults(func=_cmd_synth)
 

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import math
 import numbers
+import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from vposer_data.errata import (
 from vposer_data.errors import ConfigError
 
 __all__ = [
+    "BODY_MODEL_GENDERS",
     "COMPRESSIONS",
     "SAMPLING_MODES",
     "PrepareConfig",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 SAMPLING_MODES = ("random", "fps", "clips")
+#: ``body_model_gender``: each motion's own gender, or the neutral model for every motion.
+BODY_MODEL_GENDERS = ("file", "neutral")
 COMPRESSIONS = ("none", "gzip", "lzf")
 
 
@@ -88,6 +92,10 @@ def _random_augmentation(c: PrepareConfig) -> bool:
 
 def _pose_changing(c: PrepareConfig) -> bool:
     return bool(c.pose_augmentations)
+
+
+def _body_model_fields(c: PrepareConfig) -> bool:
+    return bool(c.body_model_augmentations)
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,21 @@ class PrepareConfig:
         applies=_pose_changing,
         shown='`["train"]`',
     )
+    body_model_dir: str | None = setting(
+        None,
+        "folder of the user's SMPL-family model files, needed by the `joints` and `contacts` "
+        "augmentations: `<family>/<gender>/model.npz` (AMASS) or `<family>/<FAMILY>_<GENDER>"
+        ".npz` (the smplx package); the SHA-256 of the model files used, not this path, is "
+        "part of the output's identity",
+        output=False,
+    )
+    body_model_gender: str = setting(
+        "file",
+        '"file": each motion uses the model of its own gender (`neutral` for neutral files); '
+        '"neutral": the neutral model for every motion',
+        applies=_body_model_fields,
+        choices=BODY_MODEL_GENDERS,
+    )
     batch_size: int = setting(
         8192,
         "Stage II frames per batch (clips: `batch_size // clip_frames` clips); random draws "
@@ -224,6 +247,8 @@ class PrepareConfig:
             raise ConfigError(f"invalid PrepareConfig: fps_overrides: {exc}") from None
         object.__setattr__(self, "fps_overrides", overrides)
         object.__setattr__(self, "exclude", _parse_exclude(self.exclude))
+        if isinstance(self.body_model_dir, os.PathLike):  # a Path is kept as its text
+            object.__setattr__(self, "body_model_dir", os.fspath(self.body_model_dir))
         splits = self.augment_splits
         if isinstance(splits, str):
             splits = (splits,)
@@ -279,6 +304,22 @@ class PrepareConfig:
         """The configured augmentations that change poses (mirror, random_zrot, noise,
         remove_zrot): applied to the ``augment_splits`` only."""
         return tuple(s for s in self.augmentations if s.augmentation.changes_poses)
+
+    @property
+    def body_model_augmentations(self) -> tuple[AugmentSpec, ...]:
+        """The configured augmentations that need the user's body models (joints, contacts)."""
+        return tuple(s for s in self.augmentations if s.augmentation.needs_body_model)
+
+    def require_body_model_dir(self) -> None:
+        """ConfigError when an augmentation needs body models and ``body_model_dir`` is None
+        (checked where the stages may run, not where a prepared folder is served)."""
+        if self.body_model_augmentations and self.body_model_dir is None:
+            names = [s.name for s in self.body_model_augmentations]
+            raise ConfigError(
+                f"invalid PrepareConfig: augmentations {names} need the SMPL-family body "
+                "models, and body_model_dir is None: pass body_model_dir=<your models' folder: "
+                "<family>/<gender>/model.npz or <family>/<FAMILY>_<GENDER>.npz>"
+            )
 
     def augments(self, split: str) -> bool:
         """Whether ``split`` gets the pose-changing augmentations (and the passes)."""
@@ -406,6 +447,12 @@ def _problems(c: PrepareConfig) -> list[str]:
             f"augment_splits=(): names no split, so the augmentations {names} would apply "
             "nowhere; name a split (such as 'train') or leave them out"
         )
+    if c.body_model_gender not in BODY_MODEL_GENDERS:
+        problems.append(f"body_model_gender={c.body_model_gender!r}: expected 'file' or 'neutral'")
+    if c.body_model_dir is not None and not (
+        isinstance(c.body_model_dir, str) and c.body_model_dir
+    ):
+        problems.append(f"body_model_dir={c.body_model_dir!r}: expected a folder or None")
     if not _is_int(c.num_workers) or c.num_workers < 0:
         problems.append(f"num_workers={c.num_workers!r}: expected an integer >= 0")
     if not _is_int(c.batch_size) or c.batch_size < 1:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vposer_data.skeleton import CONTACT_COLUMNS, CONTACT_JOINTS
+
 __all__ = [
     "ANKLE_HEIGHT",
     "CONTACT_COLUMNS",
@@ -40,8 +42,6 @@ __all__ = [
     "mirror_contacts",
 ]
 
-CONTACT_COLUMNS = ("left_ankle", "left_foot", "right_ankle", "right_foot")
-CONTACT_JOINTS = (7, 10, 8, 11)
 TOE_JOINTS = (10, 11)
 SPEED_THRESHOLD = 0.6  # m/s
 ANKLE_HEIGHT = 0.08  # m above m (the static toe height)
@@ -163,9 +163,18 @@ def floor_height(toe_z: np.ndarray, toe_speed: np.ndarray) -> float:
     labels = dbscan_1d(heights, DBSCAN_EPS, DBSCAN_MIN_SAMPLES)
     if (labels < 0).all():
         return float(np.median(heights))
-    return float(
-        min(np.median(heights[labels == label]) for label in np.unique(labels[labels >= 0]))
-    )
+    return float(_group_medians(heights[labels >= 0], labels[labels >= 0]).min())
+
+
+def _group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The median of each group's values, all groups at once (sorted by group, then value;
+    the middle value, or the mean of the two middle values, as ``np.median`` gives them)."""
+    order = np.lexsort((values, groups))
+    values, groups = values[order], groups[order]
+    starts = np.flatnonzero(np.concatenate([[True], groups[1:] != groups[:-1]]))
+    counts = np.diff(np.concatenate([starts, [groups.size]]))
+    low, high = values[starts + (counts - 1) // 2], values[starts + counts // 2]
+    return (low + high) / 2  # an odd count: (x + x) / 2 is x exactly
 
 
 def foot_contacts(joints: np.ndarray, fps: float) -> tuple[float, np.ndarray]:

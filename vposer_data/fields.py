@@ -14,14 +14,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from vposer_data.skeleton import CONTACT_COLUMNS, JOINT_NAMES_BY_FAMILY
+
 __all__ = [
     "ALL_FAMILIES",
     "BETAS",
     "CANON_OFFSET",
     "CANON_YAW",
+    "CONTACTS",
+    "CONTACT_COLUMNS",
     "FIELDS",
+    "FLOOR_Z",
     "FRAME_ID",
     "GENDER",
+    "JOINTS",
+    "JOINT_NAMES_BY_FAMILY",
     "NUM_BODY_JOINTS",
     "POSE_BODY",
     "POSE_BODY_MATROT",
@@ -65,6 +72,9 @@ CANON_OFFSET = "canon_offset"
 POSE_BODY_MATROT = "pose_body_matrot"
 TRANS_VEL = "trans_vel"
 ROOT_ANGVEL = "root_angvel"
+JOINTS = "joints"
+CONTACTS = "contacts"
+FLOOR_Z = "floor_z"
 
 #: What Stage I makes a field with: read from the AMASS file, provenance it records, or the
 #: canonicalisation of clips. Any other ``made_by`` is the augmentation (Stage II) adding it.
@@ -90,6 +100,10 @@ class Field:
         clips_only: it exists in clip folders only (``sampling="clips"``).
         default: a dataset loads it when no fields are asked for (if the split holds it).
         required: every split holds it (Stage III refuses an input without it).
+        inner: the trailing dimensions of one value after ``width`` (``joints``: ``(3,)``,
+            a value is ``(J, 3)``).
+        from_source: made by Stage I from the source motion at its own rate, for the
+            augmentation ``made_by`` names (labels such as ``contacts``), not in Stage II.
     """
 
     name: str
@@ -103,6 +117,8 @@ class Field:
     clips_only: bool = False
     default: bool = False
     required: bool = False
+    inner: tuple[int, ...] = ()
+    from_source: bool = False
 
     @property
     def is_pose(self) -> bool:
@@ -117,7 +133,7 @@ class Field:
     @property
     def derived(self) -> bool:
         """Added by an augmentation in Stage II (not stored by Stage I)."""
-        return self.made_by not in STAGE_I_MAKERS
+        return self.made_by not in STAGE_I_MAKERS and not self.from_source
 
     def row_shape(
         self, clip_frames: int | None = None, width: int | None = None
@@ -128,7 +144,7 @@ class Field:
         numbers = self.width if self.width is not None else width
         if numbers is None:
             raise ValueError(f"field {self.name!r}: its width is the input's, and none was given")
-        value = (numbers,) if numbers else ()
+        value = ((numbers,) if numbers else ()) + self.inner
         return (clip_frames, *value) if clip_frames and self.per == "frame" else value
 
 
@@ -247,6 +263,42 @@ _DECLARED = (
         made_by="velocities",
         clips_only=True,
     ),
+    # from the user's body models: joint names and order in JOINT_NAMES_BY_FAMILY (the first
+    # 22 for set="body"), contact columns in CONTACT_COLUMNS
+    Field(
+        JOINTS,
+        None,
+        "float32",
+        "frame",
+        (),
+        None,
+        "joint positions, metres, world frame (clips: canonical): 22 body joints or every "
+        "joint of the family",
+        made_by="joints",
+        inner=(3,),
+    ),
+    Field(
+        CONTACTS,
+        len(CONTACT_COLUMNS),
+        "uint8",
+        "frame",
+        (),
+        None,
+        "foot contacts 0/1: left_ankle, left_foot, right_ankle, right_foot",
+        made_by="contacts",
+        from_source=True,
+    ),
+    Field(
+        FLOOR_Z,
+        0,
+        "float32",
+        "motion",
+        (),
+        None,
+        "floor height of the source motion, metres",
+        made_by="contacts",
+        from_source=True,
+    ),
 )
 
 #: Rotation representations an augmentation derives from an axis-angle pose field, as
@@ -297,13 +349,14 @@ def made_by(maker: str) -> tuple[str, ...]:
 
 def stage1_fields(frame_fields_present: Sequence[str], canonical: bool) -> list[str]:
     """Stage I's fields of a split, in order: the per-frame source fields every file has,
-    the canonicalisation's (clips canonicalised), then the per-motion fields and provenance."""
+    the canonicalisation's (clips canonicalised), then the per-motion fields and provenance;
+    labels of the source motion (``from_source``) when ``frame_fields_present`` names them."""
     sources = frame_fields()
     return [
         f.name
         for f in FIELDS.values()
         if not f.derived
-        and (f.name in frame_fields_present or f.name not in sources)
+        and (f.name in frame_fields_present or (f.name not in sources and not f.from_source))
         and (canonical or f.made_by != "canonicalize")
     ]
 

@@ -54,7 +54,8 @@ T = TypeVar("T")
 SITES: dict[str, str] = {
     "lock": "waiting for the output folder's lock: polled every 0.1 s",
     "walk": "finding a split's .npz files: one folder listed",
-    "inputs": "fingerprinting a split's inputs: one file's size and time, or its zip directory",
+    "inputs": "fingerprinting a split's inputs: one file's size and time, or its zip directory"
+    " (also one motion's model found, or one body model read)",
     "stage1.read": "Stage I: one motion file read and appended (in workers: one item of 8 files)",
     "stage1.field": "Stage I: one field's file completed (its head and tail written)",
     "stage2.batch": "Stage II: one batch augmented and written",

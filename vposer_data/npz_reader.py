@@ -289,15 +289,8 @@ class KeyReader(Keys):
         return self._mapping
 
 
-def map_member(mapping: mmap.mmap, name: str, member: Stored) -> np.ndarray | None:
-    """An array stored uncompressed, memory-mapped where it lies in the archive, or None when
-    it holds no data.
-
-    ``np.load`` copies a member through Python-level reads; a caller that uses part of an
-    array then copies only that part. The member's bounds are checked, so a truncated file is
-    still an error, and so is its CRC-32, computed over the mapped bytes before its header is
-    parsed, so damage anywhere in the member reads as damage.
-    """
+def _member_bounds(mapping: mmap.mmap, name: str, member: Stored) -> tuple[int, int]:
+    """Where a stored member's bytes start and stop in the archive (after its local header)."""
     at = member.header_offset
     if at + LOCAL_HEADER.size > len(mapping):
         raise OSError(f"no zip entry header at offset {at}")
@@ -310,6 +303,19 @@ def map_member(mapping: mmap.mmap, name: str, member: Stored) -> np.ndarray | No
         raise OSError(
             f"member {name} ends at byte {stop}, past the end of the file ({len(mapping)} bytes)"
         )
+    return start, stop
+
+
+def map_member(mapping: mmap.mmap, name: str, member: Stored) -> np.ndarray | None:
+    """An array stored uncompressed, memory-mapped where it lies in the archive, or None when
+    it holds no data.
+
+    ``np.load`` copies a member through Python-level reads; a caller that uses part of an
+    array then copies only that part. The member's bounds are checked, so a truncated file is
+    still an error, and so is its CRC-32, computed over the mapped bytes before its header is
+    parsed, so damage anywhere in the member reads as damage.
+    """
+    start, stop = _member_bounds(mapping, name, member)
     with memoryview(mapping) as view, view[start:stop] as stored:
         crc = crc32(stored)
     if crc != member.crc:
@@ -370,6 +376,18 @@ class MappedArchive(Keys):
         if array is None:  # an empty array: the reference path reads it through zipfile
             raise Fallback(f"key '{key}' holds no data")
         return array
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape of a key's array from its ``.npy`` header alone (no data read or checked:
+        a first look, such as a family from the width of ``poses``)."""
+        member = self._members.get(key if key in self._members else f"{key}.npy")
+        if member is None:
+            raise Fallback(f"no member for key '{key}'")
+        try:
+            start, _ = _member_bounds(self._data, key, member)
+            return array_header(self._data, start)[0]
+        except (OSError, ValueError) as exc:
+            raise Fallback(f"key '{key}': {exc!r}") from None
 
 
 def require_real(path: Path, key: str, value: np.ndarray) -> None:

@@ -49,6 +49,12 @@ from vposer_data.manifest import (
     stage_path,
 )
 from vposer_data.memory import release_free_memory
+from vposer_data.models_used import (
+    BodyModels,
+    model_changes,
+    recorded_body_models,
+    resolve_body_models,
+)
 from vposer_data.records import Stage1Record
 from vposer_data.runlog import LoggerLike, RunLog, resumed_line, stopped_line
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
@@ -165,6 +171,8 @@ def prepare_vposer_datasets(
     root = Path(vposer_datadir)
     settings = output_identity(amass_splits, config)
     config.check_splits(settings["splits"])
+    if amass_dir is not None:
+        config.require_body_model_dir()
     if amass_dir is None and not (root / MANIFEST_NAME).is_file():
         raise PrepareError(
             f"nothing is prepared at {root} and amass_dir is None; "
@@ -174,14 +182,17 @@ def prepare_vposer_datasets(
     _check_root(root)
     with Interrupts():  # from here on, Ctrl-C stops the run at the next safe point
         inputs = None if amass_dir is None else _find_inputs(root, settings, Path(amass_dir))
+        body = _body_models(root, config, inputs)  # a missing model stops here, before any stage
         _prepare_root(root)
-        return _prepare_locked(root, settings, inputs, config, overwrite, RunLog(None, logger))
+        log = RunLog(None, logger)
+        return _prepare_locked(root, settings, inputs, body, config, overwrite, log)
 
 
 def _prepare_locked(
     root: Path,
     settings: dict[str, Any],
     inputs: _Inputs | None,
+    body: BodyModels | None,
     config: PrepareConfig,
     overwrite: bool,
     log: RunLog,
@@ -209,12 +220,14 @@ def _prepare_locked(
             manifest = Manifest(root)
         if inputs is not None and manifest.exists:
             _check_inputs(root, manifest, inputs.amass_dir, inputs.sources, log)
+        if body is not None and manifest.exists:
+            _check_models(root, manifest, body)
         if manifest.complete:
             manifest.require_intact()
             return _result(root, manifest, [], {})
         log.open(root / LOG_NAME)
         try:
-            return _run(root, manifest, settings, inputs, config, log)
+            return _run(root, manifest, settings, inputs, config, log, body)
         except BaseException as stop:
             log.info(stopped_line(stop, manifest.recorded()))
             raise
@@ -263,6 +276,47 @@ def _find_inputs(root: Path, settings: Mapping[str, Any], amass_dir: Path) -> _I
             ) from exc
         raise
     return _Inputs(amass_dir, sources, notes)
+
+
+def _body_models(root: Path, config: PrepareConfig, inputs: _Inputs | None) -> BodyModels | None:
+    """The model file of every motion, when the joints or contacts fields are asked for: found
+    from the AMASS files, or (no ``amass_dir``) those the folder records, looked for again."""
+    if not config.body_model_augmentations or config.body_model_dir is None:
+        return None
+    if inputs is not None:
+        all_joints = any(
+            spec.name == "joints" and dict(spec.params)["set"] == "all"
+            for spec in config.augmentations
+        )
+        return resolve_body_models(
+            config.body_model_dir,
+            config.body_model_gender,
+            inputs.amass_dir,
+            inputs.sources,
+            all_joints=all_joints,
+        )
+    try:
+        recorded = Manifest.load(root).data.get("body_models")
+    except ManifestError:
+        return None
+    if not recorded:
+        return None
+    return recorded_body_models(config.body_model_dir, config.body_model_gender, recorded)
+
+
+def _check_models(root: Path, manifest: Manifest, body: BodyModels) -> None:
+    """Raise StaleOutputError when other model files (by SHA-256) would be used than those
+    the folder was prepared with."""
+    recorded = manifest.data.get("body_models")
+    if recorded is None:
+        return
+    changes = model_changes(recorded, body)
+    if changes:
+        raise StaleOutputError(
+            f"{root} was prepared with other body models:\n  "
+            + "\n  ".join(changes)
+            + f"\n{REBUILD_HINT}, or pass the body_model_dir it was prepared with."
+        )
 
 
 def _records_inputs(root: Path) -> bool:
@@ -328,6 +382,7 @@ def _run(
     inputs: _Inputs | None,
     config: PrepareConfig,
     log: RunLog,
+    body: BodyModels | None = None,
 ) -> PrepareResult:
     amass_dir = None if inputs is None else inputs.amass_dir
     splits = list(settings["splits"])
@@ -341,13 +396,19 @@ def _run(
                 "amass_dir": str(Path(amass_dir).resolve()) if amass_dir else None,
                 "versions": versions,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                **({} if body is None else {"body_models": body.listing()}),
             },
         )
+    elif body is not None:  # the same models (by SHA-256), perhaps found elsewhere now
+        manifest.update(body_models=body.listing())
     need = _needed(manifest, splits)
     log.info(f"=== vposer_data {__version__}: preparing {root} ===")
     log.info(f"versions: {versions}")
     log.info(f"config: {json.dumps(config.to_dict(), sort_keys=True)}")
     log.info(f"splits: {json.dumps(settings['splits'])}")
+    if body is not None:
+        for key, entry in body.listing().items():
+            log.info(f"body model {key}: {entry['file']} (SHA-256 {entry['sha256']})")
     todo = [f"{stage.name}/{s}" for stage in PIPELINE for s in splits if s in need[stage.name]]
     resumed = resumed_line(manifest.data.get("started"), manifest.recorded(), todo)
     if resumed is not None:
@@ -374,6 +435,7 @@ def _run(
                     final=final,
                     amass_dir=None if amass_dir is None else Path(amass_dir),
                     sources=sources.get(split),
+                    body_models=body,
                 )
                 record = stage.run(job)
                 if stage.final:

@@ -16,6 +16,7 @@ import numpy as np
 from vposer_data.dataset import VPoserDataset
 from vposer_data.fields import POSE_BODY
 from vposer_data.manifest import STAGE_III, Manifest, split_dir
+from vposer_data.stick_figure import draw_stick_figures, motion_strip
 from vposer_data.summary import clip_seconds_per_dataset, load_prepared
 from vposer_data.summary import samples_per_dataset as per_split
 
@@ -82,7 +83,8 @@ def _color(split: str, index: int) -> str:
 def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Figure:
     """The report as a matplotlib ``Figure`` (no pyplot, no backend change): samples per
     source dataset by split; the distribution of body joint rotation angles per split; and
-    each joint's median angle with its interquartile range, per split."""
+    each joint's median angle with its interquartile range, per split; and, when the folder
+    has ``joints``, a stick figure of a few frames of one motion, feet coloured by contact."""
     try:
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
@@ -103,11 +105,16 @@ def report_figure(data_dir: str | Path, max_samples: int | None = 100_000) -> Fi
     unit = "clips" if clips else "samples"
     seconds = {s: sum((clip_seconds_per_dataset(manifest, s) or {}).values()) for s in splits}
 
-    fig = Figure(figsize=(15, 9), dpi=100, layout="constrained")
-    grid = fig.add_gridspec(2, 2, width_ratios=(1, 1.35))
-    ax_counts = fig.add_subplot(grid[:, 0])
+    strip = motion_strip(data_dir)
+    rows = 2 if strip is None else 3
+    fig = Figure(figsize=(15, 9 if strip is None else 13), dpi=100, layout="constrained")
+    heights = (1, 1) if strip is None else (1, 1, 0.9)
+    grid = fig.add_gridspec(rows, 2, width_ratios=(1, 1.35), height_ratios=heights)
+    ax_counts = fig.add_subplot(grid[:2, 0])
     ax_hist = fig.add_subplot(grid[0, 1])
     ax_joint = fig.add_subplot(grid[1, 1])
+    if strip is not None:
+        draw_stick_figures(fig.add_subplot(grid[2, :]), strip)
     what = (
         f"clips of {config['clip_frames']} frames at {config['target_fps']:g} Hz"
         if clips

@@ -149,6 +149,12 @@ def summarize(data_dir: str | Path) -> str:
     lines.append("\nconfiguration:")
     for key, value in config.items():
         lines.append(f"  {key} = {value}")
+    models = manifest.data.get("body_models")
+    if models:
+        lines.append("\nbody models used (joints, contacts; known by SHA-256):")
+        for key, entry in models.items():
+            family, gender = key.split("/")
+            lines.append(f"  {family:<6s} {gender:<8s} {entry['file']}  sha256 {entry['sha256']}")
     excluded = [
         (split, item) for split in manifest.splits for item in _stage1(manifest, split).excluded
     ]

@@ -27,15 +27,18 @@ from typing import Any
 import numpy as np
 
 from vposer_data.errors import ConfigError, PrepareError
+from vposer_data.synthetic_models import ensure_body_models, write_body_models
 
 __all__ = [
     "RELEASES",
     "SYNTHETIC_MARKER",
     "SyntheticSummary",
+    "ensure_body_models",
     "ensure_synthetic_tree",
     "minimum_frames",
     "synthetic_tree_options",
     "write_amass_tree",
+    "write_body_models",
     "write_errata_examples",
     "write_motion_npz",
     "write_npz",

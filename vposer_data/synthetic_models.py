@@ -41,6 +41,7 @@ from vposer_data.body_model import (
 
 __all__ = [
     "LAYOUTS",
+    "ensure_body_models",
     "model_arrays",
     "model_path",
     "write_body_models",
@@ -252,4 +253,18 @@ def write_body_models(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_model_npz(path, model_arrays(family, gender, seed, layout))
                 written.append(path)
+    return written
+
+
+def ensure_body_models(
+    root: str | Path, families: tuple[str, ...] = FAMILIES, seed: int = 0
+) -> list[Path]:
+    """Write the made-up models of ``families`` (every gender, AMASS layout) that ``root``
+    lacks; returns those written. A file there is whole (each is written under a temporary
+    name and renamed), so it is reused: folders prepared with it stay valid."""
+    written = []
+    for family in families:
+        for gender in GENDERS:
+            if not model_path(root, family, gender, "amass").is_file():
+                written += write_body_models(root, (family,), (gender,), seed=seed)
     return written

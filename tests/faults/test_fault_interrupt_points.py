@@ -59,7 +59,7 @@ del WHERE["lock"]
 #: statistics thread, by that thread or by the column's save beside it).
 RAISED_IN = {
     "walk": {"find_npz_files"},
-    "inputs": {"_stats", "_content_stamp"},
+    "inputs": {"_stats", "_content_stamp", "resolve_body_models"},
     "stage1.read": {"_in_workers", "_in_threads"},
     "stage1.field": {"finish"},
     "stage2.batch": {"run_stage2"},

@@ -18,9 +18,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from vposer_data.augment.joints import SplitModels, contacts, joints
 from vposer_data.augment.registry import AugmentSpec, parse_augmentations
 from vposer_data.clips import root_angular_velocity, rotate_clips_about_z, trans_velocity
 from vposer_data.fields import (
+    CONTACTS,
     NUM_BODY_JOINTS,
     POSE_BODY,
     POSE_BODY_MATROT,
@@ -46,6 +48,8 @@ __all__ = [
     "POSE_FIELDS",
     "Batch",
     "apply_augmentations",
+    "contacts",
+    "joints",
     "matrot",
     "mirror",
     "noise",
@@ -249,14 +253,19 @@ _MIRROR_TABLES: dict[str, tuple[list[int], list[float]]] = {
 }
 
 
+#: The contact columns after mirroring: left and right feet swap.
+_MIRRORED_CONTACTS = (2, 3, 0, 1)
+
+
 def mirror(batch: Batch, generator: torch.Generator, p: float = 1.0) -> Batch:
     """Flip left and right (across the body's sagittal plane) with probability ``p`` per sample.
 
     Body joint pairs (hips, knees, ankles, feet, collars, shoulders, elbows, wrists), the two
     hands and the two eyes are swapped, and every axis-angle ``(x, y, z)`` becomes
     ``(x, -y, -z)`` (``root_orient`` and ``pose_jaw`` too); ``trans`` x becomes ``-x``.
-    Other fields pass through. Exact (a permutation and sign flips): mirroring twice with
-    ``p = 1`` is the identity. A clip is flipped whole (one draw per clip).
+    Foot ``contacts`` swap their left and right columns. Other fields pass through. Exact (a
+    permutation and sign flips): mirroring twice with ``p = 1`` is the identity. A clip is
+    flipped whole (one draw per clip).
     """
     n = _batch_size(batch)
     flip = torch.rand(n, generator=generator, dtype=torch.float64) < p
@@ -276,6 +285,11 @@ def mirror(batch: Batch, generator: torch.Generator, p: float = 1.0) -> Batch:
         mirrored = x.index_select(x.ndim - 1, index) * sign
         chosen = flip.reshape(n, *([1] * (x.ndim - 1))).to(x.device)
         out[field] = torch.where(chosen, mirrored, x)
+    if CONTACTS in batch:  # left_ankle, left_foot, right_ankle, right_foot
+        x = batch[CONTACTS]
+        mirrored = x.index_select(x.ndim - 1, torch.tensor(_MIRRORED_CONTACTS, device=x.device))
+        chosen = flip.reshape(n, *([1] * (x.ndim - 1))).to(x.device)
+        out[CONTACTS] = torch.where(chosen, mirrored, x)
     return out
 
 
@@ -284,9 +298,11 @@ def apply_augmentations(
     specs: Sequence[AugmentSpec],
     generator: torch.Generator,
     fps: float | None = None,
+    body: SplitModels | None = None,
 ) -> Batch:
     """Apply ``specs`` in order (validated again) and return a new batch; ``batch`` is not
-    modified. ``fps``: the clips' rate, for the augmentations that work on clips only."""
+    modified. ``fps``: the clips' rate, for the augmentations that work on clips only;
+    ``body``: the split's body models, for those that need them."""
     out = dict(batch)
     for spec in parse_augmentations(list(specs)):
         augmentation = spec.augmentation
@@ -296,5 +312,9 @@ def apply_augmentations(
             if fps is None:
                 raise ValueError(f"augmentation {spec.name!r} needs clips and their rate (fps)")
             params["fps"] = fps
+        if augmentation.needs_body_model:
+            if body is None:
+                raise ValueError(f"augmentation {spec.name!r} needs the body models")
+            params["body"] = body
         out = function(out, generator, **params)
     return out

@@ -19,17 +19,24 @@ from typing import Any
 
 from vposer_data.errors import ConfigError
 from vposer_data.fields import (
+    BETAS,
+    GENDER,
+    JOINTS,
     POSE_BODY,
     POSE_BODY_MATROT,
     ROOT_ORIENT,
+    SEQ_ID,
     TRANS,
+    field,
     made_by,
     pose_fields,
 )
+from vposer_data.skeleton import BODY_JOINT_COUNT, NUM_JOINTS
 
 __all__ = [
     "AUGMENTATIONS",
     "DEFAULT_AUGMENTATIONS",
+    "JOINT_SETS",
     "MATROT_FIELD",
     "AugmentSpec",
     "Augmentation",
@@ -38,6 +45,9 @@ __all__ = [
     "output_fields",
     "parse_augmentations",
 ]
+
+#: ``joints``' ``set``: the 22 body joints, or every joint of the family (24, 52, 55).
+JOINT_SETS = ("body", "all")
 
 #: The field ``matrot`` adds (declared in :mod:`vposer_data.fields`).
 MATROT_FIELD = POSE_BODY_MATROT
@@ -110,6 +120,10 @@ class Augmentation:
         function: the name of its function in :mod:`vposer_data.augment.ops`.
         needs_clips: it works on clips only (``sampling="clips"``); its function then also
             receives ``fps``, the clips' rate.
+        needs_body_model: it needs the user's body models (``body_model_dir``); its function
+            then also receives ``body``, the split's models (:mod:`vposer_data.augment.joints`).
+        widths: for fields it adds whose width the input decides, that width given its
+            parameters and the split's body-model families (``joints``: the joint count).
     """
 
     name: str
@@ -121,10 +135,19 @@ class Augmentation:
     function: str
     needs_clips: bool = False
     adds: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    needs_body_model: bool = False
+    widths: Callable[[Mapping[str, Any], Sequence[str]], dict[str, int]] | None = None
 
     def added(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         """The fields it adds with these parameters."""
         return self.adds(params) if self.adds is not None else made_by(self.name)
+
+    @property
+    def from_source(self) -> bool:
+        """Its fields are labels of the source motion, made by Stage I (:mod:`vposer_data.
+        fields` says so): pose-changing augmentations may follow it in the list."""
+        made = made_by(self.name)
+        return bool(made) and all(field(name).from_source for name in made)
 
 
 def _suffixed(suffix: str) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:
@@ -134,6 +157,26 @@ def _suffixed(suffix: str) -> Callable[[Mapping[str, Any]], tuple[str, ...]]:
         return tuple(f"{name}_{suffix}" for name in params["fields"])
 
     return adds
+
+
+def _check_joint_set(name: str, key: str, value: Any) -> str:
+    if value not in JOINT_SETS:
+        raise ConfigError(
+            f"augmentation {name!r}: parameter {key!r} must be one of {', '.join(JOINT_SETS)} "
+            f"(the 22 body joints, or every joint of the family), got {value!r}"
+        )
+    return str(value)
+
+
+def _joint_count(params: Mapping[str, Any], families: Sequence[str]) -> dict[str, int]:
+    """``joints``' width: 22 for the body set; every joint of the split's one family for
+    ``all`` (a split of several families is refused before any stage runs)."""
+    if params["set"] == "body" or not families:
+        return {JOINTS: BODY_JOINT_COUNT}
+    counts = {NUM_JOINTS[family] for family in families}
+    if len(counts) > 1:
+        raise ConfigError(f"joints with set='all' over families {sorted(set(families))}")
+    return {JOINTS: counts.pop()}
 
 
 def _always(params: Mapping[str, Any]) -> bool:
@@ -223,6 +266,31 @@ _DECLARED = (
         random=_never,
         function="velocities",
         needs_clips=True,
+    ),
+    Augmentation(
+        "joints",
+        "adds `joints` (N, J, 3), metres, world frame: the posed joints of the user's body "
+        "model (`body_model_dir`) for the served poses, `trans` and all betas; `set` body: the "
+        "22 body joints, all: every joint of the family (SMPL 24, SMPL+H 52, SMPL-X 55)",
+        {"set": ("body", _check_joint_set)},
+        (ROOT_ORIENT, POSE_BODY, TRANS, BETAS, GENDER, SEQ_ID),
+        changes_poses=False,
+        random=_never,
+        function="joints",
+        needs_body_model=True,
+        widths=_joint_count,
+    ),
+    Augmentation(
+        "contacts",
+        "adds `contacts` (N, 4) uint8 (left_ankle, left_foot, right_ankle, right_foot) and "
+        "`floor_z` (N,), metres: labels of the source motion at its own rate, thresholds in "
+        "m/s and m; `mirror` swaps left and right",
+        {},
+        (),
+        changes_poses=False,
+        random=_never,
+        function="contacts",
+        needs_body_model=True,
     ),
 )
 
@@ -316,7 +384,11 @@ def parse_augmentations(
                 f"{deriving!r} (#{derived_at}), whose derived fields would be stale. List "
                 f"pose-changing augmentations before {deriving!r}."
             )
-        if derived_at is None and spec.augmentation.added(dict(spec.params)):
+        if (
+            derived_at is None
+            and not spec.augmentation.from_source
+            and spec.augmentation.added(dict(spec.params))
+        ):
             derived_at = i
     return specs
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vposer_data.config import PrepareConfig
 from vposer_data.manifest import STAGE_I, Manifest, stage_path
+from vposer_data.models_used import BodyModels
 from vposer_data.records import Stage1Record
 from vposer_data.runlog import RunLog
 from vposer_data.splits import SourceFile
@@ -32,6 +33,7 @@ class SplitJob:
     final: Path  # where the output lands when the stage returns
     amass_dir: Path | None = None
     sources: list[SourceFile] | None = None  # Stage I: the split's candidate files
+    body_models: BodyModels | None = None  # the models of the joints and contacts fields
 
     def input_path(self, stage: str) -> Path:
         """Where an earlier stage put this split."""

@@ -26,6 +26,7 @@ from vposer_data.errata import find_exclusion, find_fps_override, override_appli
 from vposer_data.errors import PrepareError
 from vposer_data.fields import FIELDS, frame_fields, stage1_fields
 from vposer_data.inputs import fingerprint
+from vposer_data.models_used import BodyModels
 from vposer_data.progress import progress
 from vposer_data.records import (
     MotionEntry,
@@ -39,6 +40,7 @@ from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim
 from vposer_data.splits import SourceFile
 from vposer_data.stages.file_readers import read_in_order
 from vposer_data.stages.job import SplitJob
+from vposer_data.stages.source_labels import LABEL_FIELDS, source_labels
 from vposer_data.stages.split_writer import SplitWriter
 
 __all__ = ["GENDER_CODES", "run_stage1"]
@@ -49,7 +51,7 @@ FRAME_FIELDS = frame_fields()
 #: The arrays of a file's kept samples, which come back from reader processes through shared
 #: memory (see :mod:`vposer_data.stages.file_readers`).
 SHARED_ARRAYS = (
-    *(f"arrays.{name}" for name in FRAME_FIELDS),
+    *(f"arrays.{name}" for name in (*FRAME_FIELDS, *LABEL_FIELDS)),
     "frames",
     "source_root",
     "source_trans",
@@ -127,7 +129,13 @@ def _rate_override(source: SourceFile, config: PrepareConfig) -> tuple[str, floa
     return find_fps_override(source.path, config.fps_overrides)
 
 
-def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> _Motion | _Unusable:
+def _read_one(
+    amass_dir: Path,
+    source: SourceFile,
+    *,
+    config: PrepareConfig,
+    body: BodyModels | None = None,
+) -> _Motion | _Unusable:
     path = amass_dir / source.path
     found = _rate_override(source, config)
     try:
@@ -179,6 +187,9 @@ def _read_one(amass_dir: Path, source: SourceFile, *, config: PrepareConfig) -> 
         for name in FRAME_FIELDS
         if (value := getattr(sequence, name)) is not None
     }
+    if body is not None:  # the contacts augmentation: labels of the source motion
+        model = body.load(sequence.family, sequence.gender)
+        arrays.update(source_labels(sequence, config.trim, frames, model))
     canonical = config.sampling == "clips" and config.canonicalize
     return _Motion(
         source=source,
@@ -292,6 +303,7 @@ def _complete(
             f"split {split!r}: field {name!r} left out of the split: {lacking} of "
             f"{len(motions)} motion files lack it (a field is kept only when every file has it)"
         )
+    present += [name for name in LABEL_FIELDS if all(name in m.fields for m in motions)]
     fields = writer.finish(stage1_fields(present, writer.canonical))
     return fields, dropped, overrides
 
@@ -325,8 +337,12 @@ def run_stage1(job: SplitJob) -> Stage1Record:
         )
     motions: list[_Kept] = []
     unusable: list[_Unusable] = []
+    contacts = any(spec.augmentation.from_source for spec in config.augmentations)
+    body = job.body_models if contacts else None
+    if contacts and body is None:
+        raise PrepareError(f"split {split!r}: contacts need the body models; pass body_model_dir")
     results = read_in_order(
-        functools.partial(_read_one, amass_dir, config=config),
+        functools.partial(_read_one, amass_dir, config=config, body=body),
         to_read,
         config.num_workers,
         shared=SHARED_ARRAYS,

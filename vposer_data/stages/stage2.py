@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vposer_data._version import __version__
+from vposer_data.augment.joints import SplitModels
 from vposer_data.augment.ops import apply_augmentations
 from vposer_data.augment.registry import AugmentSpec, output_fields
 from vposer_data.checksums import file_crc32
@@ -111,6 +112,7 @@ class AugmentedBatches(Dataset[Pieces]):
         gzip_level: int | None = None,
         fps: float | None = None,
         direct_file: Path | None = None,
+        body: SplitModels | None = None,
     ) -> None:
         self.stage1_dir = stage1_dir
         self.fields = fields
@@ -123,6 +125,7 @@ class AugmentedBatches(Dataset[Pieces]):
         self.layouts = layouts or {}
         self.gzip_level = gzip_level
         self.fps = fps  # the clips' rate (clips only)
+        self.body = body  # the split's body models (joints), read by each process when used
         # the HDF5 file workers write rows into (layouts carry the offsets), or None
         self.direct_file = direct_file
         self._tensors: dict[str, torch.Tensor] | None = None
@@ -196,7 +199,7 @@ class AugmentedBatches(Dataset[Pieces]):
         """The augmented rows of one batch (``rows`` within the split)."""
         source = {name: tensor[rows] for name, tensor in self._load().items()}
         generator = torch.Generator().manual_seed(batch_seed(self.seed, augment_pass, batch))
-        return apply_augmentations(source, self.specs, generator, fps=self.fps)
+        return apply_augmentations(source, self.specs, generator, fps=self.fps, body=self.body)
 
     def __getitem__(self, index: int) -> Pieces:
         augment_pass, batch = divmod(index, self.num_batches)
@@ -249,14 +252,21 @@ def _layouts(
     clip_frames: int | None,
     total: int,
     batch_size: int,
+    families: tuple[str, ...] = (),
 ) -> dict[str, FieldLayout]:
     """Output fields, in order, with the shape of a row and the dtype the vocabulary
-    (:mod:`vposer_data.fields`) declares; the width of ``betas`` is the Stage I file's."""
-    betas_width = stage1_fields[BETAS].shape[-1] if BETAS in stage1_fields else None
+    (:mod:`vposer_data.fields`) declares; the width of ``betas`` is the Stage I file's, those
+    an augmentation decides (``joints``) its own, given the split's ``families``."""
+    widths: dict[str, int | None] = {}
+    if BETAS in stage1_fields:
+        widths[BETAS] = stage1_fields[BETAS].shape[-1]
+    for spec in specs:
+        if spec.augmentation.widths is not None:
+            widths.update(spec.augmentation.widths(dict(spec.params), families))
     layouts = {}
     for name in output_fields(list(stage1_fields), specs):
         declared = declared_field(name)
-        row_shape = declared.row_shape(clip_frames, betas_width)
+        row_shape = declared.row_shape(clip_frames, widths.get(name))
         row_bytes = np.dtype(declared.dtype).itemsize * int(np.prod(row_shape, dtype=np.int64))
         layouts[name] = FieldLayout(
             row_shape=row_shape,
@@ -328,6 +338,15 @@ def run_stage2(job: SplitJob) -> Stage2Record:
     passes, specs = config.split_passes(split), config.split_augmentations(split)
     total = num_rows * passes
     gzip = config.hdf5_compression == "gzip"
+    body = None
+    families = tuple(entry.family for entry in stage1_record.files)
+    if any(spec.augmentation.needs_body_model for spec in specs):
+        if job.body_models is None:
+            raise PrepareError(
+                f"split {split!r}: joints need the body models; pass body_model_dir (the folder "
+                "this output was prepared with, or a copy of it)"
+            )
+        body = SplitModels(job.body_models, families)
     dataset = AugmentedBatches(
         stage1_dir,
         list(stage1_record.fields),
@@ -338,9 +357,12 @@ def run_stage2(job: SplitJob) -> Stage2Record:
         config.seed,
         gzip_level=config.hdf5_compression_level if gzip else None,
         fps=config.target_fps if config.sampling == "clips" else None,
+        body=body,
     )
     clip_frames = config.clip_frames if config.sampling == "clips" else None
-    dataset.layouts = _layouts(stage1_record.fields, specs, clip_frames, total, batch_rows)
+    dataset.layouts = _layouts(
+        stage1_record.fields, specs, clip_frames, total, batch_rows, families
+    )
     # written in place by the workers, where the platform has positioned writes
     direct = config.hdf5_compression == "none" and hasattr(os, "pwrite")
     loader = DataLoader(

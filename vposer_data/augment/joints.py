@@ -1,0 +1,121 @@
+"""The body-model augmentations' functions: ``joints`` (posed joints of the served poses) and
+``contacts`` (labels Stage I made from the source motion; here only checked).
+
+Joints are computed after every pose-changing augmentation, from the batch's own poses (for
+clips, in the canonical frame Stage I put them in), with the model of each sample's family and
+gender and all of its betas: forward kinematics only (:mod:`vposer_data.body_model`), float64,
+stored float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vposer_data.body_model import assemble_pose, posed_joints, rest_joints
+from vposer_data.fields import (
+    BETAS,
+    CONTACTS,
+    FLOOR_Z,
+    GENDER,
+    JOINTS,
+    POSE_BODY,
+    ROOT_ORIENT,
+    SEQ_ID,
+    TRANS,
+)
+from vposer_data.models_used import BodyModels
+from vposer_data.skeleton import BODY_JOINT_COUNT, NUM_JOINTS, POSE_PARTS
+
+__all__ = ["SplitModels", "contacts", "joints"]
+
+Batch = dict[str, torch.Tensor]
+#: Stage I's gender codes, back to names.
+_GENDER_NAMES = {-1: "male", 0: "neutral", 1: "female"}
+
+
+@dataclass(frozen=True)
+class SplitModels:
+    """What the body-model augmentations need of a split: its models and each motion's family
+    (by ``seq_id``, from Stage I's record). Picklable, for the DataLoader's workers."""
+
+    models: BodyModels
+    families: Sequence[str]
+
+
+def _require(batch: Mapping[str, torch.Tensor], name: str, augmentation: str) -> torch.Tensor:
+    if name not in batch:
+        raise ValueError(
+            f"augmentation {augmentation!r} needs field {name!r}; batch has {sorted(batch)}"
+        )
+    return batch[name]
+
+
+def joints(
+    batch: Batch, generator: torch.Generator | None = None, *, set: str, body: SplitModels
+) -> Batch:
+    """Add ``joints``: ``(n, J, 3)`` for frames, ``(n, T, J, 3)`` for clips, float32 metres;
+    ``set="body"``: the 22 body joints, ``"all"``: every joint of the family. Rest joints are
+    computed once per motion of the batch (its betas), then posed frame by frame."""
+    root = _require(batch, ROOT_ORIENT, JOINTS)
+    seq = _require(batch, SEQ_ID, JOINTS).numpy().astype(np.int64)
+    codes = _require(batch, GENDER, JOINTS).numpy().astype(np.int64)
+    betas = _require(batch, BETAS, JOINTS).numpy()
+    _require(batch, TRANS, JOINTS)
+    clips = root.ndim == 3
+    n = int(root.shape[0])
+    steps = int(root.shape[1]) if clips else 1
+
+    def rows_of(name: str) -> np.ndarray | None:
+        """A per-frame field as ``(n * steps, width)``, or None when the batch lacks it."""
+        if name not in batch:
+            return None
+        value = batch[name].numpy()
+        return value.reshape(n * steps, value.shape[-1])
+
+    names, family_index = np.unique(np.asarray(body.families), return_inverse=True)
+    family_index = family_index.reshape(-1)[seq]
+    key = family_index * 3 + (codes + 1)  # gender codes -1, 0, 1
+    groups: dict[tuple[str, str], np.ndarray] = {}
+    for value in np.unique(key).tolist():
+        family, code = str(names[value // 3]), value % 3 - 1
+        groups[(family, _GENDER_NAMES[code])] = np.flatnonzero(key == value)
+    counts = {NUM_JOINTS[f] if set == "all" else BODY_JOINT_COUNT for f, _ in groups}
+    if len(counts) > 1:
+        raise ValueError("joints with set='all' over several families in one batch")
+    count = counts.pop() if counts else BODY_JOINT_COUNT
+    trans = rows_of(TRANS)
+    assert trans is not None
+    out = np.empty((n * steps, count, 3), dtype=np.float32)
+    for (family, gender), rows in groups.items():
+        model = body.models.load(family, gender)
+        index = rows
+        frames = (index[:, None] * steps + np.arange(steps)).reshape(-1)
+        parts = [name for name, _ in POSE_PARTS[family]]
+        if count == BODY_JOINT_COUNT:  # the body joints need no hand, jaw or eye
+            parts = [ROOT_ORIENT, POSE_BODY]
+        given = {}
+        for name in parts:
+            value = rows_of(name)
+            given[name] = None if value is None else value[frames]
+        pose = assemble_pose(family, num_joints=count, **given)  # type: ignore[arg-type]
+        # one rest pose per motion (betas are per motion), repeated over its rows and frames
+        _, first, inverse = np.unique(seq[index], return_index=True, return_inverse=True)
+        rest = rest_joints(model, betas[index[first]].astype(np.float64))
+        per_frame = np.repeat(inverse.reshape(-1), steps)
+        out[frames] = posed_joints(rest, model.parents, pose, trans[frames], rest_index=per_frame)
+    result = dict(batch)
+    shape = (n, steps, count, 3) if clips else (n, count, 3)
+    result[JOINTS] = torch.from_numpy(out.reshape(shape))
+    return result
+
+
+def contacts(batch: Batch, generator: torch.Generator | None = None, *, body: SplitModels) -> Batch:
+    """``contacts`` and ``floor_z`` come from Stage I (labels of the source motion); a batch
+    without them is a coding error."""
+    _require(batch, CONTACTS, CONTACTS)
+    _require(batch, FLOOR_Z, CONTACTS)
+    return dict(batch)

@@ -1,0 +1,257 @@
+"""Which body-model file each motion uses, found before any stage runs, and their identity.
+
+A motion uses the model of its family and of its own gender (``body_model_gender="file"``), or
+the neutral model of its family (``"neutral"``). Before any stage runs, each motion file's
+family and gender are read from its zip directory, its ``poses`` header and its small
+``gender`` member (no pose data); every model needed is looked for in ``body_model_dir``
+(either layout), and a model the folder lacks is one error naming the files looked for and the
+motions that need it. The SHA-256 of the files found, not their folder, identify them: the
+same models copied elsewhere are the same output, another file is a stale output.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vposer_data.amass import (
+    FAMILY_BY_POSE_WIDTH,
+    family_of_split_keys,
+    gender_of,
+    is_non_motion_name,
+)
+from vposer_data.body_model import BodyModel, read_body_model
+from vposer_data.errors import ConfigError, VPoserDataError
+from vposer_data.interrupts import check
+from vposer_data.model_files import BodyModelError, candidate_paths, model_sha256
+from vposer_data.npz_reader import MappedArchive
+from vposer_data.splits import SourceFile
+from vposer_data.zip_directory import Fallback
+
+__all__ = [
+    "BodyModels",
+    "MissingBodyModelError",
+    "ModelFile",
+    "model_changes",
+    "motion_model",
+    "recorded_body_models",
+    "resolve_body_models",
+]
+
+#: Motions named per missing model in the error (the count is always given).
+_NAMED_MOTIONS = 5
+
+
+class MissingBodyModelError(VPoserDataError, FileNotFoundError):
+    """Models that motions need and ``body_model_dir`` lacks: each with the files looked for
+    (both layouts) and the motions needing it."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One model file used: its family, gender, path and SHA-256."""
+
+    family: str
+    gender: str
+    path: str
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}/{self.gender}"
+
+
+#: Models read by this process, by (path, family, gender, sha256): each is read once (a forked
+#: worker inherits those its parent read while resolving them).
+_READ: dict[tuple[str, str, str, str], BodyModel] = {}
+
+
+def _read_checked(path: str, family: str, gender: str, sha256: str) -> BodyModel:
+    """The model at ``path``, once per process, refused if its bytes changed since it was
+    chosen (a file replaced during a run would give joints of another model)."""
+    key = (path, family, gender, sha256)
+    model = _READ.get(key)
+    if model is None:
+        model = read_body_model(path, family, gender)
+        if model.sha256 != sha256:
+            raise BodyModelError(
+                path,
+                f"changed while preparing: SHA-256 {model.sha256}, expected {sha256} (the file "
+                "found before the stages ran); run again",
+            )
+        _READ[key] = model
+    return model
+
+
+@dataclass(frozen=True)
+class BodyModels:
+    """The model files a preparation uses, by ``family/gender``, and the gender rule.
+    Picklable (paths and digests only): each process reads a model once, when first used."""
+
+    files: Mapping[str, ModelFile]
+    gender_mode: str  # "file" | "neutral"
+
+    def key(self, family: str, gender: str) -> str:
+        return f"{family}/{'neutral' if self.gender_mode == 'neutral' else gender}"
+
+    def load(self, family: str, gender: str) -> BodyModel:
+        """The model a motion of ``family`` and ``gender`` uses."""
+        found = self.files.get(self.key(family, gender))
+        if found is None:  # the motions were all looked at before: a coding error
+            raise RuntimeError(f"no body model {self.key(family, gender)} was resolved")
+        return _read_checked(found.path, found.family, found.gender, found.sha256)
+
+    def listing(self) -> dict[str, dict[str, str]]:
+        """``{family/gender: {"file", "sha256"}}``, as the manifest records it."""
+        return {
+            key: {"file": found.path, "sha256": found.sha256}
+            for key, found in sorted(self.files.items())
+        }
+
+
+def motion_model(path: Path) -> tuple[str, str] | None:
+    """A motion file's ``(family, gender)``, from its zip directory, the ``poses`` header and
+    the ``gender`` member; None for a file that is not a readable motion (Stage I says why).
+    A plain archive is read mapped (a few pages); another (deflated) through zipfile."""
+    if is_non_motion_name(path):
+        return None
+    try:
+        mapped = MappedArchive.open(path)
+        if mapped is not None:
+            keys = mapped.keys
+            width = mapped.shape("poses")[1:] if "poses" in keys else None
+            gender = mapped.get("gender") if "gender" in keys else None
+        else:
+            with zipfile.ZipFile(path) as archive:
+                members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+                keys = set(members)
+                width = gender = None
+                if "poses" in keys:
+                    with archive.open(members["poses"]) as member:
+                        width = np.lib.format.read_array(member, allow_pickle=False).shape[1:]
+                if "gender" in keys:
+                    with archive.open(members["gender"]) as member:
+                        gender = np.lib.format.read_array(member, allow_pickle=False)
+    except (Fallback, OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
+        return None
+    if width is not None:
+        family = FAMILY_BY_POSE_WIDTH.get(width[0]) if len(width) == 1 else None
+    elif "pose_body" in keys:
+        family = family_of_split_keys(keys)
+    else:
+        family = None
+    name = None if gender is None else gender_of(gender)
+    return None if family is None or name is None else (family, name)
+
+
+def resolve_body_models(
+    body_model_dir: str | Path,
+    gender_mode: str,
+    amass_dir: Path,
+    sources: Mapping[str, Sequence[SourceFile]],
+    all_joints: bool = False,
+) -> BodyModels:
+    """The model file of every motion of every split, each hashed once.
+
+    Raises:
+        MissingBodyModelError: models the folder lacks, with the paths looked for (both
+            layouts) and the motions needing each.
+        ConfigError: ``all_joints`` (``joints`` with ``set="all"``) and a split whose motions
+            come from several families (their joints differ in number).
+    """
+    needed: dict[tuple[str, str], list[str]] = {}
+    for split, files in sources.items():
+        families: dict[str, str] = {}
+        for source in files:
+            check("inputs")  # one motion's zip directory read
+            found = motion_model(amass_dir / source.path)
+            if found is None:
+                continue
+            family, gender = found
+            gender = "neutral" if gender_mode == "neutral" else gender
+            needed.setdefault((family, gender), []).append(source.path)
+            families.setdefault(family, source.path)
+        if all_joints and len(families) > 1:
+            listed = "; ".join(f"{family}: {path}" for family, path in families.items())
+            raise ConfigError(
+                f"joints with set='all': split {split!r} mixes body-model families ({listed}), "
+                "whose joints differ in number; use set='body' (22 joints in every family) or "
+                "prepare each family in its own split"
+            )
+    found_files: dict[str, ModelFile] = {}
+    missing: list[str] = []
+    for (family, gender), motions in sorted(needed.items()):
+        check("inputs")
+        paths = candidate_paths(body_model_dir, family, gender)
+        path = next((p for p in paths if p.is_file()), None)
+        if path is None:
+            named = ", ".join(motions[:_NAMED_MOTIONS]) + (
+                ", ..." if len(motions) > _NAMED_MOTIONS else ""
+            )
+            looked = "".join(f"\n    {p}" for p in paths)
+            missing.append(
+                f"no {family} {gender} model; looked for:{looked}\n  needed by "
+                f"{len(motions)} motion(s): {named}"
+            )
+            continue
+        # read (and checked) now, not in a stage; once per process for the same bytes
+        sha256 = model_sha256(path)
+        _read_checked(str(path), family, gender, sha256)
+        found_files[f"{family}/{gender}"] = ModelFile(family, gender, str(path), sha256)
+    if missing:
+        hint = (
+            ""
+            if gender_mode == "neutral"
+            else " (body_model_gender='neutral' uses the neutral "
+            "model of each family for every motion)"
+        )
+        raise MissingBodyModelError(
+            f"body_model_dir {body_model_dir} lacks models that motions need{hint}:\n  "
+            + "\n  ".join(missing)
+        )
+    return BodyModels(found_files, gender_mode)
+
+
+def recorded_body_models(
+    body_model_dir: str | Path, gender_mode: str, recorded: Mapping[str, Any]
+) -> BodyModels:
+    """The models a folder records (``{family/gender: {...}}``), looked for again in
+    ``body_model_dir`` (when its AMASS files are not given to look at)."""
+    files: dict[str, ModelFile] = {}
+    for key in sorted(recorded):
+        family, gender = key.split("/")
+        check("inputs")
+        paths = candidate_paths(body_model_dir, family, gender)
+        path = next((p for p in paths if p.is_file()), None)
+        if path is None:
+            looked = "".join(f"\n    {p}" for p in paths)
+            raise MissingBodyModelError(
+                f"body_model_dir {body_model_dir} lacks the {family} {gender} model this "
+                f"folder was prepared with; looked for:{looked}"
+            )
+        files[key] = ModelFile(family, gender, str(path), model_sha256(path))
+    return BodyModels(files, gender_mode)
+
+
+def model_changes(recorded: Mapping[str, Any], models: BodyModels) -> list[str]:
+    """One line per model that differs from those a folder was prepared with, naming the
+    file; empty when the same models (by SHA-256) are used."""
+    lines = []
+    for key in sorted(set(recorded) | set(models.files)):
+        old: Any = recorded.get(key)
+        new = models.files.get(key)
+        if new is None:
+            lines.append(f"body model {key}: prepared with {old['file']}, now not used")
+        elif old is None:
+            lines.append(f"body model {key}: {new.path} is used now, not before")
+        elif old["sha256"] != new.sha256:
+            lines.append(
+                f"body model {key}: {new.path} has SHA-256 {new.sha256}; the folder was "
+                f"prepared with {old['file']} (SHA-256 {old['sha256']})"
+            )
+    return lines

@@ -1,0 +1,52 @@
+"""Floor height and foot contacts of one source motion, for Stage I.
+
+Computed on the motion at its own rate (an override's, where one applies) over its trimmed
+frames ``[start, stop)``, with its source poses, ``trans``, every beta and its model (see
+:mod:`vposer_data.contacts` for the rule); a sample takes the labels of its source frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vposer_data.amass import AmassSequence
+from vposer_data.body_model import BodyModel, assemble_pose, posed_joints, rest_joints
+from vposer_data.contacts import foot_contacts
+from vposer_data.errors import PrepareError
+from vposer_data.fields import CONTACTS, FLOOR_Z
+from vposer_data.sampling import trim_bounds
+from vposer_data.skeleton import CONTACT_JOINTS
+
+__all__ = ["LABEL_FIELDS", "source_labels"]
+
+#: The fields made here, per sample: ``contacts`` (k, 4) or (k, T, 4) uint8, ``floor_z`` (k,).
+LABEL_FIELDS = (CONTACTS, FLOOR_Z)
+#: The joints the feet need: the first 12 of every family (closed under parents).
+_FEET_JOINTS = max(CONTACT_JOINTS) + 1
+
+
+def source_labels(
+    sequence: AmassSequence, trim: float, frames: np.ndarray, model: BodyModel
+) -> dict[str, np.ndarray]:
+    """``contacts`` and ``floor_z`` of the kept ``frames`` (indices into the file, ``(k,)``
+    or ``(k, T)``), from the whole trimmed motion."""
+    start, stop = trim_bounds(sequence.num_frames, trim)
+    pose = assemble_pose(
+        sequence.family,
+        root_orient=sequence.root_orient[start:stop],
+        pose_body=sequence.pose_body[start:stop],
+        num_joints=_FEET_JOINTS,
+    )
+    try:
+        rest = rest_joints(model, sequence.betas)
+    except ValueError as exc:  # more betas than the model has shape directions
+        raise PrepareError(f"{sequence.path}: {exc}") from None
+    # the feet's joints and their ancestors only (9 of 12; rotations of 7)
+    joints = posed_joints(
+        rest, model.parents, pose, sequence.trans[start:stop], joints=CONTACT_JOINTS
+    )
+    floor_z, contacts = foot_contacts(joints, sequence.fps)
+    return {
+        CONTACTS: np.ascontiguousarray(contacts[frames - start]),
+        FLOOR_Z: np.full(frames.shape[0], floor_z, dtype=np.float32),
+    }
