@@ -290,3 +290,13 @@ def wait_for(run: ForkedRun, anchor: str) -> list[str]:
         if event_of(line) == anchor:
             break
     return lines
+
+
+def press_ctrl_c(run: ForkedRun, anchor: str, delay: float) -> tuple[dict[str, Any], str]:
+    """Ctrl-C to the run's process group ``delay`` seconds after its ``anchor`` event: the run's
+    result (see :meth:`ForkedRun.result`) and everything it printed."""
+    seen = wait_for(run, anchor)
+    time.sleep(delay)
+    run.kill(signal.SIGINT)
+    outcome = run.result()
+    return outcome, "".join(seen) + outcome["output"]

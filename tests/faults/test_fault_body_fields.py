@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from fault_helpers import (
     BIG_SPLITS,
     ForkedRun,
     Zygote,
+    press_ctrl_c,
     schedule,
     shortest_segments,
     survivors,
@@ -115,11 +115,7 @@ def test_ctrl_c_while_making_joints_and_contacts_then_resume(
     for i, (segment, delay) in enumerate(points):
         out = tmp_path / f"int{i}"
         run = start(out)
-        seen = wait_for(run, segment.after)
-        time.sleep(delay)
-        run.kill(signal.SIGINT)
-        outcome = run.result()
-        output = "".join(seen) + outcome["output"]
+        outcome, output = press_ctrl_c(run, segment.after, delay)
         assert outcome["rc"] in (130, None), output
         assert "Traceback" not in output and "Exception ignored" not in output, output
         recorded = recorded_pairs(read_manifest(out)) if (out / "manifest.json").exists() else set()

@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,6 +34,7 @@ from fault_helpers import (
     Zygote,
     landed_in,
     partial_final_splits,
+    press_ctrl_c,
     schedule,
     segments,
     survivors,
@@ -323,11 +323,7 @@ def test_ctrl_c_in_a_clip_run_then_resume(
     for i, (segment, delay) in enumerate(points):
         out = tmp_path / f"int{i:02d}"
         run = start(out)
-        seen = wait_for(run, segment.after)
-        time.sleep(delay)
-        run.kill(signal.SIGINT)
-        outcome = run.result()
-        output = "".join(seen) + outcome["output"]
+        outcome, output = press_ctrl_c(run, segment.after, delay)
         stage = landed_in(out, BIG_SPLITS)
         landed[stage] += 1
         if outcome["rc"] is None:  # Ctrl-C while the command parsed its arguments

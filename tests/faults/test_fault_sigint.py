@@ -28,9 +28,9 @@ from fault_helpers import (
     Zygote,
     landed_in,
     partial_final_splits,
+    press_ctrl_c,
     schedule,
     shortest_segments,
-    wait_for,
 )
 from helpers import assert_nothing_partial, file_hashes, prepare, read_manifest, recorded_pairs
 
@@ -117,11 +117,7 @@ def test_ctrl_c_at_seeded_points_then_resume(
     for i, (segment, delay) in enumerate(points):
         out = tmp_path / f"int{i:02d}"
         run = start(out)
-        seen = wait_for(run, segment.after)
-        time.sleep(delay)
-        run.kill(signal.SIGINT)
-        outcome = run.result()
-        output = "".join(seen) + outcome["output"]
+        outcome, output = press_ctrl_c(run, segment.after, delay)
         stage = landed_in(out, BIG_SPLITS)
         landed[stage] += 1
         if outcome["rc"] is None:  # Ctrl-C while the command parsed its arguments
