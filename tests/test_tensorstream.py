@@ -154,10 +154,13 @@ import numpy as np
 from vposer_data.statistics import column_stats
 from vposer_data.tensorstream import TensorAppender, save_file_region
 
-def peak():
+def status(key):
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
+
+def peak():
+    return status("VmHWM")
 
 folder, operation, total = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 block = np.arange(1 << 20, dtype=np.float32).reshape(-1, 64)  # 4 MB of rows
@@ -185,8 +188,9 @@ elif operation == "stats":
     column = np.memmap(raw, dtype=np.float32, mode="r", shape=shape)
     size = column_stats(column, release=True)[1]
 grown = peak() - before
+resident = status("VmRSS")  # the yardstick from here: memory may have been given back since
 whole = np.fromfile(raw, dtype=np.float32)
-print(grown, peak() - before, size)
+print(grown, peak() - resident, size)
 """
 
 
