@@ -37,6 +37,8 @@ def run(job: dict[str, Any]) -> int:
         from vposer_data.cli import main as cli_main
 
         try:
+            # a Ctrl-C pressed since the fork (held back until here) is raised now
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
             code = cli_main(job["cli"])
         except KeyboardInterrupt:  # before main's own handler (parsing the arguments)
             print("RESULT " + json.dumps({"ok": False, "rc": None}), flush=True)
@@ -55,6 +57,7 @@ def run(job: dict[str, Any]) -> int:
         print("ready", flush=True)
         sys.stdin.readline()
     start = time.monotonic()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def logger(message: str) -> None:
         if job.get("timing"):
@@ -80,6 +83,9 @@ def zygote() -> int:
         pid = os.fork()
         if pid == 0:
             code = 1
+            # a Ctrl-C to the new process group waits until the run can report it (``run``):
+            # raised here, before stdout is the fifo, it would end the child without a RESULT
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 os.setsid()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # DataLoader waits for workers

@@ -24,6 +24,7 @@ from fault_helpers import (
     BIG_CONFIG,
     BIG_SPLITS,
     PYTHON,
+    START,
     ForkedRun,
     Zygote,
     landed_in,
@@ -139,3 +140,24 @@ def test_ctrl_c_at_seeded_points_then_resume(
         shutil.rmtree(out)
     print(f"\nSIGINT points: {len(points)}; landed per stage {dict(sorted(landed.items()))}")
     assert sum(landed[s] for s in STAGES) >= 12, landed
+
+
+def test_ctrl_c_as_the_command_starts(big_tree: Path, zygote: Zygote, tmp_path: Path) -> None:
+    """Ctrl-C within the first few milliseconds (the seeded points' earliest delays, on a loaded
+    machine): before the command has started, while it parses its arguments, or as Stage I
+    starts. Each run reports how it ended and leaves nothing partial; none ends silently."""
+    rng = random.Random(SEED)
+    outcomes: Counter[object] = Counter()
+    for i in range(20):
+        out = tmp_path / f"early{i:02d}"
+        argv = ["prepare", "--amass-dir", str(big_tree), "--out", str(out)]
+        run = zygote.start({"cli": [*argv, "--splits", json.dumps(BIG_SPLITS), "--no-progress"]})
+        outcome, output = press_ctrl_c(run, START, rng.uniform(0.0, 0.02))
+        outcomes[outcome["rc"]] += 1
+        if outcome["rc"] is None:
+            assert not (out / "manifest.json").exists(), output
+        else:
+            assert outcome["rc"] == 130, (i, output)
+        assert "Traceback" not in output and "Exception ignored" not in output, output
+        assert_nothing_partial(out)
+    print(f"\nearly SIGINT: exit statuses {dict(outcomes)}")
