@@ -21,7 +21,9 @@ from pathlib import Path
 
 __all__ = ["TABLES", "commands_table", "fields_table", "marked_tables", "render", "update"]
 
-_MARKER = re.compile(r"<!-- ([a-z-]+):start -->\n(.*?)\n<!-- \1:end -->", re.S)
+#: A generated table's markers (``<!-- settings-table:start -->``); other marked text is the
+#: author's (``<!-- extras:start -->``).
+_MARKER = re.compile(r"<!-- ([a-z-]+-table):start -->\n(.*?)\n?<!-- \1:end -->", re.S)
 _FAMILY_NAMES = {"smpl": "SMPL", "smplh": "SMPL+H", "smplx": "SMPL-X"}
 
 
