@@ -16,12 +16,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from vposer_data import VPoserDataset  # noqa: E402
-from vposer_data.cli import main  # noqa: E402
-from vposer_data.stick_figure import MotionStrip, draw_stick_figures  # noqa: E402
+from vposer_data import VPoserDataset
+from vposer_data.cli import main
+from vposer_data.stick_figure import MotionStrip, draw_stick_figures
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "stick_figure.png"
 
