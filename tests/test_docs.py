@@ -20,7 +20,6 @@ from vposer_data import PrepareConfig, doc_tables
 from vposer_data._version import __version__
 from vposer_data.augment.registry import augmentations_table
 from vposer_data.cli import DOCS_PAGES, DOCS_ROOT, build_parser
-from vposer_data.cli import main as cli_main
 from vposer_data.config import settings_table
 from vposer_data.fields import FIELDS
 from vposer_data.skeleton import joints_table
@@ -33,21 +32,25 @@ _RUNNABLE = re.compile(r"^<!-- test: run -->\n```(\w+)\n(.*?)^```$", re.M | re.S
 #: The demo the marked blocks run on (the size the notebook test uses).
 DEMO = ["demo", "demo_data", "--frames", "8000", "--no-progress"]
 
-# The marked blocks run in one interpreter: each page in a fresh copy of the demo folder, its
-# blocks in order in one namespace, as a reader would type them. A bash block of `vposer-data`
-# commands runs them through vposer_data.cli.main (what the console script calls), in this
-# process; any other bash block runs through bash.
+# The marked blocks run in one interpreter, after the demo: each page in a fresh copy of the
+# demo folder (with the repository's examples/), its blocks in order in one namespace, as a
+# reader would type them. A bash block of `vposer-data` commands runs them through
+# vposer_data.cli.main (what the console script calls), in this process; any other bash block
+# runs through bash.
 _DRIVER = r"""
 import json, os, shlex, shutil, subprocess, sys
 from vposer_data.cli import main
+demo_command, pages = json.loads(sys.argv[1])
 demo = os.path.abspath("demo")
-for page, blocks in json.loads(sys.argv[1]).items():
-    folder = os.path.abspath(page.replace("/", "_"))
+os.chdir(demo)
+assert main(demo_command) == 0
+for page, blocks in pages.items():
+    folder = os.path.join(os.path.dirname(demo), page.replace("/", "_"))
     shutil.copytree(demo, folder)
     os.chdir(folder)
     namespace = {"__name__": "__main__"}
     for language, code, where in blocks:
-        print(f"---- {where} ({language})", flush=True)
+        print(f"@@ block {where} ({language})", flush=True)
         if language == "python":
             exec(compile(code, where, "exec"), namespace)
             continue
@@ -172,22 +175,15 @@ def test_the_readme_and_the_guide_have_runnable_examples() -> None:
 def test_the_marked_blocks_run_on_the_demo(tmp_path: Path) -> None:
     """Every marked block of the README and the guide, in a folder where
     ``vposer-data demo demo_data --frames 8000`` has run (with the repository's examples/)."""
-    demo = tmp_path / "demo"
-    demo.mkdir()
-    os.chdir(demo)  # pytest's monkeypatch would do the same; the test process is its own
-    try:
-        assert cli_main(DEMO) == 0
-    finally:
-        os.chdir(REPO)
-    shutil.copytree(REPO / "examples", demo / "examples")
+    shutil.copytree(REPO / "examples", tmp_path / "demo" / "examples")
     pages = {str(page.relative_to(REPO)): runnable_blocks(page) for page in RUNNABLE_PAGES}
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
-        [sys.executable, "-c", _DRIVER, json.dumps(pages)],
+        [sys.executable, "-c", _DRIVER, json.dumps([DEMO, pages])],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    assert done.stdout.count("---- ") == sum(len(blocks) for blocks in pages.values())
+    assert done.stdout.count("@@ block ") == sum(len(blocks) for blocks in pages.values())
 
 
 # -- the command's help ---------------------------------------------------------------------
