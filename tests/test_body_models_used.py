@@ -21,7 +21,6 @@ from vposer_data.datamodule import VPoserDataModule
 from vposer_data.errors import ConfigError, PrepareError, StaleOutputError
 from vposer_data.model_files import BodyModelError, ChumpyModelError
 from vposer_data.models_used import MissingBodyModelError, motion_model
-from vposer_data.skeleton import joints_table
 from vposer_data.synthetic import write_motion_npz
 from vposer_data.synthetic_models import model_path, write_body_models
 
@@ -217,12 +216,6 @@ def test_statistics_and_normalize_serve_the_fields(prepared: Path) -> None:
     assert torch.allclose(((raw - mean) / std).mean(dim=0), torch.zeros(52, 3), atol=1e-4)
     back = dm.denormalize(batch)
     assert float(back["joints"][..., 2].max()) < 3 and np.isfinite(batch["joints"].numpy()).all()
-
-
-def test_the_readme_joint_table_is_the_skeleton() -> None:
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    start, end = "<!-- joints-table:start -->\n", "\n<!-- joints-table:end -->"
-    assert text[text.index(start) + len(start) : text.index(end)] == joints_table()
 
 
 def test_info_lists_the_models_and_the_report_draws_a_stick_figure(

@@ -1,6 +1,6 @@
 """PrepareConfig as the one declaration of every setting: the command's flags, the folder
-identity and the README's table are made from it; the layers that read a prepared folder
-import no torch; every user error is a VPoserDataError."""
+identity and the documentation's settings table (tests/test_docs.py) are made from it; the
+layers that read a prepared folder import no torch; every user error is a VPoserDataError."""
 
 from __future__ import annotations
 
@@ -22,21 +22,10 @@ from vposer_data import (
 )
 from vposer_data.cli import build_parser
 from vposer_data.cli import main as cli_main
-from vposer_data.config import settings_table
 from vposer_data.synthetic import write_amass_tree
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 QUIET = {"progress": False, "num_workers": 0}
 SPLITS = {"train": ["CMU"], "vald": ["HumanEva"]}
-
-
-def test_the_readme_table_is_the_declaration() -> None:
-    text = README.read_text()
-    start, end = "<!-- settings-table:start -->\n", "\n<!-- settings-table:end -->"
-    table = text[text.index(start) + len(start) : text.index(end)]
-    assert table == settings_table(), "regenerate the README table from settings_table()"
-    for f in dataclasses.fields(PrepareConfig):
-        assert f"| `{f.name}` |" in table
 
 
 def test_every_setting_has_a_flag_with_its_help() -> None:

@@ -1,6 +1,6 @@
-"""What a new user meets first (issue 22): the extras the README names, the version, the
-licence and the typing marker in the built package, the README's augmentation table, and a
-command that answers argument errors in its own words, before importing torch."""
+"""What a new user meets first (issue 22): the extras the documentation names, the version,
+the licence and the typing marker in the built package, and a command that answers argument
+errors in its own words, before importing torch. (The generated tables: tests/test_docs.py.)"""
 
 from __future__ import annotations
 
@@ -18,19 +18,20 @@ from helpers import REPO
 from packaging.requirements import Requirement
 
 from vposer_data._version import __version__
-from vposer_data.augment.registry import augmentations_table
 from vposer_data.cli import build_parser
 from vposer_data.cli import main as cli_main
 from vposer_data.errors import PrepareError
 from vposer_data.synthetic import ensure_synthetic_tree, synthetic_tree_options
 
 README = REPO / "README.md"
+#: Getting started: installing, with the extras table.
+GUIDE = REPO / "docs" / "index.md"
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 def _marked(name: str) -> str:
-    text = README.read_text()
+    text = GUIDE.read_text()
     start, end = f"<!-- {name}:start -->\n", f"\n<!-- {name}:end -->"
     return text[text.index(start) + len(start) : text.index(end)]
 
@@ -65,7 +66,7 @@ def test_a_folder_that_is_not_a_finished_synthetic_tree_is_never_written_into(
 # -- extras (point 2) ----------------------------------------------------------------------
 
 
-def test_the_readme_names_every_extra_and_what_it_is_for() -> None:
+def test_the_guide_names_every_extra_and_what_it_is_for() -> None:
     rows = dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", _marked("extras"), re.M))
     extras = PYPROJECT["project"]["optional-dependencies"]
     assert set(rows) == set(extras)
@@ -127,13 +128,6 @@ def test_the_readme_says_amass_and_the_body_models_have_their_own_licences() -> 
     assert "Apache License 2.0 (`LICENSE`)" in text
     assert "AMASS and the SMPL-family body models (SMPL, SMPL+H, SMPL-X)" in text
     assert "have their own licences, which each user must accept" in text
-
-
-def test_the_readme_augmentation_table_is_the_registry() -> None:
-    table = _marked("augmentations-table")
-    assert table == augmentations_table(), "regenerate it from augmentations_table()"
-    assert "| `mirror` | `p` (1.0) | `augment_splits` |" in table
-    assert "the default `p=1` mirrors every sample" in table
 
 
 def test_lightning_logs_are_ignored_by_git() -> None:

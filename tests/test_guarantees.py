@@ -1,4 +1,4 @@
-"""The guarantees (README, "Guarantees"), each shown on real files: once, stale is loud,
+"""The guarantees (docs/preparing.md, "Guarantees"), each shown on real files: once, stale is loud,
 deterministic, resumable (SIGKILL in each stage), one writer, nothing lost silently, and the
 run's log."""
 

@@ -1,8 +1,8 @@
-"""The README's paths in the README's order, on a fresh folder (issue 22): ``vposer-data demo
-demo_data``, then ``notebooks/inspect_batches.ipynb`` (executed top to bottom, so it cannot
-rot), then ``examples/train.py`` with ``examples/datamodule.yaml``, then the demo again. Each
-exits cleanly and reuses what the one before made: nothing is written twice. The notebook is
-also committed clean."""
+"""The getting-started paths (docs/index.md) in their order, on a fresh folder (issue 22):
+``vposer-data demo demo_data``, then ``notebooks/inspect_batches.ipynb`` (executed top to
+bottom, so it cannot rot), then ``examples/train.py`` with ``examples/datamodule.yaml``, then
+the demo again. Each exits cleanly and reuses what the one before made: nothing is written
+twice. The notebook is also committed clean."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_the_readme_order_on_a_fresh_folder(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the README's commands run where demo_data/ is made
+    monkeypatch.chdir(tmp_path)  # the guide's commands run where demo_data/ is made
     demo = tmp_path / "demo_data"
 
     assert cli_main(["demo", "demo_data", "--frames", FRAMES, "--no-progress"]) == 0

@@ -27,7 +27,20 @@ from vposer_data.errors import REBUILD_HINT, ConfigError, VPoserDataError
 if TYPE_CHECKING:
     from vposer_data.config import PrepareConfig
 
-__all__ = ["main"]
+__all__ = ["DOCS_PAGES", "DOCS_ROOT", "docs_pointer", "main"]
+
+#: Where the documentation lives: the ``docs/`` folder of the source tree, also built as a site
+#: (``mkdocs build``; ``mkdocs serve`` to browse it).
+DOCS_ROOT = "docs/"
+#: The documentation page of the command itself (None) and of each subcommand.
+DOCS_PAGES: dict[str | None, str] = {
+    None: "index.md",
+    "prepare": "preparing.md",
+    "info": "preparing.md",
+    "report": "preparing.md",
+    "demo": "index.md",
+    "synth": "index.md",
+}
 
 
 def _check_frames(args: argparse.Namespace) -> None:
@@ -354,10 +367,30 @@ def _add_prepare_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def docs_pointer(command: str | None = None) -> str:
+    """The line a help text ends with: the documentation page of ``command`` (None: the
+    command itself), and the settings reference for those that take the preparation settings."""
+    line = f"documentation: {DOCS_ROOT}{DOCS_PAGES[command]}"
+    if command in ("prepare", "demo"):
+        line += f"; every setting: {DOCS_ROOT}reference/settings.md"
+    return line + " in the source tree (mkdocs serve shows docs/ as a site)"
+
+
+def _add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **options: Any
+) -> argparse.ArgumentParser:
+    """A subcommand whose help ends with its documentation page."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, epilog=docs_pointer(name), **options
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vposer-data",
         description="Turn AMASS into VPoser training data, once, reproducibly.",
+        epilog=docs_pointer(),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -368,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    synth = commands.add_parser("synth", help="write a synthetic AMASS-like tree")
+    synth = _add_command(commands, "synth", help="write a synthetic AMASS-like tree")
     synth.add_argument("out_dir", type=Path)
     synth.add_argument("--frames", type=int, default=200_000, help="total motion frames")
     synth.add_argument(
@@ -395,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.set_defaults(func=_cmd_synth)
 
-    prepare = commands.add_parser("prepare", help="run the three stages over AMASS")
+    prepare = _add_command(commands, "prepare", help="run the three stages over AMASS")
     prepare.add_argument("--amass-dir", type=Path, required=True, help="the AMASS root folder")
     prepare.add_argument("--out", type=Path, required=True, help="the output folder")
     prepare.add_argument(
@@ -407,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_options(prepare)
     prepare.set_defaults(func=_cmd_prepare)
 
-    info = commands.add_parser("info", help="summarise a prepared folder")
+    info = _add_command(commands, "info", help="summarise a prepared folder")
     info.add_argument("data_dir", type=Path)
     info.add_argument(
         "--verify",
@@ -416,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.set_defaults(func=_cmd_info)
 
-    report = commands.add_parser(
+    report = _add_command(
+        commands,
         "report",
         help="draw a prepared folder as one PNG: samples per split and source dataset, "
         "joint rotation angles per split",
@@ -433,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=_cmd_report)
 
-    demo = commands.add_parser(
+    demo = _add_command(
+        commands,
         "demo",
         help="generate a synthetic AMASS tree, prepare it and summarise the result",
         description="Write a synthetic AMASS tree to DIR/amass (once: a tree written with the "

@@ -4,7 +4,7 @@ Each setting is a dataclass field with its type, default and metadata: one line 
 whether it changes the prepared data (``output``), and, for those that matter only in some
 modes, when they do (``applies``). From this one declaration come the ``prepare`` command's
 flags (:mod:`vposer_data.cli`), the identity of a prepared folder (:meth:`PrepareConfig.
-identity`), the README's settings table (:func:`settings_table`, compared by a test) and the
+identity`), the documentation's settings table (:func:`settings_table`, compared by a test) and the
 DataModule's ``prepare`` argument. Adding a setting is one field here plus the code that uses
 it. Torch-free.
 """
@@ -58,7 +58,7 @@ def setting(
     """A PrepareConfig field. ``output``: changes the prepared data (part of the folder's
     identity); ``applies``: for an output setting, when it does (else it is left out of the
     identity); ``flag``: the command-line flag when not ``--<name-with-dashes>``; ``shown``:
-    the default as the README's table shows it; ``choices``: the valid values of a string."""
+    the default as the settings table shows it; ``choices``: the valid values of a string."""
     metadata = {
         "help": help,
         "output": output,
@@ -101,7 +101,7 @@ def _body_model_fields(c: PrepareConfig) -> bool:
 @dataclass(frozen=True)
 class PrepareConfig:
     """How AMASS is turned into training data. Every field is a setting; see
-    :func:`settings_table` (and the README) for each one's meaning and default."""
+    :func:`settings_table` (and docs/reference/settings.md) for each one's meaning and default."""
 
     keep_rate: float = setting(
         0.3,
@@ -473,7 +473,7 @@ def _problems(c: PrepareConfig) -> list[str]:
 
 
 def settings_table() -> str:
-    """The README's settings table (Markdown), made from the declaration."""
+    """The settings table of the documentation (Markdown), made from the declaration."""
     rows = ["| setting | default | changes the data | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(PrepareConfig):
         meta = f.metadata

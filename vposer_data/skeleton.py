@@ -97,7 +97,8 @@ CONTACT_JOINTS = (7, 10, 8, 11)
 
 
 def joints_table() -> str:
-    """The README's table of joint names and order per family (Markdown), from the above."""
+    """The documentation's table of joint names and order per family (Markdown), from the
+    above."""
     body = JOINT_NAMES_BY_FAMILY["smpl"][:BODY_JOINT_COUNT]
     rows = ["| joints | names, in order |", "|---|---|"]
     rows.append(f'| 0-21 (`set="body"`, every family) | {", ".join(body)} |')

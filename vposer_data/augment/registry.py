@@ -416,7 +416,7 @@ def output_fields(
 
 
 def augmentations_table() -> str:
-    """The README's table of augmentations (Markdown), made from the registry."""
+    """The documentation's table of augmentations (Markdown), made from the registry."""
     rows = [
         "| augmentation | parameters (default) | applies to | what it does |",
         "|---|---|---|---|",
