@@ -310,3 +310,37 @@ def test_contacts_are_the_source_motions_labels(
     assert data["contacts"].dtype == np.uint8 and data["contacts"].any()
     if sampling == "frames":
         assert 0 < mirrored_rows < data["seq_id"].shape[0]
+
+
+@pytest.mark.parametrize("sampling", ["random", "fps"])
+def test_contacts_take_the_rate_an_erratum_fixes(
+    tmp_path: Path, models: Path, sampling: str
+) -> None:
+    """BMLhandball's files state a wrong rate (really 240 Hz, AMASS_FPS_ERRATA, on by default):
+    the contacts' speeds use the true rate under every sampling, the default random one too,
+    and the override is recorded."""
+    tree = write_family_tree(
+        tmp_path / "tree", "smplh", fps=60.0, frames=160, datasets=("BMLhandball",)
+    )
+    out = tmp_path / "out"
+    changes: dict[str, Any] = {"sampling": "fps", "target_fps": 30} if sampling == "fps" else {}
+    prepare(
+        tree,
+        out,
+        {"train": ["BMLhandball"]},
+        **body_config(models, augmentations=["contacts"]),
+        **changes,
+    )
+    data = {name: t.numpy() for name, t in load_split(out, "train").items()}
+    record = read_manifest(out)["stages"]["stage_I"]["train"]
+    assert {entry["fps"] for entry in record["files"]} == {240.0}
+    assert len(record["fps_overrides"]) == len(record["files"])
+    differs = 0
+    for seq, entry in enumerate(record["files"]):
+        rows = np.flatnonzero(data["seq_id"] == seq)
+        frames = data["frame_id"][rows]
+        start, _, contacts = source_labels(tree, "smplh", entry["path"], 240.0)
+        assert np.array_equal(data["contacts"][rows], contacts[frames - start])
+        _, _, stated = source_labels(tree, "smplh", entry["path"], 60.0)
+        differs += not np.array_equal(stated[frames - start], contacts[frames - start])
+    assert differs  # the stated rate would have given other contacts

@@ -29,6 +29,7 @@ from vposer_data.errata import (
     parse_fps_overrides,
 )
 from vposer_data.errors import ConfigError
+from vposer_data.fields import CONTACTS
 
 __all__ = [
     "BODY_MODEL_GENDERS",
@@ -80,6 +81,10 @@ def _random_sampling(c: PrepareConfig) -> bool:
 
 def _clocked(c: PrepareConfig) -> bool:
     return c.sampling != "random"
+
+
+def _rates_used(c: PrepareConfig) -> bool:
+    return c.uses_frame_rates
 
 
 def _clips(c: PrepareConfig) -> bool:
@@ -153,7 +158,7 @@ class PrepareConfig:
         "path pattern -> true frame rate in Hz, for files whose stated rate is wrong; patterns "
         "match paths below amass_dir (either release's dataset names); the default is the "
         "documented preset of known errata; `{}` disables it",
-        applies=_clocked,
+        applies=_rates_used,
         shown="`AMASS_FPS_ERRATA`",
     )
     exclude: tuple[Exclusion, ...] = setting(
@@ -309,6 +314,12 @@ class PrepareConfig:
     def body_model_augmentations(self) -> tuple[AugmentSpec, ...]:
         """The configured augmentations that need the user's body models (joints, contacts)."""
         return tuple(s for s in self.augmentations if s.augmentation.needs_body_model)
+
+    @property
+    def uses_frame_rates(self) -> bool:
+        """Whether the files' frame rates shape the output (so ``fps_overrides`` apply): the
+        clock and clips do, and so do the speeds behind ``contacts`` under any sampling."""
+        return self.sampling != "random" or any(s.name == CONTACTS for s in self.augmentations)
 
     def require_body_model_dir(self) -> None:
         """ConfigError when an augmentation needs body models and ``body_model_dir`` is None

@@ -124,7 +124,7 @@ def _select(sequence: AmassSequence, source: SourceFile, config: PrepareConfig) 
 
 def _rate_override(source: SourceFile, config: PrepareConfig) -> tuple[str, float] | None:
     """The frame-rate override covering this file, where rates are used."""
-    if config.sampling == "random" or not config.fps_overrides:
+    if not config.uses_frame_rates or not config.fps_overrides:
         return None
     return find_fps_override(source.path, config.fps_overrides)
 
