@@ -36,6 +36,7 @@ __all__ = [
     "TOE_JOINTS",
     "TOE_OFFSET",
     "dbscan_1d",
+    "feet_contacts",
     "floor_height",
     "foot_contacts",
     "joint_speeds",
@@ -184,7 +185,15 @@ def foot_contacts(joints: np.ndarray, fps: float) -> tuple[float, np.ndarray]:
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1] < 12 or joints.shape[2] != 3 or joints.shape[0] < 1:
         raise ValueError(f"joints must have shape (T >= 1, J >= 12, 3), got {joints.shape}")
-    feet = joints[:, CONTACT_JOINTS]  # (T, 4, 3)
+    return feet_contacts(joints[:, CONTACT_JOINTS], fps)
+
+
+def feet_contacts(feet: np.ndarray, fps: float) -> tuple[float, np.ndarray]:
+    """:func:`foot_contacts` of the four contact joints alone, ``(T, 4, 3)`` in the order of
+    :data:`CONTACT_JOINTS`."""
+    feet = np.asarray(feet, dtype=np.float64)
+    if feet.ndim != 3 or feet.shape[1:] != (4, 3) or feet.shape[0] < 1:
+        raise ValueError(f"feet must have shape (T >= 1, 4, 3), got {feet.shape}")
     speed = joint_speeds(feet, fps)
     m = floor_height(feet[:, [1, 3], 2], speed[:, [1, 3]])
     above = feet[:, :, 2] - m
