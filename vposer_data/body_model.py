@@ -418,7 +418,10 @@ def posed_joints(
     out = np.zeros((frames, count, 3))
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
-        aa = np.ascontiguousarray(pose[start:stop, rotated].transpose(1, 2, 0), dtype=np.float64)
+        # (R, 3, n) in one strided copy of the rotated joints' rows
+        aa = np.take(pose[start:stop].transpose(1, 2, 0), rotated, axis=0).astype(
+            np.float64, copy=False
+        )
         local = _rodrigues_components(aa)  # (R, 3, 3, n)
         local_of = {joint: local[k] for k, joint in enumerate(rotated)}
         if rest_index is not None:
