@@ -128,3 +128,52 @@ def test_rodrigues_components_are_rotations() -> None:
     np.testing.assert_allclose(np.linalg.det(matrices), 1.0, atol=1e-14)
     axes = np.moveaxis(aa, -1, 1)[..., None]  # (3, 50, 3, 1)
     np.testing.assert_allclose(matrices @ axes, axes, atol=1e-14)
+
+
+def test_joints_of_a_batch_mixing_families(model_root: Path) -> None:
+    """The joints augmentation poses each sample with its own motion's family and gender
+    (families looked up once per split, by seq_id), as body_joints does row by row."""
+    import torch
+
+    from vposer_data.augment.joints import SplitModels, joints
+    from vposer_data.body_model import body_joints
+    from vposer_data.model_files import find_model_file, model_sha256
+    from vposer_data.models_used import BodyModels, ModelFile
+
+    files = {}
+    for family in ("smplx", "smplh"):
+        for gender in ("female", "male"):
+            path = find_model_file(model_root, family, gender)
+            files[f"{family}/{gender}"] = ModelFile(family, gender, str(path), model_sha256(path))
+    families = ["smplx", "smplh", "smplx", "smplh"]  # by seq_id; sorted names differ in order
+    body = SplitModels(BodyModels(files, "file"), families)
+    rng = np.random.default_rng(5)
+    seq = np.array([0, 1, 2, 3, 1, 0])
+    gender = np.array([1, -1, -1, 1, -1, 1])  # female 1, male -1, per motion
+    betas = rng.normal(size=(4, 10))[seq]
+    fields = motion(6, seed=11)
+    batch = {
+        "root_orient": torch.from_numpy(fields["root_orient"].astype(np.float32)),
+        "pose_body": torch.from_numpy(fields["pose_body"].astype(np.float32)),
+        "trans": torch.from_numpy(fields["trans"].astype(np.float32)),
+        "betas": torch.from_numpy(betas.astype(np.float32)),
+        "seq_id": torch.from_numpy(seq),
+        "gender": torch.from_numpy(gender),
+    }
+    served = joints(batch, set="body", body=body)["joints"].numpy()
+    names = {1: "female", -1: "male"}
+    for row in range(6):
+        model = load_body_model(model_root, families[seq[row]], names[int(gender[row])])
+        pose = assemble_pose(
+            model.family,
+            root_orient=batch["root_orient"].numpy()[row : row + 1],
+            pose_body=batch["pose_body"].numpy()[row : row + 1],
+            num_joints=22,
+        )
+        expected = body_joints(
+            model,
+            batch["betas"].numpy()[row].astype(np.float64),
+            pose,
+            batch["trans"].numpy()[row : row + 1].astype(np.float64),
+        )
+        np.testing.assert_allclose(served[row], expected[0], rtol=0, atol=1e-5)
