@@ -386,14 +386,13 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         shutil.rmtree(baseline_dir, ignore_errors=True)
-    figures = summarize(tree, repeats, args.compress)
+    figures = summarize(tree, repeats, args.compress, body_fields=args.body_fields)
     figures.machine = machine_info()
     figures.code = code_state()
     if figures.code.get("source_sha256") != code_before.get("source_sha256"):
         figures.code["changed_during_run_from"] = code_before
     figures.overrides = settings
     figures.compare_overrides = args.compare_overrides
-    figures.body_fields = args.body_fields
     if figures.baseline is not None and baseline_code is not None:
         figures.baseline["code"] = baseline_code
     print()

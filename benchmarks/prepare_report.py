@@ -199,7 +199,11 @@ def _floor_figures(runs: list[ChildRun]) -> dict[str, Any]:
     }
 
 
-def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Figures:
+def summarize(
+    tree: dict[str, Any], repeats: list[Repeat], compress: bool, body_fields: bool = False
+) -> Figures:
+    """The figures of the repeats; ``body_fields``: the compared run is --body-fields' (its
+    target is issue 20's, decided here)."""
     pipe = _pipeline_figures([(r.pipeline, r.sizes) for r in repeats])
     floor = _floor_figures([r.floor for r in repeats])
     floor_final = _floor_figures([r.floor_final for r in repeats])
@@ -212,6 +216,7 @@ def summarize(tree: dict[str, Any], repeats: list[Repeat], compress: bool) -> Fi
     wall, floor_wall, final_wall = pipe["wall"], floor["wall"], floor_final["wall"]
     figures = Figures(
         frames=frames,
+        body_fields=body_fields,
         motion_files=int(tree["motion_files"]),
         tree_bytes=int(tree["bytes"]),
         release=str(tree["release"]),

@@ -68,8 +68,11 @@ NUM_VERTICES = {"smpl": 6890, "smplh": 6890, "smplx": 10475}
 
 #: The keys joints need; the other keys of a model file (weights, posedirs, f, ...) are not read.
 _NEEDED_KEYS = ("v_template", "shapedirs", "J_regressor", "kintree_table")
-#: Frames per block of forward kinematics: float64 rotations of 55 joints take 32 MB.
-_FK_BLOCK = 8192
+#: Frames per block of forward kinematics: a block's rotations (8 MB for 55 joints) stay
+#: near the core (blocks of 8192 frames were a third slower).
+_FK_BLOCK = 2048
+#: Angles per call of torch's sin and cos: under its grain size, so one thread computes them.
+_TRIG_PIECE = 16384
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,33 +286,69 @@ def rest_joints(model: BodyModel, betas: np.ndarray) -> np.ndarray:
     )
 
 
+def _sin_cos(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sin`` and ``cos`` of float64 angles ``(..., n)``, through torch's vectorised kernels:
+    numpy's float64 ``sin`` and ``cos`` are scalar libm calls, about 10 ns an angle here
+    against 2 (both within an ulp). Given to torch in pieces under its grain size (32768
+    elements), so that it computes them in this thread: spreading so little work over threads
+    costs more CPU than it saves."""
+    import torch  # the pipeline has it loaded; model reading alone (synth) does not need it
+
+    flat = np.ascontiguousarray(angle).reshape(-1)
+    sin, cos = np.empty_like(flat), np.empty_like(flat)
+    angles, sines, cosines = torch.from_numpy(flat), torch.from_numpy(sin), torch.from_numpy(cos)
+    for start in range(0, flat.shape[0], _TRIG_PIECE):
+        piece = slice(start, start + _TRIG_PIECE)
+        torch.sin(angles[piece], out=sines[piece])
+        torch.cos(angles[piece], out=cosines[piece])
+    return sin.reshape(angle.shape), cos.reshape(angle.shape)
+
+
 def _rodrigues_components(axis_angle: np.ndarray) -> np.ndarray:
     """Rotation matrices of axis-angle vectors given component-major, ``(..., 3, n)`` ->
     ``(..., 3, 3, n)`` float64 (Rodrigues: ``cos t I + sin t / t [r]x + (1 - cos t) / t**2
     r r^T``, the coefficients from the half angle, so that small and zero angles are exact).
-    Each entry is one vectorised operation over ``n``: no per-matrix overhead."""
+    Each entry is one vectorised operation over ``n``: no per-matrix overhead. Written into
+    few buffers, reused: fresh temporaries of this size cost page faults, more than the
+    arithmetic."""
     x, y, z = axis_angle[..., 0, :], axis_angle[..., 1, :], axis_angle[..., 2, :]
-    half = 0.5 * np.sqrt(x * x + y * y + z * z)
-    sin_half, cos_half = np.sin(half), np.cos(half)
+    half = x * x
+    half += y * y
+    half += z * z
+    np.sqrt(half, out=half)
+    half *= 0.5
+    sin_half, cos_half = _sin_cos(half)
     # q = sin(t/2) / (t/2), 1 at t = 0; a = sin t / t = q cos(t/2); b = (1 - cos t) / t**2
     # = q**2 / 2; cos t = 1 - 2 sin(t/2)**2: no cancellation for small angles
     q = np.ones_like(half)
     np.divide(sin_half, half, out=q, where=half > 0)
-    a = q * cos_half
-    b = 0.5 * q * q
-    c = 1.0 - 2.0 * sin_half * sin_half
-    bx, by, bz = b * x, b * y, b * z
-    ax, ay, az = a * x, a * y, a * z
+    a = np.multiply(q, cos_half, out=cos_half)
+    b = np.multiply(q, q, out=q)
+    b *= 0.5
+    c = np.multiply(sin_half, sin_half, out=sin_half)
+    c *= -2.0
+    c += 1.0
     out = np.empty((*axis_angle.shape[:-2], 3, 3, axis_angle.shape[-1]))
-    out[..., 0, 0, :] = c + bx * x
-    out[..., 0, 1, :] = bx * y - az
-    out[..., 0, 2, :] = bx * z + ay
-    out[..., 1, 0, :] = bx * y + az
-    out[..., 1, 1, :] = c + by * y
-    out[..., 1, 2, :] = by * z - ax
-    out[..., 2, 0, :] = bx * z - ay
-    out[..., 2, 1, :] = by * z + ax
-    out[..., 2, 2, :] = c + bz * z
+    scratch = half  # no longer needed
+    # diagonal: c + b r_i r_i; off the diagonal: b r_i r_j -+ a r_k
+    for i, r in enumerate((x, y, z)):
+        np.multiply(b, r, out=scratch)  # b r_i
+        np.multiply(scratch, r, out=out[..., i, i, :])
+        out[..., i, i, :] += c
+    bx = np.multiply(b, x)
+    by = np.multiply(b, y)
+    ax = np.multiply(a, x, out=scratch)
+    np.multiply(by, z, out=out[..., 1, 2, :])
+    np.add(out[..., 1, 2, :], ax, out=out[..., 2, 1, :])
+    out[..., 1, 2, :] -= ax
+    ay = np.multiply(a, y, out=scratch)
+    np.multiply(bx, z, out=out[..., 0, 2, :])
+    np.subtract(out[..., 0, 2, :], ay, out=out[..., 2, 0, :])
+    out[..., 0, 2, :] += ay
+    az = np.multiply(a, z, out=scratch)
+    np.multiply(bx, y, out=out[..., 0, 1, :])
+    np.add(out[..., 0, 1, :], az, out=out[..., 1, 0, :])
+    out[..., 0, 1, :] -= az
     return out
 
 
@@ -379,7 +418,10 @@ def posed_joints(
     out = np.zeros((frames, count, 3))
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
-        aa = np.ascontiguousarray(pose[start:stop, rotated].transpose(1, 2, 0), dtype=np.float64)
+        # (R, 3, n) in one strided copy of the rotated joints' rows
+        aa = np.take(pose[start:stop].transpose(1, 2, 0), rotated, axis=0).astype(
+            np.float64, copy=False
+        )
         local = _rodrigues_components(aa)  # (R, 3, 3, n)
         local_of = {joint: local[k] for k, joint in enumerate(rotated)}
         if rest_index is not None:
@@ -388,7 +430,11 @@ def posed_joints(
             block_bones = bones[:, :, start:stop]
         else:
             block_bones = bones
-        world: dict[int, np.ndarray] = {}  # global rotations (3, 3, n) of joints with children
+        # global rotations (3, 3, n) of the joints with children, composed into one buffer
+        world: dict[int, np.ndarray] = {}
+        composed = np.empty((len(rotated), 3, 3, stop - start))
+        scratch = np.empty((3, 3, stop - start))
+        term = scratch[0]  # (3, n), for the positions
         positions = np.zeros((count, 3, stop - start))
         for joint in order:  # parents come first
             parent = tree[joint]
@@ -401,16 +447,21 @@ def posed_joints(
                     world[joint] = local_of[joint]
                 continue
             w = world[parent]
-            positions[joint] = (
-                positions[parent] + w[:, 0] * bone[0] + w[:, 1] * bone[1] + w[:, 2] * bone[2]
-            )
+            # parent + w[:, 0] b0 + w[:, 1] b1 + w[:, 2] b2, summed in that order
+            position = positions[joint]
+            np.multiply(w[:, 0], bone[0], out=term)
+            np.add(positions[parent], term, out=position)
+            for k in (1, 2):
+                np.multiply(w[:, k], bone[k], out=term)
+                position += term
             if joint in has_child:
                 own = local_of[joint]
-                world[joint] = (
-                    w[:, 0, None] * own[None, 0]
-                    + w[:, 1, None] * own[None, 1]
-                    + w[:, 2, None] * own[None, 2]
-                )
+                product = composed[len(world) - 1]
+                np.multiply(w[:, 0, None], own[None, 0], out=product)
+                for k in (1, 2):
+                    np.multiply(w[:, k, None], own[None, k], out=scratch)
+                    product += scratch
+                world[joint] = product
         out[start:stop] = positions.transpose(2, 0, 1)
     return out
 

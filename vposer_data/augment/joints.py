@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -45,6 +46,13 @@ class SplitModels:
     models: BodyModels
     families: Sequence[str]
 
+    @cached_property
+    def family_codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct families, sorted, and each motion's index among them (found once per
+        worker, not per batch: a split has thousands of motions)."""
+        names, index = np.unique(np.asarray(self.families), return_inverse=True)
+        return names, index.reshape(-1)
+
 
 def _require(batch: Mapping[str, torch.Tensor], name: str, augmentation: str) -> torch.Tensor:
     if name not in batch:
@@ -76,8 +84,8 @@ def joints(
         value = batch[name].numpy()
         return value.reshape(n * steps, value.shape[-1])
 
-    names, family_index = np.unique(np.asarray(body.families), return_inverse=True)
-    family_index = family_index.reshape(-1)[seq]
+    names, codes_of_motions = body.family_codes
+    family_index = codes_of_motions[seq]
     key = family_index * 3 + (codes + 1)  # gender codes -1, 0, 1
     groups: dict[tuple[str, str], np.ndarray] = {}
     for value in np.unique(key).tolist():

@@ -10,19 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from vposer_data.amass import AmassSequence
-from vposer_data.body_model import BodyModel, assemble_pose, posed_joints, rest_joints
-from vposer_data.contacts import foot_contacts
+from vposer_data.body_model import BodyModel, rest_joints
+from vposer_data.chain_kinematics import contact_joint_positions
+from vposer_data.contacts import feet_contacts
 from vposer_data.errors import PrepareError
 from vposer_data.fields import CONTACTS, FLOOR_Z
 from vposer_data.sampling import trim_bounds
-from vposer_data.skeleton import CONTACT_JOINTS
 
 __all__ = ["LABEL_FIELDS", "source_labels"]
 
 #: The fields made here, per sample: ``contacts`` (k, 4) or (k, T, 4) uint8, ``floor_z`` (k,).
 LABEL_FIELDS = (CONTACTS, FLOOR_Z)
-#: The joints the feet need: the first 12 of every family (closed under parents).
-_FEET_JOINTS = max(CONTACT_JOINTS) + 1
 
 
 def source_labels(
@@ -31,21 +29,19 @@ def source_labels(
     """``contacts`` and ``floor_z`` of the kept ``frames`` (indices into the file, ``(k,)``
     or ``(k, T)``), from the whole trimmed motion."""
     start, stop = trim_bounds(sequence.num_frames, trim)
-    pose = assemble_pose(
-        sequence.family,
-        root_orient=sequence.root_orient[start:stop],
-        pose_body=sequence.pose_body[start:stop],
-        num_joints=_FEET_JOINTS,
-    )
     try:
         rest = rest_joints(model, sequence.betas)
     except ValueError as exc:  # more betas than the model has shape directions
         raise PrepareError(f"{sequence.path}: {exc}") from None
-    # the feet's joints and their ancestors only (9 of 12; rotations of 7)
-    joints = posed_joints(
-        rest, model.parents, pose, sequence.trans[start:stop], joints=CONTACT_JOINTS
+    # the feet along the legs only (rotations of 7 joints, none composed)
+    feet = contact_joint_positions(
+        rest,
+        model.parents,
+        sequence.root_orient[start:stop],
+        sequence.pose_body[start:stop],
+        sequence.trans[start:stop],
     )
-    floor_z, contacts = foot_contacts(joints, sequence.fps)
+    floor_z, contacts = feet_contacts(feet, sequence.fps)
     return {
         CONTACTS: np.ascontiguousarray(contacts[frames - start]),
         FLOOR_Z: np.full(frames.shape[0], floor_z, dtype=np.float32),
