@@ -6,7 +6,9 @@
 # the installer choose.
 # INSTALLER picks what installs the rest: "auto" (default) uses uv (installed into the venv
 # with pip; it resolves and installs in seconds where pip takes most of a minute) and falls back
-# to pip when uv cannot be had; "pip" always uses pip. Bytecode is compiled on first import.
+# to pip when uv cannot be had; "pip" always uses pip. Both compile the bytecode at install time:
+# where PYTHONDONTWRITEBYTECODE is set, nothing else would, and every process would compile
+# torch's modules anew (about 20 s an import).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -17,14 +19,14 @@ installer="${INSTALLER:-auto}"
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-pip=("$venv/bin/python" -m pip install --quiet --no-compile)
+pip=("$venv/bin/python" -m pip install --quiet)
 if [ -n "$torch_spec" ] && ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
   "${pip[@]}" "$torch_spec"
 fi
 target="."
 [ -n "$extras" ] && target=".[${extras}]"
 if [ "$installer" = auto ] && { [ -x "$venv/bin/uv" ] || "${pip[@]}" uv 2>/dev/null; }; then
-  if "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -e "$target"; then
+  if "$venv/bin/uv" pip install --quiet --compile-bytecode --python "$venv/bin/python" -e "$target"; then
     exit 0
   fi
   echo "setup: uv could not install ${target}; trying pip" >&2
