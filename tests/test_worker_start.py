@@ -85,3 +85,51 @@ def test_workers_are_forked_whatever_the_default_start_method(
 def test_sharing_follows_the_stages_context_not_the_default() -> None:
     assert workers_can_share(2) == (worker_context() is not None and hasattr(os, "memfd_create"))
     assert workers_can_share(0) is False
+
+
+_ROMA_IN_WORKERS = textwrap.dedent(
+    """
+    import json, sys
+    import torch.utils.data._utils.worker as worker
+    from vposer_data import PrepareConfig, prepare_vposer_datasets
+
+    amass, out, augmentations = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    original = worker._worker_loop
+
+    def loop(kind, dataset, *args, **kwargs):  # each worker as it starts: is roma there yet?
+        if type(dataset).__name__ == "AugmentedBatches":  # Stage II's, not Stage I's readers
+            print("worker roma", "roma" in sys.modules, flush=True)
+        return original(kind, dataset, *args, **kwargs)
+
+    worker._worker_loop = loop
+    config = PrepareConfig(
+        progress=False, num_workers=2, batch_size=256, augmentations=augmentations
+    )
+    prepare_vposer_datasets({"train": ["CMU"], "vald": ["HumanEva"]}, amass, out, config=config)
+    print("parent roma", "roma" in sys.modules)
+    """
+)
+
+
+@linux_only
+@pytest.mark.parametrize(
+    ("augmentations", "expected"),
+    [(["random_zrot", "matrot"], True), (["remove_zrot"], True), (["matrot"], False)],
+)
+def test_stage_ii_workers_start_with_roma_when_they_need_it(
+    amass_tree: TreeCache, tmp_path: Path, augmentations: list[str], expected: bool
+) -> None:
+    """An augmentation that takes rotation logs needs roma (about a second to import): Stage II
+    imports it before forking its workers, which then start with it instead of importing it
+    each on its first batch. Runs that do not need it never import it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ROMA_IN_WORKERS, str(amass_tree()), str(tmp_path / "out"),
+         json.dumps(augmentations)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    workers = [line for line in lines if line.startswith("worker roma")]
+    assert len(workers) >= 4  # two workers per split, two splits
+    assert set(workers) == {f"worker roma {expected}"}
+    assert f"parent roma {expected}" in lines

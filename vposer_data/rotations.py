@@ -16,6 +16,7 @@ import torch
 __all__ = [
     "aa_to_matrot",
     "aa_to_quat",
+    "load_rotation_logs",
     "matrot_to_aa",
     "matrot_to_rot6d",
     "quat_to_aa",
@@ -110,6 +111,12 @@ def _rodrigues(components: np.ndarray, out: np.ndarray) -> None:
         )
     ):
         operation(left, right, out=out[:, k], casting="same_kind")
+
+
+def load_rotation_logs() -> None:
+    """Import what :func:`matrot_to_aa` needs now (roma, about a second), so that worker
+    processes forked afterwards inherit it instead of each importing it on its first batch."""
+    import roma  # noqa: F401
 
 
 def matrot_to_aa(R: torch.Tensor) -> torch.Tensor:

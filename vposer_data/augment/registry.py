@@ -124,6 +124,9 @@ class Augmentation:
             then also receives ``body``, the split's models (:mod:`vposer_data.augment.joints`).
         widths: for fields it adds whose width the input decides, that width given its
             parameters and the split's body-model families (``joints``: the joint count).
+        takes_rotation_logs: it turns rotation matrices back into axis-angle
+            (:func:`vposer_data.rotations.matrot_to_aa`, from roma, whose import takes about
+            a second): Stage II then imports it once before forking its workers.
     """
 
     name: str
@@ -137,6 +140,7 @@ class Augmentation:
     adds: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     needs_body_model: bool = False
     widths: Callable[[Mapping[str, Any], Sequence[str]], dict[str, int]] | None = None
+    takes_rotation_logs: bool = False
 
     def added(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         """The fields it adds with these parameters."""
@@ -214,6 +218,7 @@ _DECLARED = (
         changes_poses=True,
         random=_never,
         function="remove_zrot",
+        takes_rotation_logs=True,
     ),
     Augmentation(
         "random_zrot",
@@ -223,6 +228,7 @@ _DECLARED = (
         changes_poses=True,
         random=_always,
         function="random_zrot",
+        takes_rotation_logs=True,
     ),
     Augmentation(
         "mirror",
@@ -266,6 +272,7 @@ _DECLARED = (
         random=_never,
         function="velocities",
         needs_clips=True,
+        takes_rotation_logs=True,
     ),
     Augmentation(
         "joints",

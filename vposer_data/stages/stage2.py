@@ -45,6 +45,7 @@ from vposer_data.manifest import STAGE_I
 from vposer_data.memory import release_mapped_pages
 from vposer_data.progress import progress
 from vposer_data.records import Stage2Record, TensorEntry
+from vposer_data.rotations import load_rotation_logs
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.worker_start import worker_context
 
@@ -365,6 +366,8 @@ def run_stage2(job: SplitJob) -> Stage2Record:
     )
     # written in place by the workers, where the platform has positioned writes
     direct = config.hdf5_compression == "none" and hasattr(os, "pwrite")
+    if config.num_workers and any(s.augmentation.takes_rotation_logs for s in specs):
+        load_rotation_logs()  # once here, not once per forked worker
     loader = DataLoader(
         dataset,
         batch_size=None,
