@@ -130,6 +130,6 @@ def test_stage_ii_workers_start_with_roma_when_they_need_it(
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     workers = [line for line in lines if line.startswith("worker roma")]
-    assert len(workers) >= 4  # two workers per split, two splits
+    assert len(workers) >= 2  # one per split at least: a worker that made a batch (of 2 each)
     assert set(workers) == {f"worker roma {expected}"}
     assert f"parent roma {expected}" in lines
