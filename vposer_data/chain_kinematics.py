@@ -21,7 +21,7 @@ import itertools
 
 import numpy as np
 
-from vposer_data.body_model import _rodrigues_components, posed_joints
+from vposer_data.body_model import _rodrigues_components, assemble_pose, posed_joints
 from vposer_data.skeleton import CONTACT_JOINTS
 
 __all__ = ["LEG_CHAINS", "contact_joint_positions"]
@@ -71,9 +71,8 @@ def contact_joint_positions(
         raise ValueError(f"rest joints must have shape (J >= 12, 3), got {rest.shape}")
     tree = tuple(int(p) for p in np.asarray(parents)[:12])
     if not _legs_are_standard(tree):
-        pose = np.zeros((frames, 12, 3))
-        pose[:, 0] = root_orient
-        pose[:, 1:] = np.asarray(pose_body).reshape(frames, 21, 3)[:, :11]
+        # the first 12 joints are the root and body joints in every family
+        pose = assemble_pose("smpl", root_orient=root_orient, pose_body=pose_body, num_joints=12)
         return posed_joints(rest, tree, pose, trans, joints=CONTACT_JOINTS)[:, CONTACT_JOINTS]
     # bones (rest joint - parent's), per level (hips, knees, ankles, feet) for both legs:
     # (level, leg, 3) as (leg, 1, 3, 1) arrays, to broadcast against (leg, vector, 3, n)
