@@ -89,7 +89,7 @@ def test_sharing_follows_the_stages_context_not_the_default() -> None:
 
 _ROMA_IN_WORKERS = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     import torch.utils.data._utils.worker as worker
     from vposer_data import PrepareConfig, prepare_vposer_datasets
 
@@ -98,7 +98,8 @@ _ROMA_IN_WORKERS = textwrap.dedent(
 
     def loop(kind, dataset, *args, **kwargs):  # each worker as it starts: is roma there yet?
         if type(dataset).__name__ == "AugmentedBatches":  # Stage II's, not Stage I's readers
-            print("worker roma", "roma" in sys.modules, flush=True)
+            # one write of a few bytes: atomic on a pipe, never interleaved with another worker's
+            os.write(1, f"worker roma {'roma' in sys.modules}\\n".encode())
         return original(kind, dataset, *args, **kwargs)
 
     worker._worker_loop = loop
