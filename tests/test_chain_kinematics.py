@@ -11,12 +11,12 @@ import pytest
 
 from vposer_data.body_model import (
     FAMILIES,
-    _rodrigues_components,
     _sin_cos,
     assemble_pose,
     load_body_model,
     posed_joints,
     rest_joints,
+    rodrigues_components,
 )
 from vposer_data.chain_kinematics import contact_joint_positions
 from vposer_data.skeleton import CONTACT_JOINTS
@@ -122,7 +122,7 @@ def test_sin_cos_in_pieces_land_in_place() -> None:
 def test_rodrigues_components_are_rotations() -> None:
     """Each matrix orthonormal with determinant 1, and rotating its own axis leaves it."""
     aa = np.random.default_rng(4).normal(size=(3, 3, 50)) * 2
-    matrices = np.moveaxis(_rodrigues_components(aa), -1, 1)  # (3, 50, 3, 3)
+    matrices = np.moveaxis(rodrigues_components(aa), -1, 1)  # (3, 50, 3, 3)
     eye = np.broadcast_to(np.eye(3), matrices.shape)
     np.testing.assert_allclose(matrices @ np.swapaxes(matrices, -1, -2), eye, atol=1e-14)
     np.testing.assert_allclose(np.linalg.det(matrices), 1.0, atol=1e-14)

@@ -60,6 +60,7 @@ __all__ = [
     "read_body_model",
     "read_model_arrays",
     "rest_joints",
+    "rodrigues_components",
     "rotation_matrices",
     "shape_direction_count",
 ]
@@ -304,7 +305,7 @@ def _sin_cos(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sin.reshape(angle.shape), cos.reshape(angle.shape)
 
 
-def _rodrigues_components(axis_angle: np.ndarray) -> np.ndarray:
+def rodrigues_components(axis_angle: np.ndarray) -> np.ndarray:
     """Rotation matrices of axis-angle vectors given component-major, ``(..., 3, n)`` ->
     ``(..., 3, 3, n)`` float64 (Rodrigues: ``cos t I + sin t / t [r]x + (1 - cos t) / t**2
     r r^T``, the coefficients from the half angle, so that small and zero angles are exact).
@@ -355,7 +356,7 @@ def _rodrigues_components(axis_angle: np.ndarray) -> np.ndarray:
 def rotation_matrices(axis_angle: np.ndarray) -> np.ndarray:
     """Rotation matrices ``(..., 3, 3)`` float64 of axis-angle vectors ``(..., 3)``."""
     r = np.asarray(axis_angle, dtype=np.float64)
-    return np.moveaxis(_rodrigues_components(r.reshape(-1, 3).T), -1, 0).reshape(*r.shape, 3)
+    return np.moveaxis(rodrigues_components(r.reshape(-1, 3).T), -1, 0).reshape(*r.shape, 3)
 
 
 def posed_joints(
@@ -422,7 +423,7 @@ def posed_joints(
         aa = np.take(pose[start:stop].transpose(1, 2, 0), rotated, axis=0).astype(
             np.float64, copy=False
         )
-        local = _rodrigues_components(aa)  # (R, 3, 3, n)
+        local = rodrigues_components(aa)  # (R, 3, 3, n)
         local_of = {joint: local[k] for k, joint in enumerate(rotated)}
         if rest_index is not None:
             block_bones = bones[:, :, rest_index[start:stop]]

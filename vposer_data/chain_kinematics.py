@@ -21,7 +21,7 @@ import itertools
 
 import numpy as np
 
-from vposer_data.body_model import _rodrigues_components, assemble_pose, posed_joints
+from vposer_data.body_model import assemble_pose, posed_joints, rodrigues_components
 from vposer_data.skeleton import CONTACT_JOINTS
 
 __all__ = ["LEG_CHAINS", "contact_joint_positions"]
@@ -86,7 +86,7 @@ def contact_joint_positions(
         aa = np.empty((len(_ROTATED), 3, count))
         aa[0] = root_orient[start:stop].T
         aa[1:] = pose_body[start:stop, _COLUMNS].T.reshape(len(_ROTATED) - 1, 3, count)
-        local = _rodrigues_components(aa)  # (7, 3, 3, count): pelvis, hips, knees, ankles
+        local = rodrigues_components(aa)  # (7, 3, 3, count): pelvis, hips, knees, ankles
         # per leg, the vectors from the ankle's parent to the ankle and to the foot
         vectors = np.empty((2, 2, 3, count))
         vectors[:, 0] = level_bones[2][:, 0]

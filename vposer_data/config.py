@@ -29,7 +29,6 @@ from vposer_data.errata import (
     parse_fps_overrides,
 )
 from vposer_data.errors import ConfigError
-from vposer_data.fields import CONTACTS
 
 __all__ = [
     "BODY_MODEL_GENDERS",
@@ -318,8 +317,11 @@ class PrepareConfig:
     @property
     def uses_frame_rates(self) -> bool:
         """Whether the files' frame rates shape the output (so ``fps_overrides`` apply): the
-        clock and clips do, and so do the speeds behind ``contacts`` under any sampling."""
-        return self.sampling != "random" or any(s.name == CONTACTS for s in self.augmentations)
+        clock and clips do, and so do labels of the source motion (``contacts``: speeds in m/s)
+        under any sampling."""
+        return self.sampling != "random" or any(
+            s.augmentation.from_source for s in self.augmentations
+        )
 
     def require_body_model_dir(self) -> None:
         """ConfigError when an augmentation needs body models and ``body_model_dir`` is None
