@@ -6,6 +6,7 @@ around them; the DataModule serving the fields."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -126,6 +127,36 @@ def test_another_model_file_is_a_stale_output_naming_it(
     assert not torch.equal(
         load_split(out, "train")["joints"], load_split(prepared, "train")["joints"]
     )
+
+
+def test_a_complete_folder_is_rerun_without_reading_its_motions(
+    prepared: Path, tree: Path, models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rerun with nothing to do (a training job's prepare_data) takes the models a complete
+    folder records, its AMASS files unchanged, instead of reading every motion's zip
+    directory (17k files in AMASS); the models are still checked by SHA-256 (the test above)
+    and looked for. Changed AMASS files: the motions are looked at, the folder is stale."""
+    out = tmp_path / "out"
+    shutil.copytree(prepared, out)
+    shortcut = "inputs unchanged: body models as recorded"
+    with caplog.at_level(logging.DEBUG, logger="vposer_data"):
+        result = prepare(tree, out, SPLITS, **body_config(models))
+    assert not result.ran and shortcut in caplog.text
+    assert file_hashes(out) == file_hashes(prepared)
+    partial = tmp_path / "models"
+    shutil.copytree(models, partial)
+    shutil.rmtree(partial / "smplh" / "female")
+    with pytest.raises(MissingBodyModelError, match="smplh female model this folder was"):
+        prepare(tree, out, SPLITS, **body_config(partial))
+    changed = tmp_path / "tree"
+    shutil.copytree(tree, changed)
+    rng = np.random.default_rng(1)
+    write_motion_npz(changed / "SFU" / "s0" / "m0_poses.npz", "smplh", 60, 120.0, "male",
+                     np.zeros(16), rng)  # fmt: skip
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="vposer_data"), pytest.raises(StaleOutputError):
+        prepare(changed, out, SPLITS, **body_config(models))
+    assert shortcut not in caplog.text
 
 
 def test_a_pickle_that_would_run_code_is_refused_before_any_stage(

@@ -95,6 +95,8 @@ class BodyModels:
 
     files: Mapping[str, ModelFile]
     gender_mode: str  # "file" | "neutral"
+    #: taken from a folder's record instead of from its motions (see recorded_body_models)
+    from_record: bool = False
 
     def key(self, family: str, gender: str) -> str:
         return f"{family}/{'neutral' if self.gender_mode == 'neutral' else gender}"
@@ -218,10 +220,14 @@ def resolve_body_models(
 
 
 def recorded_body_models(
-    body_model_dir: str | Path, gender_mode: str, recorded: Mapping[str, Any]
+    body_model_dir: str | Path,
+    gender_mode: str,
+    recorded: Mapping[str, Any],
+    from_record: bool = False,
 ) -> BodyModels:
     """The models a folder records (``{family/gender: {...}}``), looked for again in
-    ``body_model_dir`` (when its AMASS files are not given to look at)."""
+    ``body_model_dir`` (when its AMASS files are not given to look at, or are unchanged);
+    ``from_record`` marks them so."""
     files: dict[str, ModelFile] = {}
     for key in sorted(recorded):
         family, gender = key.split("/")
@@ -235,7 +241,7 @@ def recorded_body_models(
                 f"folder was prepared with; looked for:{looked}"
             )
         files[key] = ModelFile(family, gender, str(path), model_sha256(path))
-    return BodyModels(files, gender_mode)
+    return BodyModels(files, gender_mode, from_record)
 
 
 def model_changes(recorded: Mapping[str, Any], models: BodyModels) -> list[str]:

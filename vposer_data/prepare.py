@@ -13,6 +13,7 @@ the manifest record, timing, logging and Ctrl-C are handled here, once for all s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -60,6 +61,8 @@ from vposer_data.runlog import LoggerLike, RunLog, resumed_line, stopped_line
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
 from vposer_data.stages import PIPELINE, SplitJob
 from vposer_data.statistics import STATISTICS_NAME
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["LOG_NAME", "PrepareResult", "prepare_vposer_datasets"]
 
@@ -182,7 +185,9 @@ def prepare_vposer_datasets(
     _check_root(root)
     with Interrupts():  # from here on, Ctrl-C stops the run at the next safe point
         inputs = None if amass_dir is None else _find_inputs(root, settings, Path(amass_dir))
-        body = _body_models(root, config, inputs)  # a missing model stops here, before any stage
+        body = None if overwrite else _models_of_a_complete_folder(root, settings, config, inputs)
+        if body is None:  # a missing model stops here, before any stage
+            body = _body_models(root, config, inputs)
         _prepare_root(root)
         log = RunLog(None, logger)
         return _prepare_locked(root, settings, inputs, body, config, overwrite, log)
@@ -225,6 +230,10 @@ def _prepare_locked(
         if manifest.complete:
             manifest.require_intact()
             return _result(root, manifest, [], {})
+        if body is not None and body.from_record and inputs is not None:
+            # the folder was complete when looked at unlocked, and is not now: every motion's
+            # model is looked for again before a stage runs
+            body = _body_models(root, config, inputs)
         log.open(root / LOG_NAME)
         try:
             return _run(root, manifest, settings, inputs, config, log, body)
@@ -302,6 +311,41 @@ def _body_models(root: Path, config: PrepareConfig, inputs: _Inputs | None) -> B
     if not recorded:
         return None
     return recorded_body_models(config.body_model_dir, config.body_model_gender, recorded)
+
+
+def _models_of_a_complete_folder(
+    root: Path, settings: Mapping[str, Any], config: PrepareConfig, inputs: _Inputs | None
+) -> BodyModels | None:
+    """The models a complete folder records, when it was prepared with these settings from
+    these AMASS files (unchanged): a rerun that has nothing to do then does not read every
+    motion's zip directory to find its model (17k files in AMASS, seconds on a cold disk).
+    None when anything differs: the motions are looked at. Read without the folder's lock;
+    the locked checks that follow hold as for any run (the models by SHA-256, the inputs)."""
+    if not config.body_model_augmentations or config.body_model_dir is None or inputs is None:
+        return None
+    try:
+        manifest = Manifest.load(root)
+    except ManifestError:
+        return None
+    recorded = manifest.data.get("body_models")
+    if not (manifest.exists and manifest.complete and recorded):
+        return None
+    if manifest.stale_error(settings, "") is not None:
+        return None
+    for split in manifest.splits:
+        record = manifest.stage1(split)
+        if record is None or not _inputs_recorded(record) or split not in inputs.sources:
+            return None
+        if input_changes(split, record, inputs.amass_dir, inputs.sources[split], _quiet):
+            return None
+    _log.debug("%s: complete, inputs unchanged: body models as recorded", root)
+    return recorded_body_models(
+        config.body_model_dir, config.body_model_gender, recorded, from_record=True
+    )
+
+
+def _quiet(message: str) -> None:
+    """A log that keeps nothing (the locked checks log what they find)."""
 
 
 def _check_models(root: Path, manifest: Manifest, body: BodyModels) -> None:
