@@ -13,6 +13,13 @@ are reported, never asserted; the README's bound is what they check.
 
     python benchmarks/bench_interrupt.py --tree /tmp/amass2m --runs 40
     python benchmarks/bench_interrupt.py --frames 2000000 --keep-rate 1.0 --twice
+
+With ``--after TEXT``, each press comes a moment drawn uniformly within ``--window`` seconds
+after the first line of the command's log (``-v``) that holds TEXT, e.g. ``"stage III vald:"``
+for the test and train splits' Stage III, where the largest files are written and flushed:
+
+    python benchmarks/bench_interrupt.py --tree /tmp/amass16m --keep-rate 1.0 --runs 4 \
+        --after "stage III vald:" --window 15
 """
 
 from __future__ import annotations
@@ -37,8 +44,9 @@ STAGES = ("stage_I", "stage_II", "stage_III")
 
 
 def _command(tree: Path, out: Path, args: argparse.Namespace) -> list[str]:
+    verbose = ["-v"] if args.after else []
     return [
-        sys.executable, "-m", "vposer_data", "prepare", "--amass-dir", str(tree),
+        sys.executable, "-m", "vposer_data", *verbose, "prepare", "--amass-dir", str(tree),
         "--out", str(out), "--num-workers", str(args.num_workers),
         "--keep-rate", str(args.keep_rate), "--no-progress",
     ]  # fmt: skip
@@ -58,8 +66,9 @@ def _landed(out: Path) -> str:
 
 
 def _run(tree: Path, out: Path, args: argparse.Namespace, delay: float | None) -> dict:
-    """One run, with Ctrl-C ``delay`` seconds after its start (None: none): its exit status,
-    seconds from Ctrl-C to the "Interrupted" message and to the exit, and its last line."""
+    """One run, with Ctrl-C ``delay`` seconds after its start, or after its first log line
+    holding ``args.after`` (None: none): its exit status, seconds from Ctrl-C to the
+    "Interrupted" message and to the exit, and its last line."""
     started = time.monotonic()
     proc = subprocess.Popen(
         _command(tree, out, args),
@@ -70,12 +79,21 @@ def _run(tree: Path, out: Path, args: argparse.Namespace, delay: float | None) -
     )
     assert proc.stderr is not None
     lines: list[tuple[float, str]] = []
-    reader = threading.Thread(
-        target=lambda: lines.extend((time.monotonic(), line) for line in proc.stderr)  # type: ignore[union-attr]
-    )
+    anchor = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.append((time.monotonic(), line))
+            if args.after and args.after in line:
+                anchor.set()
+        anchor.set()  # the output ended first
+
+    reader = threading.Thread(target=read)
     reader.start()
     pressed = None
     if delay is not None:
+        if args.after:
+            anchor.wait()
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
@@ -109,7 +127,12 @@ def main() -> int:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--keep-rate", type=float, default=0.3)
     parser.add_argument("--twice", action="store_true", help="press Ctrl-C again 0.1 s later")
+    parser.add_argument("--after", help="press within --window s after a log line with this")
+    parser.add_argument("--window", type=float, default=10.0)
     args = parser.parse_args()
+    # started in the background (bash's "&" without job control), this process has SIGINT
+    # ignored, and so would the runs: they would finish instead of stopping
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     work = Path(tempfile.mkdtemp(prefix="bench_interrupt_"))
     try:
@@ -119,7 +142,7 @@ def main() -> int:
             from vposer_data.synthetic import write_amass_tree
 
             write_amass_tree(tree, total_frames=args.frames, seed=args.seed)
-        for attempt in ("cold", "warm"):  # the first run also fills the page cache
+        for attempt in ("cold", "warm")[: 1 if args.after else 2]:  # the first fills the cache
             whole = _run(tree, work / "whole", args, None)
             shutil.rmtree(work / "whole", ignore_errors=True)
             print(f"uninterrupted ({attempt}): {whole['seconds']:.2f} s, exit status {whole['rc']}")
@@ -129,7 +152,7 @@ def main() -> int:
         stops, saids = [], []
         for i in range(args.runs):
             out = work / f"run{i:03d}"
-            result = _run(tree, out, args, rng.uniform(0, horizon))
+            result = _run(tree, out, args, rng.uniform(0, args.window if args.after else horizon))
             shutil.rmtree(out, ignore_errors=True)
             if result["stop"] is None:  # it ended before the press: runs are that fast now
                 horizon = min(horizon, result["seconds"])
