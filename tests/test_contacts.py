@@ -323,15 +323,37 @@ def test_per_frame_thresholds_would_depend_on_the_rate() -> None:
     assert far_differences > 10
 
 
+@PROPERTY
 @given(
-    hnp.arrays(np.float64, st.integers(1, 40), elements=st.floats(-1, 1, width=16)),
-    st.data(),
+    points=hnp.arrays(np.int64, st.integers(1, 40), elements=st.integers(-24, 24)),
+    eps_units=st.integers(1, 6),
+    min_samples=st.integers(1, 3),
+    noise=st.booleans(),
 )
-@settings(max_examples=200, deadline=None)
-def test_group_medians_are_numpy_medians(values: np.ndarray, data: st.DataObject) -> None:
-    """The floor's group medians, all at once, equal np.median of each group bit for bit."""
-    from vposer_data.contacts import _group_medians
+def test_lowest_group_median_is_the_labels_one(points, eps_units, min_samples, noise) -> None:
+    """``m`` from the sorted values alone equals the lowest median of scikit-learn's groups (all
+    values when it finds no cluster), bit for bit, on a grid (exact ties and distances of eps)
+    and off it."""
+    from vposer_data.contacts import _lowest_group_median
 
-    groups = data.draw(hnp.arrays(np.int64, values.shape, elements=st.integers(0, 3)))
-    expected = np.array([np.median(values[groups == g]) for g in np.unique(groups)])
-    np.testing.assert_array_equal(_group_medians(values, groups), expected)
+    values, eps = points / 8.0, eps_units / 8.0
+    if noise:
+        values = values + np.random.default_rng(points.size).normal(scale=0.01, size=values.size)
+    labels = sklearn_labels(values, eps, min_samples)
+    if (labels < 0).all():
+        expected = np.median(values)
+    else:
+        expected = min(np.median(values[labels == g]) for g in np.unique(labels[labels >= 0]))
+    assert _lowest_group_median(values, eps, min_samples) == expected
+
+
+def test_lowest_group_median_refuses_what_input_order_would_decide() -> None:
+    """With min_samples 4 a border value can touch two clusters (here 2.0, between the clusters
+    at 0-1 and 3-4), and scikit-learn gives it to the cluster it numbers first: refused."""
+    from vposer_data.contacts import _lowest_group_median
+
+    values = np.array([3.0, 3.0, 4.0, 4.0, 0.0, 0.0, 1.0, 1.0, 2.0])
+    labels = sklearn_labels(values, 1.0, 4)
+    assert labels[-1] == labels[0]  # the border value went to the upper cluster
+    with pytest.raises(ValueError, match="min_samples <= 3"):
+        _lowest_group_median(values, 1.0, 4)

@@ -36,6 +36,7 @@ from vposer_data.skeleton import (
     NUM_JOINTS,
     POSE_PARTS,
 )
+from vposer_data.work_buffers import work_buffer
 
 __all__ = [
     "BODY_JOINT_COUNT",
@@ -69,9 +70,9 @@ NUM_VERTICES = {"smpl": 6890, "smplh": 6890, "smplx": 10475}
 
 #: The keys joints need; the other keys of a model file (weights, posedirs, f, ...) are not read.
 _NEEDED_KEYS = ("v_template", "shapedirs", "J_regressor", "kintree_table")
-#: Frames per block of forward kinematics: a block's rotations (8 MB for 55 joints) stay
-#: near the core (blocks of 8192 frames were a third slower).
-_FK_BLOCK = 2048
+#: Frames per block of forward kinematics: a block's rotations (2.5 MB for the 22 body joints in
+#: float32, 16 MB for 55 joints in float64) stay near the core, in reused work buffers.
+_FK_BLOCK = 4096
 #: Angles per call of torch's sin and cos: under its grain size, so one thread computes them.
 _TRIG_PIECE = 16384
 
@@ -282,21 +283,26 @@ def rest_joints(model: BodyModel, betas: np.ndarray) -> np.ndarray:
             f"{count} betas but the {model.family} model {model.path} has "
             f"{model.num_shape_directions} shape directions"
         )
-    return model.joint_template + np.einsum(
-        "jcs,...s->...jc", model.joint_shapedirs[:, :, :count], betas
-    )
+    # (..., J, 3, B) @ (..., B, 1): a matrix product, a tenth of the time of the einsum
+    offsets = model.joint_shapedirs[:, :, :count] @ betas[..., None, :, None]
+    return model.joint_template + offsets[..., 0]
 
 
-def _sin_cos(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``sin`` and ``cos`` of float64 angles ``(..., n)``, through torch's vectorised kernels:
+def _sin_cos(
+    angle: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sin`` and ``cos`` of float angles ``(..., n)``, through torch's vectorised kernels:
     numpy's float64 ``sin`` and ``cos`` are scalar libm calls, about 10 ns an angle here
     against 2 (both within an ulp). Given to torch in pieces under its grain size (32768
     elements), so that it computes them in this thread: spreading so little work over threads
-    costs more CPU than it saves."""
+    costs more CPU than it saves. ``out``: contiguous arrays of ``angle``'s shape to write to."""
     import torch  # the pipeline has it loaded; model reading alone (synth) does not need it
 
     flat = np.ascontiguousarray(angle).reshape(-1)
-    sin, cos = np.empty_like(flat), np.empty_like(flat)
+    if out is None:
+        sin, cos = np.empty_like(flat), np.empty_like(flat)
+    else:
+        sin, cos = out[0].reshape(-1), out[1].reshape(-1)  # views: contiguous, as asked
     angles, sines, cosines = torch.from_numpy(flat), torch.from_numpy(sin), torch.from_numpy(cos)
     for start in range(0, flat.shape[0], _TRIG_PIECE):
         piece = slice(start, start + _TRIG_PIECE)
@@ -305,39 +311,53 @@ def _sin_cos(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sin.reshape(angle.shape), cos.reshape(angle.shape)
 
 
-def rodrigues_components(axis_angle: np.ndarray) -> np.ndarray:
+def rodrigues_components(axis_angle: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Rotation matrices of axis-angle vectors given component-major, ``(..., 3, n)`` ->
-    ``(..., 3, 3, n)`` float64 (Rodrigues: ``cos t I + sin t / t [r]x + (1 - cos t) / t**2
-    r r^T``, the coefficients from the half angle, so that small and zero angles are exact).
-    Each entry is one vectorised operation over ``n``: no per-matrix overhead. Written into
-    few buffers, reused: fresh temporaries of this size cost page faults, more than the
+    ``(..., 3, 3, n)`` in the input's float dtype (Rodrigues: ``cos t I + sin t / t [r]x +
+    (1 - cos t) / t**2 r r^T``, the coefficients from the half angle, so that small and zero
+    angles are exact), into ``out`` when given. Each entry is one vectorised operation over
+    ``n``: no per-matrix overhead. The temporaries are this thread's work buffers
+    (:mod:`vposer_data.work_buffers`): fresh ones of this size cost page faults, more than the
     arithmetic."""
     x, y, z = axis_angle[..., 0, :], axis_angle[..., 1, :], axis_angle[..., 2, :]
-    half = x * x
-    half += y * y
-    half += z * z
+    shape, dtype = x.shape, np.result_type(axis_angle.dtype, np.float32)
+
+    def buffer(name: str) -> np.ndarray:
+        return work_buffer(f"rodrigues.{name}", shape, dtype)
+
+    half, term = buffer("half"), buffer("term")
+    np.multiply(x, x, out=half)
+    half += np.multiply(y, y, out=term)
+    half += np.multiply(z, z, out=term)
     np.sqrt(half, out=half)
     half *= 0.5
-    sin_half, cos_half = _sin_cos(half)
+    sin_half, cos_half = _sin_cos(half, out=(buffer("sin"), buffer("cos")))
     # q = sin(t/2) / (t/2), 1 at t = 0; a = sin t / t = q cos(t/2); b = (1 - cos t) / t**2
     # = q**2 / 2; cos t = 1 - 2 sin(t/2)**2: no cancellation for small angles
-    q = np.ones_like(half)
-    np.divide(sin_half, half, out=q, where=half > 0)
+    q = buffer("q")
+    q.fill(1.0)
+    np.divide(
+        sin_half,
+        half,
+        out=q,
+        where=np.greater(half, 0, out=work_buffer("rodrigues.positive", shape, np.bool_)),
+    )
     a = np.multiply(q, cos_half, out=cos_half)
     b = np.multiply(q, q, out=q)
     b *= 0.5
     c = np.multiply(sin_half, sin_half, out=sin_half)
     c *= -2.0
     c += 1.0
-    out = np.empty((*axis_angle.shape[:-2], 3, 3, axis_angle.shape[-1]))
+    if out is None:
+        out = np.empty((*axis_angle.shape[:-2], 3, 3, axis_angle.shape[-1]), dtype=dtype)
     scratch = half  # no longer needed
     # diagonal: c + b r_i r_i; off the diagonal: b r_i r_j -+ a r_k
     for i, r in enumerate((x, y, z)):
         np.multiply(b, r, out=scratch)  # b r_i
         np.multiply(scratch, r, out=out[..., i, i, :])
         out[..., i, i, :] += c
-    bx = np.multiply(b, x)
-    by = np.multiply(b, y)
+    bx = np.multiply(b, x, out=term)
+    by = np.multiply(b, y, out=buffer("by"))
     ax = np.multiply(a, x, out=scratch)
     np.multiply(by, z, out=out[..., 1, 2, :])
     np.add(out[..., 1, 2, :], ax, out=out[..., 2, 1, :])
@@ -368,8 +388,11 @@ def posed_joints(
     block_frames: int = _FK_BLOCK,
     joints: tuple[int, ...] | None = None,
     rest_index: np.ndarray | None = None,
+    dtype: type[np.floating] = np.float64,
 ) -> np.ndarray:
-    """Joint positions ``(N, K, 3)`` float64 after forward kinematics, plus ``trans``.
+    """Joint positions ``(N, K, 3)`` after forward kinematics, plus ``trans``, computed and
+    returned in ``dtype`` (float64, or float32: half the memory traffic, about twice as fast,
+    within about 1e-6 m of float64 for a body).
 
     ``rest`` are rest joints ``(J, 3)`` (or per frame ``(N, J, 3)``, or ``(U, J, 3)`` with
     ``rest_index`` ``(N,)`` naming each frame's: one per motion), ``parents`` the tree (root
@@ -378,15 +401,19 @@ def posed_joints(
     Joint k's global transform is its parent's composed with ``(R_k, rest_k - rest_parent)``;
     its position is the transform's translation, as linear blend skinning poses joints.
     Joint by joint in tree order, ``block_frames`` frames at a time, component-major (each
-    matrix entry a vector over the block's frames, so that a 3x3 product is 27 vectorised
-    multiply-adds). Only the joints with children need their rotation. ``joints``: compute
-    only these and their ancestors; the other columns of the result are left zero.
+    matrix entry a vector over the block's frames, so that a 3x3 product is one vectorised
+    ``einsum``), in this thread's work buffers. Only the joints with children need their
+    rotation. ``joints``: compute only these and their ancestors; the other columns of the
+    result are left zero.
     """
     pose = np.asarray(pose)
     if pose.ndim != 3 or pose.shape[2] != 3:
         raise ValueError(f"pose must have shape (N, K, 3), got {pose.shape}")
     frames, count = pose.shape[0], pose.shape[1]
     tree = tuple(int(p) for p in np.asarray(parents)[:count])
+    float_type = np.dtype(dtype)
+    if float_type not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {float_type}")
     rest = np.asarray(rest, dtype=np.float64)
     if rest.shape[-2] < count or rest.shape[-1] != 3 or rest.ndim not in (2, 3):
         raise ValueError(f"rest joints of shape {rest.shape} for a pose of {count} joints")
@@ -398,7 +425,7 @@ def posed_joints(
     elif per_frame and rest.shape[0] != frames:
         raise ValueError(f"rest joints for {rest.shape[0]} frames, pose for {frames}")
     if trans is not None:
-        trans = np.asarray(trans, dtype=np.float64)
+        trans = np.asarray(trans)
         if trans.shape != (frames, 3):
             raise ValueError(f"trans must have shape ({frames}, 3), got {trans.shape}")
     needed = set(range(count)) if joints is None else set()
@@ -416,27 +443,34 @@ def posed_joints(
     )
     bones = rest - rest[[max(p, 0) for p in tree]]
     bones[0] = rest[0]
-    out = np.zeros((frames, count, 3))
+    bones = bones.astype(float_type, copy=False)  # differences of float64 rest joints, rounded once
+    unposed = [j for j in range(count) if j not in needed]  # left zero
+    out = np.empty((frames, count, 3), dtype=float_type)
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
+        n = stop - start
+
+        def buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            return work_buffer(f"posed_joints.{name}", shape, float_type)
+
         # (R, 3, n) in one strided copy of the rotated joints' rows
-        aa = np.take(pose[start:stop].transpose(1, 2, 0), rotated, axis=0).astype(
-            np.float64, copy=False
-        )
-        local = rodrigues_components(aa)  # (R, 3, 3, n)
+        aa = buffer("aa", (len(rotated), 3, n))
+        np.copyto(aa, np.take(pose[start:stop].transpose(1, 2, 0), rotated, axis=0))
+        local = rodrigues_components(aa, out=buffer("local", (len(rotated), 3, 3, n)))
         local_of = {joint: local[k] for k, joint in enumerate(rotated)}
         if rest_index is not None:
-            block_bones = bones[:, :, rest_index[start:stop]]
+            block_bones = np.take(
+                bones, rest_index[start:stop], axis=2, out=buffer("bones", (count, 3, n))
+            )
         elif per_frame:
             block_bones = bones[:, :, start:stop]
         else:
             block_bones = bones
-        # global rotations (3, 3, n) of the joints with children, composed into one buffer
         world: dict[int, np.ndarray] = {}
-        composed = np.empty((len(rotated), 3, 3, stop - start))
-        scratch = np.empty((3, 3, stop - start))
-        term = scratch[0]  # (3, n), for the positions
-        positions = np.zeros((count, 3, stop - start))
+        free = buffer("free", (3, 3, n))
+        term = buffer("term", (3, n))  # for the positions
+        positions = buffer("positions", (count, 3, n))
+        positions[unposed] = 0
         for joint in order:  # parents come first
             parent = tree[joint]
             bone = block_bones[joint]
@@ -448,21 +482,13 @@ def posed_joints(
                     world[joint] = local_of[joint]
                 continue
             w = world[parent]
-            # parent + w[:, 0] b0 + w[:, 1] b1 + w[:, 2] b2, summed in that order
-            position = positions[joint]
-            np.multiply(w[:, 0], bone[0], out=term)
-            np.add(positions[parent], term, out=position)
-            for k in (1, 2):
-                np.multiply(w[:, k], bone[k], out=term)
-                position += term
+            # parent + w b (each einsum sums its three products in one pass)
+            np.einsum("ij...,j...->i...", w, bone, out=term)
+            np.add(positions[parent], term, out=positions[joint])
             if joint in has_child:
                 own = local_of[joint]
-                product = composed[len(world) - 1]
-                np.multiply(w[:, 0, None], own[None, 0], out=product)
-                for k in (1, 2):
-                    np.multiply(w[:, k, None], own[None, k], out=scratch)
-                    product += scratch
-                world[joint] = product
+                world[joint] = np.einsum("ijn,jkn->ikn", w, own, out=free)
+                free = own  # this joint's local rotation is not read again
         out[start:stop] = positions.transpose(2, 0, 1)
     return out
 

@@ -114,7 +114,10 @@ def joints(
         _, first, inverse = np.unique(seq[index], return_index=True, return_inverse=True)
         rest = rest_joints(model, betas[index[first]].astype(np.float64))
         per_frame = np.repeat(inverse.reshape(-1), steps)
-        out[frames] = posed_joints(rest, model.parents, pose, trans[frames], rest_index=per_frame)
+        # in float32, the served dtype: twice as fast, within about 1e-6 m of float64
+        out[frames] = posed_joints(
+            rest, model.parents, pose, trans[frames], rest_index=per_frame, dtype=np.float32
+        )
     result = dict(batch)
     shape = (n, steps, count, 3) if clips else (n, count, 3)
     result[JOINTS] = torch.from_numpy(out.reshape(shape))
