@@ -283,9 +283,10 @@ def rest_joints(model: BodyModel, betas: np.ndarray) -> np.ndarray:
             f"{count} betas but the {model.family} model {model.path} has "
             f"{model.num_shape_directions} shape directions"
         )
-    # (..., J, 3, B) @ (..., B, 1): a matrix product, a tenth of the time of the einsum
-    offsets = model.joint_shapedirs[:, :, :count] @ betas[..., None, :, None]
-    return model.joint_template + offsets[..., 0]
+    # one matrix-vector product (J * 3, B) . (B,): a tenth of the time of an einsum
+    directions = model.joint_shapedirs[:, :, :count].reshape(-1, count)
+    offsets = betas @ directions.T  # (..., J * 3)
+    return model.joint_template + offsets.reshape(*betas.shape[:-1], -1, 3)
 
 
 def _sin_cos(
