@@ -61,6 +61,7 @@ from vposer_data.runlog import LoggerLike, RunLog, resumed_line, stopped_line
 from vposer_data.splits import SourceFile, SplitError, resolve_split_files
 from vposer_data.stages import PIPELINE, SplitJob
 from vposer_data.statistics import STATISTICS_NAME
+from vposer_data.work_buffers import release_work_buffers
 
 _log = logging.getLogger(__name__)
 
@@ -487,6 +488,7 @@ def _run(
                 check("split.done")  # an interrupted split is never renamed nor recorded
             manifest.set_record(stage.name, split, record)
             ran.append(f"{stage.name}/{split}")
+            release_work_buffers()
             release_free_memory()
         seconds[stage.name] = time.perf_counter() - started
 

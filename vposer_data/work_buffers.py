@@ -5,7 +5,8 @@ handed back to the system when freed (the C allocator trims its heap, or they we
 their own) and the next block faults every page in again: on the machines we measured, the
 page faults took longer than the arithmetic (the feet of a 2,048-frame motion: 1.9 ms with
 fresh temporaries, 0.75 ms with these). A buffer here is kept for the life of the thread, grown
-when a larger one is asked for, never shrunk: a few megabytes, bounded by the block size.
+when a larger one is asked for, never shrunk: a few megabytes, bounded by the block size, until
+:func:`release_work_buffers`.
 
 A buffer holds whatever was last written to it: callers overwrite what they read, and none
 returns one to its own caller.
@@ -18,7 +19,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["work_buffer"]
+__all__ = ["release_work_buffers", "work_buffer"]
 
 _local = threading.local()
 
@@ -36,3 +37,9 @@ def work_buffer(name: str, shape: tuple[int, ...], dtype: np.dtype | type) -> np
     if flat is None or flat.size < size:
         flat = buffers[key] = np.empty(size, dtype=dtype)
     return flat[:size].reshape(shape)
+
+
+def release_work_buffers() -> None:
+    """Let this thread's buffers go (the driver calls it after each split, so that a process
+    that prepared with ``num_workers=0`` does not keep them)."""
+    _local.buffers = {}
