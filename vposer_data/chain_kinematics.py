@@ -22,7 +22,12 @@ import itertools
 
 import numpy as np
 
-from vposer_data.body_model import assemble_pose, posed_joints, rodrigues_components
+from vposer_data.body_model import (
+    assemble_pose,
+    posed_joints,
+    rodrigues_components,
+    transpose_into,
+)
 from vposer_data.skeleton import CONTACT_JOINTS
 from vposer_data.work_buffers import work_buffer
 
@@ -115,7 +120,7 @@ def contact_joint_positions(
         )[0]
         feet += rest[0][:, None]
         feet += trans[start:stop].T
-        out[start:stop] = feet.transpose(2, 0, 1)
+        transpose_into(out[start:stop].reshape(count, 12), feet.reshape(12, count))
     return out
 
 
