@@ -133,12 +133,12 @@ def test_a_complete_folder_is_rerun_without_reading_its_motions(
     prepared: Path, tree: Path, models: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A rerun with nothing to do (a training job's prepare_data) takes the models a complete
-    folder records, its AMASS files unchanged, instead of reading every motion's zip
-    directory (17k files in AMASS); the models are still checked by SHA-256 (the test above)
-    and looked for. Changed AMASS files: the motions are looked at, the folder is stale."""
+    folder records instead of reading every motion's zip directory (17k files in AMASS); the
+    models are still looked for and checked by SHA-256 (the test above). Changed AMASS files
+    make the folder stale, named, without every motion being looked at for its model."""
     out = tmp_path / "out"
     shutil.copytree(prepared, out)
-    shortcut = "inputs unchanged: body models as recorded"
+    shortcut = "inputs recorded: body models as recorded"
     with caplog.at_level(logging.DEBUG, logger="vposer_data"):
         result = prepare(tree, out, SPLITS, **body_config(models))
     assert not result.ran and shortcut in caplog.text
@@ -154,9 +154,13 @@ def test_a_complete_folder_is_rerun_without_reading_its_motions(
     write_motion_npz(changed / "SFU" / "s0" / "m0_poses.npz", "smplh", 60, 120.0, "male",
                      np.zeros(16), rng)  # fmt: skip
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="vposer_data"), pytest.raises(StaleOutputError):
+    with (
+        caplog.at_level(logging.DEBUG, logger="vposer_data"),
+        pytest.raises(StaleOutputError, match=r"m0_poses\.npz"),
+    ):
         prepare(changed, out, SPLITS, **body_config(models))
-    assert shortcut not in caplog.text
+    assert shortcut in caplog.text
+    assert file_hashes(out) == file_hashes(prepared)
 
 
 def test_a_pickle_that_would_run_code_is_refused_before_any_stage(

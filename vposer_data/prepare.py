@@ -317,11 +317,13 @@ def _body_models(root: Path, config: PrepareConfig, inputs: _Inputs | None) -> B
 def _models_of_a_complete_folder(
     root: Path, settings: Mapping[str, Any], config: PrepareConfig, inputs: _Inputs | None
 ) -> BodyModels | None:
-    """The models a complete folder records, when it was prepared with these settings from
-    these AMASS files (unchanged): a rerun that has nothing to do then does not read every
-    motion's zip directory to find its model (17k files in AMASS, seconds on a cold disk).
-    None when anything differs: the motions are looked at. Read without the folder's lock;
-    the locked checks that follow hold as for any run (the models by SHA-256, the inputs)."""
+    """The models a complete folder records, when it was prepared with these settings and
+    records its AMASS files: a rerun that has nothing to do then does not read every motion's
+    zip directory to find its model (17k files in AMASS, seconds on a cold disk). None
+    otherwise: the motions are looked at. Read without the folder's lock; the locked checks
+    that follow hold as for any run: the AMASS files against the record (changed files make
+    the folder stale, whatever models they would need), the models by SHA-256, and a folder
+    found unfinished under the lock has its motions looked at again."""
     if not config.body_model_augmentations or config.body_model_dir is None or inputs is None:
         return None
     try:
@@ -337,16 +339,10 @@ def _models_of_a_complete_folder(
         record = manifest.stage1(split)
         if record is None or not _inputs_recorded(record) or split not in inputs.sources:
             return None
-        if input_changes(split, record, inputs.amass_dir, inputs.sources[split], _quiet):
-            return None
-    _log.debug("%s: complete, inputs unchanged: body models as recorded", root)
+    _log.debug("%s: complete, inputs recorded: body models as recorded", root)
     return recorded_body_models(
         config.body_model_dir, config.body_model_gender, recorded, from_record=True
     )
-
-
-def _quiet(message: str) -> None:
-    """A log that keeps nothing (the locked checks log what they find)."""
 
 
 def _check_models(root: Path, manifest: Manifest, body: BodyModels) -> None:
