@@ -40,8 +40,9 @@ _ROTATED = (0, 1, 2, 4, 5, 7, 8)
 #: The first column in ``pose_body`` (joint j at 3 (j - 1)) of each level's two joints (hips 1
 #: and 2, knees 4 and 5, ankles 7 and 8: side by side, so each level is one slice).
 _LEVEL_COLUMNS = tuple(3 * (j - 1) for j in _ROTATED[1::2])
-#: Frames per block: a block's rotations and vectors stay in the core's cache.
-_BLOCK = 2048
+#: Frames per block: few calls for a long motion (0.28 us a frame at 4096, 0.34 at 2048), and
+#: a block's rotations (2 MB) stay near the core.
+_BLOCK = 4096
 #: The leg joints by level (hips, knees, ankles, feet) and leg, and the parent of each.
 _LEVELS = np.array(LEG_CHAINS).T
 _LEVEL_PARENTS = np.array([[0, 0], *_LEVELS[:-1].tolist()])
