@@ -358,6 +358,31 @@ def test_member_checksums_are_the_crc32_of_each_npy_member(tmp_path: Path, save:
     assert member_checksums(tmp_path / "a.npz") == sorted(expected)
 
 
+def test_member_checksums_read_once_are_taken_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory read when a motion is looked at (for its body model) gives the input
+    fingerprint its checksums, without zipfile reading it again; a file changed since (other
+    bytes, size or times) is read again."""
+    path = write_motion(tmp_path, "smplh")
+    expected = member_checksums(path)  # through zipfile
+    assert MappedArchive.open(path) is not None  # as motion_model reads it
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise zipfile.BadZipFile("zipfile was asked again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(zipfile, "ZipFile", refused)
+        assert member_checksums(path) == expected  # remembered
+    np.savez(path, poses=np.zeros((5, 156)), gender=np.array("male"))
+    with monkeypatch.context() as patch:
+        patch.setattr(zipfile, "ZipFile", refused)
+        assert member_checksums(path) is None  # changed: read again (here refused)
+    changed = member_checksums(path)
+    assert changed is not None and changed != expected
+    assert [name for name, _ in changed] == ["gender.npy", "poses.npy"]
+
+
 @pytest.mark.parametrize("content", [b"", b"PK", b"PK\x05\x06" + bytes(17), b"not a zip" * 10])
 def test_member_checksums_of_what_is_no_zip_is_none(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "a.npz"

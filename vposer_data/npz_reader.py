@@ -50,6 +50,7 @@ __all__ = [
     "array_header",
     "member_checksums",
     "numpy_archive",
+    "remember_checksums",
     "require_real",
     "stored_members",
 ]
@@ -63,20 +64,53 @@ class _DamagedMember(Exception):
     """A member whose bytes disagree with its CRC-32 or cannot be inflated: a damaged file."""
 
 
+#: Member checksums this process has read, by the file's identity (path, device, inode, size,
+#: modification and change times): a run that looks at every motion for its body model reads
+#: each zip directory once, and its input fingerprints take the checksums from here.
+_CHECKSUMS: dict[tuple[str, int, int, int, int, int], list[tuple[str, int]]] = {}
+_CHECKSUMS_KEPT = 1 << 16  # files (AMASS has 17k): a few MB at most
+
+
+def _identity(path: str | Path, status: os.stat_result) -> tuple[str, int, int, int, int, int]:
+    return (
+        os.fspath(path),
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    )
+
+
+def remember_checksums(
+    path: str | Path, status: os.stat_result, members: dict[str, Stored]
+) -> None:
+    """Keep what a parse of the file's directory (its state ``status``) found, for
+    :func:`member_checksums`."""
+    if len(_CHECKSUMS) >= _CHECKSUMS_KEPT:
+        _CHECKSUMS.clear()
+    _CHECKSUMS[_identity(path, status)] = sorted((name, m.crc) for name, m in members.items())
+
+
 def member_checksums(path: str | Path) -> list[tuple[str, int]] | None:
     """(name, CRC-32) of every member, as the file's zip central directory records them,
     sorted; None when the file is not a readable zip archive.
 
     Only the end records and the directory are read (a few KB), never a member: this is how
     a file's content is recognised cheaply after a copy that did not keep its modification
-    time (``vposer_data.inputs``).
+    time (``vposer_data.inputs``). A file whose directory this process has already read, and
+    which has not changed since (same inode, size and times), is not read again.
     """
     try:
         # opened without blocking: a FIFO or device named .npz is no zip, and must not hang
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with open(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
                 return None
+            known = _CHECKSUMS.get(_identity(path, status))
+            if known is not None:
+                return list(known)
             with zipfile.ZipFile(handle) as archive:
                 return sorted((info.filename, info.CRC) for info in archive.infolist())
     except (OSError, ValueError, NotImplementedError, zipfile.BadZipFile):
@@ -355,14 +389,17 @@ class MappedArchive(Keys):
         """The archive, or None when the file cannot be mapped or is not a plain archive."""
         try:
             with open(path, "rb") as handle:
+                status = os.fstat(handle.fileno())
                 data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # unreadable, or empty (nothing to map)
             return None
         try:
-            return cls(path, data, stored_members(data))
+            members = stored_members(data)
         except (Fallback, struct.error):
             data.close()
             return None
+        remember_checksums(path, status, members)
+        return cls(path, data, members)
 
     def get(self, key: str) -> np.ndarray:
         # np.savez names a key's member '<key>.npy'; np.load also reads members without it
