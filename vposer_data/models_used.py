@@ -125,6 +125,7 @@ def motion_model(path: Path) -> tuple[str, str] | None:
     try:
         mapped = MappedArchive.open(path)
         if mapped is not None:
+            mapped.keep_checksums()  # Stage I's input fingerprint reads them next
             keys = mapped.keys
             width = mapped.shape("poses")[1:] if "poses" in keys else None
             gender = mapped.get("gender") if "gender" in keys else None

@@ -66,7 +66,8 @@ class _DamagedMember(Exception):
 
 #: Member checksums this process has read, by the file's identity (path, device, inode, size,
 #: modification and change times): a run that looks at every motion for its body model reads
-#: each zip directory once, and its input fingerprints take the checksums from here.
+#: each zip directory once (MappedArchive.keep_checksums), and its input fingerprints take the
+#: checksums from here.
 _CHECKSUMS: dict[tuple[str, int, int, int, int, int], list[tuple[str, int]]] = {}
 _CHECKSUMS_KEPT = 1 << 16  # files (AMASS has 17k): a few MB at most
 
@@ -378,11 +379,19 @@ class MappedArchive(Keys):
     does not read cleanly raises Fallback, so that the reference path gives its own error.
     """
 
-    def __init__(self, path: Path, data: mmap.mmap, members: dict[str, Stored]) -> None:
+    def __init__(
+        self, path: Path, data: mmap.mmap, members: dict[str, Stored], status: os.stat_result
+    ) -> None:
         self.path = path
         self.keys = {name.removesuffix(".npy") for name in members}
         self._data = data
         self._members = members
+        self._status = status  # the file's state when it was mapped
+
+    def keep_checksums(self) -> None:
+        """Hand the members' checksums to :func:`member_checksums` (for a caller whose run
+        fingerprints the same file next: the directory is then not read again)."""
+        remember_checksums(self.path, self._status, self._members)
 
     @classmethod
     def open(cls, path: Path) -> MappedArchive | None:
@@ -398,8 +407,7 @@ class MappedArchive(Keys):
         except (Fallback, struct.error):
             data.close()
             return None
-        remember_checksums(path, status, members)
-        return cls(path, data, members)
+        return cls(path, data, members, status)
 
     def get(self, key: str) -> np.ndarray:
         # np.savez names a key's member '<key>.npy'; np.load also reads members without it
