@@ -448,13 +448,13 @@ def posed_joints(
     bones = bones.astype(float_type, copy=False)  # differences of float64 rest joints, rounded once
     unposed = [j for j in range(count) if j not in needed]  # left zero
     out = np.empty((frames, count, 3), dtype=float_type)
+
+    def buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return work_buffer(f"posed_joints.{name}", shape, float_type)
+
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
         n = stop - start
-
-        def buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
-            return work_buffer(f"posed_joints.{name}", shape, float_type)
-
         # (R, 3, n) in one strided copy of the rotated joints' rows
         aa = buffer("aa", (len(rotated), 3, n))
         np.copyto(aa, np.take(pose[start:stop].transpose(1, 2, 0), rotated, axis=0))

@@ -92,13 +92,13 @@ def contact_joint_positions(
     bones = rest[_LEVELS] - rest[_LEVEL_PARENTS]  # (level, leg, 3)
     level_bones = [bones[level][:, None, :, None] for level in range(4)]
     out = np.empty((frames, 4, 3))
+
+    def buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return work_buffer(f"feet.{name}", shape, np.float64)
+
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
         count = stop - start
-
-        def buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
-            return work_buffer(f"feet.{name}", shape, np.float64)
-
         aa = buffer("aa", (len(_ROTATED), 3, count))
         aa[0] = root_orient[start:stop].T
         for level, first in enumerate(_LEVEL_COLUMNS):  # both legs' joints of a level

@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from vposer_data.body_model import assemble_pose, posed_joints, rest_joints
+from vposer_data.body_model import BodyModel, assemble_pose, posed_joints, rest_joints
 from vposer_data.fields import (
     BETAS,
     CONTACTS,
@@ -86,7 +86,7 @@ def joints(
 
     names, codes_of_motions = body.family_codes
     family_of_row = codes_of_motions[seq]
-    families = [str(names[i]) for i in np.unique(family_of_row).tolist()]
+    families = {str(names[i]): i for i in np.unique(family_of_row).tolist()}
     counts = {NUM_JOINTS[f] if set == "all" else BODY_JOINT_COUNT for f in families}
     if len(counts) > 1:
         raise ValueError("joints with set='all' over several families in one batch")
@@ -95,9 +95,12 @@ def joints(
     assert trans is not None
     out = np.empty((n * steps, count, 3), dtype=np.float32)
 
-    def pose_rows(rows: np.ndarray, family: str, tree: tuple[int, ...]) -> None:
-        """The joints of ``rows`` (one family, models of one tree) into ``out``, in one call;
-        the whole batch (the usual case) posed where it lies, without gathering its rows."""
+    def pose_rows(
+        rows: np.ndarray, family: str, tree: tuple[int, ...], models: dict[int, BodyModel]
+    ) -> None:
+        """The joints of ``rows`` (one family; ``models`` by gender code, of one tree) into
+        ``out``, in one call; the whole batch (the usual case) posed where it lies, without
+        gathering its rows."""
         whole = rows.size == n
         frames = (rows[:, None] * steps + np.arange(steps)).reshape(-1)
         parts = [name for name, _ in POSE_PARTS[family]]
@@ -112,8 +115,7 @@ def joints(
         _, first, inverse = np.unique(seq[rows], return_index=True, return_inverse=True)
         motion_codes = codes[rows[first]]
         rest: np.ndarray | None = None
-        for code in np.unique(motion_codes).tolist():
-            model = body.models.load(family, _GENDER_NAMES[code])
+        for code, model in models.items():
             chosen = np.flatnonzero(motion_codes == code)
             values = rest_joints(model, betas[rows[first[chosen]]].astype(np.float64))
             if rest is None:
@@ -128,16 +130,17 @@ def joints(
         )  # fmt: skip
         out[slice(None) if whole else frames] = posed
 
-    for family in families:
+    for family, family_index in families.items():
         # the genders whose models share a tree are posed in one call (every SMPL-family
         # model file has its family's tree), each motion from its own gender's rest joints
-        in_family = family_of_row == int(np.flatnonzero(names == family)[0])
-        by_tree: dict[tuple[int, ...], list[int]] = {}
+        in_family = family_of_row == family_index
+        by_tree: dict[tuple[int, ...], dict[int, BodyModel]] = {}
         for code in np.unique(codes[in_family]).tolist():
             model = body.models.load(family, _GENDER_NAMES[code])
-            by_tree.setdefault(tuple(model.parents[:count].tolist()), []).append(code)
-        for tree, tree_codes in by_tree.items():
-            pose_rows(np.flatnonzero(in_family & np.isin(codes, tree_codes)), family, tree)
+            by_tree.setdefault(tuple(model.parents[:count].tolist()), {})[code] = model
+        for tree, models in by_tree.items():
+            rows = np.flatnonzero(in_family & np.isin(codes, list(models)))
+            pose_rows(rows, family, tree, models)
     result = dict(batch)
     shape = (n, steps, count, 3) if clips else (n, count, 3)
     result[JOINTS] = torch.from_numpy(out.reshape(shape))
