@@ -101,9 +101,7 @@ def dbscan_1d(values: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
         values, return_index=True, return_inverse=True, return_counts=True
     )
     k = distinct.size
-    lo, hi = _neighbour_ranges(distinct, eps)  # in distinct values, inclusive
-    cumulative = np.concatenate([[0], np.cumsum(multiplicity)])
-    core = cumulative[hi + 1] - cumulative[lo] >= min_samples
+    lo, hi, _, core = _core_values(distinct, multiplicity, eps, min_samples)
     if not core.any():
         return labels
     # clusters: runs of core values whose neighbours (within eps) are core values
@@ -132,6 +130,17 @@ def dbscan_1d(values: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
         label_of_distinct[border] = np.where(chosen < clusters, chosen, -1)
     labels[:] = label_of_distinct[inverse.reshape(-1)]
     return labels
+
+
+def _core_values(
+    distinct: np.ndarray, multiplicity: np.ndarray, eps: float, min_samples: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For sorted distinct values and how often each occurs: the first and last index within
+    eps of each (inclusive), the running counts (from 0), and which values are core (at least
+    ``min_samples`` points within eps, itself included)."""
+    lo, hi = _neighbour_ranges(distinct, eps)
+    cumulative = np.concatenate([[0], np.cumsum(multiplicity)])
+    return lo, hi, cumulative, cumulative[hi + 1] - cumulative[lo] >= min_samples
 
 
 def _neighbour_ranges(distinct: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -188,9 +197,8 @@ def _lowest_group_median(values: np.ndarray, eps: float, min_samples: int) -> fl
     if min_samples > 3:
         raise ValueError(f"min_samples <= 3 expected, got {min_samples}")
     distinct, multiplicity = np.unique(values, return_counts=True)
-    lo, hi = _neighbour_ranges(distinct, eps)  # in distinct values, inclusive
-    cumulative = np.concatenate([[0], np.cumsum(multiplicity)])
-    core = np.flatnonzero(cumulative[hi + 1] - cumulative[lo] >= min_samples)
+    lo, hi, cumulative, is_core = _core_values(distinct, multiplicity, eps, min_samples)
+    core = np.flatnonzero(is_core)
     if core.size == 0:  # noise only: one group of every value
         return _multiset_median(distinct, cumulative, 0, distinct.size - 1)
     gaps = np.flatnonzero(distinct[core[1:]] - distinct[core[:-1]] > eps)
