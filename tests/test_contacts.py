@@ -347,6 +347,43 @@ def test_lowest_group_median_is_the_labels_one(points, eps_units, min_samples, n
     assert _lowest_group_median(values, eps, min_samples) == expected
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0.0, 1.0, 1.5, 2.0, 9.0], 1.25),  # 0 is a border value left of the first core value
+        ([1.0, 1.5, 2.0, 3.0, 9.0], 1.75),  # 3 is a border value right of the last one
+        ([0.0, 1.0, 2.0, 5.0, 5.0, 5.0], 1.0),  # 0 and 2: border values of the core value 1
+        ([0.0, 1.0, 3.0, 4.0], 2.0),  # no core value: the median of all
+        ([4.0, 4.0, 4.0, 0.0, 0.5], 4.0),  # the lowest values are noise, not the lowest group
+    ],
+)
+def test_lowest_group_median_cases(values, expected) -> None:
+    """Border values on each side, values at exactly eps from their neighbours, noise below
+    the lowest cluster (eps 1, min_samples 3), each against scikit-learn too."""
+    from vposer_data.contacts import _lowest_group_median
+
+    values = np.array(values)
+    labels = sklearn_labels(values, 1.0, 3)
+    groups = [values[labels == g] for g in np.unique(labels[labels >= 0])] or [values]
+    assert min(np.median(group) for group in groups) == expected
+    assert _lowest_group_median(values, 1.0, 3) == expected
+
+
+def test_lowest_group_median_on_many_small_samples() -> None:
+    """Two thousand small samples (ties, distances of exactly eps, every min_samples), bit for
+    bit against scikit-learn's groups: the cases a hypothesis run may not reach."""
+    from vposer_data.contacts import _lowest_group_median
+
+    rng = np.random.default_rng(20)
+    for _ in range(2000):
+        values = rng.integers(0, 12, size=rng.integers(1, 13)) / 4.0
+        eps, min_samples = rng.integers(1, 4) / 4.0, int(rng.integers(1, 4))
+        labels = sklearn_labels(values, eps, min_samples)
+        groups = [values[labels == g] for g in np.unique(labels[labels >= 0])] or [values]
+        expected = min(np.median(group) for group in groups)
+        assert _lowest_group_median(values, eps, min_samples) == expected, (values, eps)
+
+
 def test_lowest_group_median_refuses_what_input_order_would_decide() -> None:
     """With min_samples 4 a border value can touch two clusters (here 2.0, between the clusters
     at 0-1 and 3-4), and scikit-learn gives it to the cluster it numbers first: refused."""
