@@ -159,11 +159,12 @@ def resolve_body_models(
     sources: Mapping[str, Sequence[SourceFile]],
     all_joints: bool = False,
 ) -> BodyModels:
-    """The model file of every motion of every split, each hashed once.
+    """The model file of every motion of every split, each read (and hashed) once.
 
     Raises:
         MissingBodyModelError: models the folder lacks, with the paths looked for (both
             layouts) and the motions needing each.
+        BodyModelError: a model file that does not read as a model of its family.
         ConfigError: ``all_joints`` (``joints`` with ``set="all"``) and a split whose motions
             come from several families (their joints differ in number).
     """
@@ -190,22 +191,19 @@ def resolve_body_models(
     missing: list[str] = []
     for (family, gender), motions in sorted(needed.items()):
         check("inputs")
-        paths = candidate_paths(body_model_dir, family, gender)
-        path = next((p for p in paths if p.is_file()), None)
-        if path is None:
-            named = ", ".join(motions[:_NAMED_MOTIONS]) + (
-                ", ..." if len(motions) > _NAMED_MOTIONS else ""
-            )
-            looked = "".join(f"\n    {p}" for p in paths)
-            missing.append(
-                f"no {family} {gender} model; looked for:{looked}\n  needed by "
-                f"{len(motions)} motion(s): {named}"
-            )
-            continue
         # read (and checked) now, not in a stage; once per process for the same bytes
-        sha256 = model_sha256(path)
-        _read_checked(str(path), family, gender, sha256)
-        found_files[f"{family}/{gender}"] = ModelFile(family, gender, str(path), sha256)
+        model_file = _find_and_read(body_model_dir, family, gender)
+        if model_file is not None:
+            found_files[model_file.key] = model_file
+            continue
+        named = ", ".join(motions[:_NAMED_MOTIONS]) + (
+            ", ..." if len(motions) > _NAMED_MOTIONS else ""
+        )
+        looked = "".join(f"\n    {p}" for p in candidate_paths(body_model_dir, family, gender))
+        missing.append(
+            f"no {family} {gender} model; looked for:{looked}\n  needed by "
+            f"{len(motions)} motion(s): {named}"
+        )
     if missing:
         hint = (
             ""
@@ -218,6 +216,18 @@ def resolve_body_models(
             + "\n  ".join(missing)
         )
     return BodyModels(found_files, gender_mode)
+
+
+def _find_and_read(body_model_dir: str | Path, family: str, gender: str) -> ModelFile | None:
+    """The model file of ``family`` and ``gender`` in ``body_model_dir`` (either layout), read,
+    checked and kept for this process (its SHA-256 from the bytes parsed), or None when the
+    folder has none."""
+    path = next((p for p in candidate_paths(body_model_dir, family, gender) if p.is_file()), None)
+    if path is None:
+        return None
+    model = read_body_model(path, family, gender)  # hashed as read: one pass over the file
+    _READ.setdefault((str(path), family, gender, model.sha256), model)
+    return ModelFile(family, gender, str(path), model.sha256)
 
 
 def recorded_body_models(
