@@ -25,6 +25,7 @@ from vposer_data.amass import (
     gender_of,
     is_non_motion_name,
 )
+from vposer_data.archive_glance import ArchiveGlance, NotARegularFile
 from vposer_data.body_model import BodyModel, read_body_model
 from vposer_data.errors import ConfigError, VPoserDataError
 from vposer_data.interrupts import check
@@ -119,12 +120,15 @@ class BodyModels:
 def motion_model(path: Path) -> tuple[str, str] | None:
     """A motion file's ``(family, gender)``, from its zip directory, the ``poses`` header and
     the ``gender`` member; None for a file that is not a readable motion (Stage I says why).
-    A plain archive is read mapped (a few pages); another (deflated) through zipfile."""
+    A plain archive is read through a few small reads (:class:`ArchiveGlance`), or mapped
+    where those do not suffice; another (deflated) through zipfile."""
     if is_non_motion_name(path):
         return None
     try:
-        mapped = MappedArchive.open(path)
-        if mapped is not None:
+        glanced = _glance(path)
+        if glanced is not None:
+            keys, width, gender = glanced
+        elif (mapped := MappedArchive.open(path)) is not None:
             mapped.keep_checksums()  # Stage I's input fingerprint reads them next
             keys = mapped.keys
             width = mapped.shape("poses")[1:] if "poses" in keys else None
@@ -150,6 +154,22 @@ def motion_model(path: Path) -> tuple[str, str] | None:
         family = None
     name = None if gender is None else gender_of(gender)
     return None if family is None or name is None else (family, name)
+
+
+def _glance(path: Path) -> tuple[set[str], tuple[int, ...] | None, np.ndarray | None] | None:
+    """A plain archive's keys, the width of ``poses`` and the ``gender`` array, through a few
+    small reads (:class:`ArchiveGlance`); None when the file needs another reader."""
+    try:
+        with ArchiveGlance.open(path) as glance:
+            glance.keep_checksums()  # Stage I's input fingerprint reads them next
+            keys = glance.keys
+            width = glance.shape("poses")[1:] if "poses" in keys else None
+            gender = glance.get("gender") if "gender" in keys else None
+    except NotARegularFile:
+        raise  # no reader opens it
+    except (Fallback, OSError):
+        return None  # the mapped reader, or zipfile, reads it and says what is wrong
+    return keys, width, gender
 
 
 def resolve_body_models(

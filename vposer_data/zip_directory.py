@@ -45,15 +45,22 @@ class Stored(NamedTuple):
     crc: int
 
 
-def stored_members(data: mmap.mmap) -> dict[str, Stored]:
+def stored_members(data: mmap.mmap | bytes, base: int = 0) -> dict[str, Stored]:
     """The members of a plain archive by name, with the values zipfile reads for them.
+
+    ``data`` holds the file from byte ``base`` to its end: the whole file mapped, or (``base``
+    > 0) a tail read into memory, in which case the caller has checked that the file starts
+    with a member; a directory that starts before the tail raises Fallback.
 
     numpy writes the same few plain entries every time; reading them here is much cheaper
     than zipfile's general parser. Raises Fallback for anything else: a comment,
     several disks, an archive inside a larger file, deflated or flagged members, names
     repeated or not decoding as zipfile decodes them, any inconsistency.
     """
-    offset, count, stop = _directory_bounds(data)
+    offset, count, stop = _directory_bounds(data, base)
+    if offset < base:
+        raise Fallback("the central directory starts before the bytes read")
+    offset, stop = offset - base, stop - base  # positions in data from here on
     members: dict[str, Stored] = {}
     for _ in range(count):
         if offset + _CENTRAL.size > stop:
@@ -84,17 +91,19 @@ def stored_members(data: mmap.mmap) -> dict[str, Stored]:
     return members
 
 
-def _directory_bounds(data: mmap.mmap) -> tuple[int, int, int]:
-    """(start, entry count, end) of the central directory of a plain archive: a zip starting
-    the file, with its directory right before its end records and no comment."""
-    end = len(data) - _END.size
-    if end < 4 or data[:4] != b"PK\x03\x04":
+def _directory_bounds(data: mmap.mmap | bytes, base: int = 0) -> tuple[int, int, int]:
+    """(start, entry count, end), positions in the file, of the central directory of a plain
+    archive: a zip starting the file, with its directory right before its end records and no
+    comment. ``data`` holds the file from ``base`` on (see :func:`stored_members`)."""
+    end = len(data) - _END.size  # in data
+    if end < 4 or (base == 0 and data[:4] != b"PK\x03\x04"):
         raise Fallback("not a zip archive starting with a member")
     signature, disk, start_disk, disk_entries, count, size, start, comment_length = (
         _END.unpack_from(data, end)
     )
     if signature != b"PK\x05\x06" or comment_length or disk or start_disk:
         raise Fallback("no plain end of central directory record at the end")
+    directory_end = base + end  # in the file
     locator = end - _END64_LOCATOR.size
     if locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":
         record = locator - _END64.size
@@ -104,16 +113,16 @@ def _directory_bounds(data: mmap.mmap) -> tuple[int, int, int]:
         fields = _END64.unpack_from(data, record)
         if (
             fields[0] != b"PK\x06\x06"
-            or (locator_disk, record_offset, disks) != (0, record, 1)
+            or (locator_disk, record_offset, disks) != (0, base + record, 1)
             or fields[1] != _END64.size - 12  # the record's size: no extensible data
             or fields[4:6] != (0, 0)  # this disk, the directory's disk
         ):
             raise Fallback("an unusual zip64 end of central directory record")
         disk_entries, count, size, start = fields[6:10]
-        end = record
-    if disk_entries != count or start + size != end:
+        directory_end = base + record
+    if disk_entries != count or start + size != directory_end:
         raise Fallback("the central directory is not right before its end record")
-    return start, count, end
+    return start, count, directory_end
 
 
 def _member_name(raw: bytes, flags: int) -> str:
