@@ -222,6 +222,31 @@ def test_flagged_members_go_to_the_reference_path(
     assert_same_as_reference(path)
 
 
+@pytest.mark.parametrize("method", [99, 14])  # unknown to zipfile; LZMA, which numpy never writes
+def test_a_member_of_a_method_zipfile_refuses_is_a_damaged_file(
+    tmp_path: Path, originals: dict[str, Path], method: int
+) -> None:
+    """A deflated archive whose ``trans`` entry names another compression method (a damaged
+    directory): zipfile refuses it or fails to inflate it; Stage I reports the file as
+    damaged, naming the key (not a NotImplementedError out of the run), and the scan for its
+    model, which reads only ``poses`` and ``gender``, still finds its family and gender."""
+    path = np_savez_copy(originals["smplh"], tmp_path / "method_poses.npz", compress=True)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("trans.npy")
+        start = archive.start_dir
+    data[info.header_offset + 8 : info.header_offset + 10] = method.to_bytes(2, "little")
+    entry = start
+    while data[entry + 46 : entry + 46 + len(b"trans.npy")] != b"trans.npy":
+        name_length, extra_length, comment_length = struct.unpack_from("<3H", data, entry + 28)
+        entry += 46 + name_length + extra_length + comment_length
+    data[entry + 10 : entry + 12] = method.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(AmassFormatError, match="trans"):
+        load_sequence(path)
+    assert motion_model(path) == ("smplh", "male")  # its model is looked for all the same
+
+
 def test_utf8_flagged_names_are_read_and_bad_ones_step_aside(
     tmp_path: Path, originals: dict[str, Path]
 ) -> None:

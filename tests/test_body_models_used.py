@@ -68,6 +68,22 @@ def test_each_motion_is_known_by_family_and_gender(tree: Path, tmp_path: Path) -
     assert motion_model(tmp_path / "x_poses.npz") is None
 
 
+def test_the_labels_do_not_depend_on_the_number_of_readers(models: Path, tmp_path: Path) -> None:
+    """Stage I poses the feet of an item's motions together (8 files): in reader processes
+    and in threads, whatever their number, the items and so every output byte are the same.
+    Twelve motions in the training split: two items."""
+    datasets = ("CMU", "HumanEva", "SFU", "ACCAD", "BMLmovi")
+    tree = write_family_tree(tmp_path / "tree", "smplh", frames=90, datasets=datasets)
+    splits = {"train": list(datasets[:4]), "vald": ["BMLmovi"]}
+    outputs = []
+    for workers in (0, 1, 2):
+        out = tmp_path / f"out{workers}"
+        prepare(tree, out, splits, num_workers=workers, **body_config(models))
+        outputs.append(file_hashes(out))
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert any("contacts" in name for name in outputs[0])
+
+
 def test_a_missing_gender_stops_before_anything_is_made(
     tree: Path, models: Path, tmp_path: Path
 ) -> None:

@@ -18,7 +18,11 @@ from vposer_data.body_model import (
     rest_joints,
     rodrigues_components,
 )
-from vposer_data.chain_kinematics import contact_joint_positions
+from vposer_data.chain_kinematics import (
+    LegMotion,
+    contact_joint_positions,
+    contact_joint_positions_of_motions,
+)
 from vposer_data.skeleton import CONTACT_JOINTS
 from vposer_data.synthetic_models import write_body_models
 
@@ -60,6 +64,33 @@ def test_contact_joints_are_the_whole_trees(model_root: Path, family: str, gende
         ours = contact_joint_positions(rest, model.parents, **fields, block_frames=block)
         assert ours.shape == (53, 4, 3) and ours.dtype == np.float64
         np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+
+
+def test_motions_posed_together_are_each_posed_alone(model_root: Path) -> None:
+    """A Stage I item's motions posed in shared blocks (pieces of several motions in one block,
+    a motion across blocks, other models and betas, a model whose tree needs the whole-tree
+    path): each motion's positions as posed alone and as the whole tree poses them (to
+    rounding: a value's place in a block decides whether a vector loop or its scalar tail
+    computes it, so the items must be the same files whatever the number of workers)."""
+    models = [load_body_model(model_root, f, g) for f in FAMILIES for g in ("female", "male")]
+    rng = np.random.default_rng(3)
+    motions, references = [], []
+    for index, frames in enumerate([5, 40, 1, 23, 17, 64, 2]):
+        model = models[index % len(models)]
+        rest = rest_joints(model, rng.normal(size=model.num_shape_directions))
+        parents = model.parents
+        if index == 3:  # a tree without the SMPL legs: the right hip under the left one
+            parents = parents.copy()
+            parents[2] = 1
+        fields = motion(frames, seed=index)
+        motions.append(LegMotion(rest, parents, **fields))
+        references.append(whole_tree(rest, parents, fields))
+    for block in (4096, 16, 7):
+        together = contact_joint_positions_of_motions(motions, block_frames=block)
+        for one, alone, reference in zip(motions, together, references, strict=True):
+            single = contact_joint_positions(*one, block_frames=4096)
+            np.testing.assert_allclose(alone, single, rtol=0, atol=1e-13)
+            np.testing.assert_allclose(alone, reference, rtol=0, atol=1e-12)
 
 
 def test_left_and_right_legs_are_their_own(model_root: Path) -> None:

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vposer_data.stages.file_readers import FILES_PER_ITEM, read_in_order, workers_can_share
+from vposer_data.stages.file_readers import (
+    _AHEAD_PER_THREAD,
+    FILES_PER_ITEM,
+    read_in_order,
+    workers_can_share,
+)
 
 pytestmark = pytest.mark.skipif(
     not workers_can_share(2), reason="worker processes share memory on Linux with fork only"
@@ -130,6 +136,25 @@ def test_workers_return_what_threads_return_in_order(count: int) -> None:
     threads = list(read_in_order(_read, range(count), 0, SHARED))
     for have, want in zip(threads, expected, strict=True):
         _same(have, want)
+
+
+def _items_read(item: Sequence[int]) -> list[tuple[int, ...]]:
+    """For each file of an item: the files read with it."""
+    return [tuple(item) for _ in item]
+
+
+@pytest.mark.parametrize("count", [1, FILES_PER_ITEM + 3, 3 * FILES_PER_ITEM])
+def test_files_are_read_together_in_the_same_items_in_threads_and_workers(count: int) -> None:
+    """``read_together`` gets the same items of FILES_PER_ITEM files in threads and in any
+    number of worker processes: work shared within an item (Stage I's kinematics) gives the
+    same results whatever the number of workers."""
+    expected = [
+        tuple(range(i - i % FILES_PER_ITEM, min(count, i - i % FILES_PER_ITEM + FILES_PER_ITEM)))
+        for i in range(count)
+    ]
+    for workers in (0, 1, 2):
+        got = read_in_order(lambda i: (i,), range(count), workers, (), read_together=_items_read)
+        assert list(got) == expected, workers
 
 
 def test_shared_arrays_are_aligned_read_only_views_until_dropped() -> None:
@@ -312,9 +337,10 @@ def test_memory_holds_the_files_in_flight_not_all_read() -> None:
     assert 0 < most_mapped <= 2 * FILES_PER_ITEM << 20
 
 
-def test_threads_read_a_few_files_ahead_not_all() -> None:
+def test_threads_read_a_few_items_ahead_not_all() -> None:
     """Where files are read in threads, as many results as files would otherwise pile up
-    when the caller is slower than the readers."""
+    when the caller is slower than the readers: the item the caller is in, and at most
+    ``_AHEAD_PER_THREAD`` more per thread, are read."""
     started: list[int] = []
 
     def read(index: int) -> int:
@@ -323,5 +349,6 @@ def test_threads_read_a_few_files_ahead_not_all() -> None:
 
     for index in read_in_order(read, range(200), 0, ()):  # 0: one thread
         time.sleep(0.001)  # a slow caller
-        assert len(started) <= index + 1 + 4
+        item_end = (index // FILES_PER_ITEM + 1) * FILES_PER_ITEM
+        assert len(started) <= item_end + _AHEAD_PER_THREAD * FILES_PER_ITEM
     assert sorted(started) == list(range(200))

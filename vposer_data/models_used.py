@@ -30,7 +30,7 @@ from vposer_data.body_model import BodyModel, read_body_model
 from vposer_data.errors import ConfigError, VPoserDataError
 from vposer_data.interrupts import check
 from vposer_data.model_files import BodyModelError, candidate_paths, model_sha256
-from vposer_data.npz_reader import MappedArchive
+from vposer_data.npz_reader import MappedArchive, numpy_archive
 from vposer_data.splits import SourceFile
 from vposer_data.zip_directory import Fallback
 
@@ -121,7 +121,7 @@ def motion_model(path: Path) -> tuple[str, str] | None:
     """A motion file's ``(family, gender)``, from its zip directory, the ``poses`` header and
     the ``gender`` member; None for a file that is not a readable motion (Stage I says why).
     A plain archive is read through a few small reads (:class:`ArchiveGlance`), or mapped
-    where those do not suffice; another (deflated) through zipfile."""
+    where those do not suffice; another (deflated) as Stage I reads it (``numpy_archive``)."""
     if is_non_motion_name(path):
         return None
     try:
@@ -133,19 +133,13 @@ def motion_model(path: Path) -> tuple[str, str] | None:
             keys = mapped.keys
             width = mapped.shape("poses")[1:] if "poses" in keys else None
             gender = mapped.get("gender") if "gender" in keys else None
-        else:
-            with zipfile.ZipFile(path) as archive:
-                members = {name.removesuffix(".npy"): name for name in archive.namelist()}
-                keys = set(members)
-                width = gender = None
-                if "poses" in keys:
-                    with archive.open(members["poses"]) as member:
-                        width = np.lib.format.read_array(member, allow_pickle=False).shape[1:]
-                if "gender" in keys:
-                    with archive.open(members["gender"]) as member:
-                        gender = np.lib.format.read_array(member, allow_pickle=False)
+        else:  # as Stage I reads what the mapped reader does not: the same keys and values
+            with numpy_archive(path) as archive:
+                keys = set(archive.keys)
+                width = archive.get("poses").shape[1:] if "poses" in keys else None
+                gender = archive.get("gender") if "gender" in keys else None
     except (Fallback, OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
-        return None
+        return None  # NpzFormatError among them: Stage I reports the file
     if width is not None:
         family = FAMILY_BY_POSE_WIDTH.get(width[0]) if len(width) == 1 else None
     elif "pose_body" in keys:

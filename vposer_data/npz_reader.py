@@ -273,6 +273,13 @@ class KeyReader(Keys):
             raise NpzFormatError(
                 self.path, f"key '{key}' is unreadable, the archive looks truncated ({exc})"
             ) from None
+        except (NotImplementedError, RuntimeError) as exc:  # zipfile: a method or flag it refuses
+            raise NpzFormatError(
+                self.path,
+                f"key '{key}' (member {member}) is unreadable ({exc}): its zip directory entry "
+                "asks for a compression method or encryption numpy never writes; the file is "
+                "damaged, download it again",
+            ) from None
         return np.asarray(value)
 
     def _read_member(self, key: str, member: str) -> np.ndarray:

@@ -40,7 +40,7 @@ from vposer_data import interrupts
 from vposer_data.datamodule import VPoserDataModule
 from vposer_data.interrupts import SITES, Interrupted, Interrupts, check, start_workers
 from vposer_data.manifest import LOCK_NAME, STAGES
-from vposer_data.stages.file_readers import _AHEAD_PER_THREAD
+from vposer_data.stages.file_readers import _AHEAD_PER_THREAD, FILES_PER_ITEM
 
 ALL_PAIRS = {f"{stage}/{split}" for stage in STAGES for split in SPLITS}
 
@@ -338,11 +338,16 @@ def test_a_stop_in_stage_one_does_not_wait_for_the_reads_not_started(
     opened, where waiting for every queued read would block on it."""
     tree = tmp_path / "amass"
     shutil.copytree(small_tree, tree)
-    folder = sorted(p for p in (tree / "CMU").iterdir() if p.is_dir())[-1]
-    fifo = folder / "zz_hung_poses.npz"
+    folders = sorted(p for p in (tree / "CMU").iterdir() if p.is_dir())
+    motion = next(folders[0].glob("*_poses.npz"))
+    reach = FILES_PER_ITEM * (1 + _AHEAD_PER_THREAD)  # the item read, and those read ahead
+    for copy in range(reach):  # motions before the FIFO, in a folder sorted first
+        (tree / "CMU" / "000").mkdir(exist_ok=True)
+        shutil.copy(motion, tree / "CMU" / "000" / f"{copy:03d}_poses.npz")
+    fifo = folders[-1] / "zz_hung_poses.npz"
     os.mkfifo(fifo)
     # further than the one reader thread (num_workers=0) reads ahead
-    assert sorted((tree / "CMU").rglob("*.npz")).index(fifo) > _AHEAD_PER_THREAD
+    assert sorted((tree / "CMU").rglob("*.npz")).index(fifo) >= reach
     released: list[bool] = []
     done = threading.Event()
 

@@ -7,7 +7,7 @@ worker appends its arrays to an anonymous shared-memory file (``memfd``) of its 
 sends back only where each array lies. The main process maps those files read-only, without
 copying, item by item as results arrive, and gives each part back (unmapped, its pages of the
 memory file freed) once the caller has let go of its arrays: memory holds about the items in
-flight, not the split. Where files are read in threads, a few files are read ahead, no more.
+flight, not the split. Where files are read in threads, a few items are read ahead, no more.
 
 Worker processes are used where they are forked (the memory files are inherited: Linux, see
 :mod:`vposer_data.stages.worker_start`) and the platform has ``memfd_create`` and ``pwrite``;
@@ -50,8 +50,8 @@ FILES_PER_ITEM = 8
 #: Where each array starts in its memory file: numpy's alignment for any dtype.
 _ALIGN = 64
 _PAGE = mmap.PAGESIZE
-#: Files read ahead of the caller per reader thread, where files are read in threads.
-_AHEAD_PER_THREAD = 4
+#: Items read ahead of the caller per reader thread, where files are read in threads.
+_AHEAD_PER_THREAD = 2
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,12 @@ class _ReadInWorkers(Dataset[bytes], Generic[S]):
 
     def __init__(
         self,
-        read: Callable[[S], Any],
+        read: Callable[[Sequence[S]], list[Any]],
         sources: Sequence[S],
         files: list[int],
         shared: Sequence[str],
     ) -> None:
-        self.read = read
+        self.read = read  # an item's sources at once
         self.sources = sources
         self.files = files  # the memory file of each worker
         self.names = frozenset(shared)
@@ -135,7 +135,7 @@ class _ReadInWorkers(Dataset[bytes], Generic[S]):
             info = get_worker_info()
             worker = info.id if info is not None else 0
             start = index * FILES_PER_ITEM
-            results = [self.read(source) for source in self.sources[start : start + FILES_PER_ITEM]]
+            results = self.read(self.sources[start : start + FILES_PER_ITEM])
             for result in results:
                 _replace_arrays(result, self.names, lambda name, v: self._place(worker, name, v))
             unshared, self.unshared = self.unshared, ""
@@ -261,7 +261,7 @@ def _stop_workers(batches: Any) -> None:
 
 
 def _in_workers(
-    read: Callable[[S], R],
+    read: Callable[[Sequence[S]], list[R]],
     sources: Sequence[S],
     num_workers: int,
     shared: Sequence[str],
@@ -315,23 +315,27 @@ def _in_workers(
             os.close(fd)  # a mapping keeps its memory file until its last view goes
 
 
-def _in_threads(read: Callable[[S], R], sources: Sequence[S], num_workers: int) -> Iterator[R]:
-    """``read`` over ``sources`` in threads, in order, a few files ahead of the caller (not
-    all of them: the results would pile up in memory when the caller is slower)."""
+def _in_threads(
+    read: Callable[[Sequence[S]], list[R]], sources: Sequence[S], num_workers: int
+) -> Iterator[R]:
+    """``read`` over ``sources`` in threads, an item of ``FILES_PER_ITEM`` files at a time as
+    the worker processes read them (the same results, whatever the number of workers), in
+    order, a few items ahead of the caller (not all of them: the results would pile up in
+    memory when the caller is slower)."""
     threads = max(1, num_workers)
+    items = (sources[i : i + FILES_PER_ITEM] for i in range(0, len(sources), FILES_PER_ITEM))
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        ahead: deque[Future[R]] = deque()
-        remaining = iter(sources)
-        for source in itertools.islice(remaining, threads * _AHEAD_PER_THREAD):
-            ahead.append(pool.submit(read, source))
+        ahead: deque[Future[list[R]]] = deque()
+        for item in itertools.islice(items, threads * _AHEAD_PER_THREAD):
+            ahead.append(pool.submit(read, item))
         try:
             while ahead:
-                result = ahead.popleft().result()
+                results = ahead.popleft().result()
                 check("stage1.read")  # the reads not started are cancelled below
-                for source in itertools.islice(remaining, 1):
-                    ahead.append(pool.submit(read, source))
-                yield result
-                del result
+                for item in itertools.islice(items, 1):
+                    ahead.append(pool.submit(read, item))
+                while results:  # held here no longer than by the caller
+                    yield results.pop(0)
         finally:
             for future in ahead:
                 future.cancel()
@@ -343,6 +347,7 @@ def read_in_order(
     num_workers: int,
     shared: Sequence[str],
     warn: Callable[[str], None] = _log.warning,
+    read_together: Callable[[Sequence[S]], list[R]] | None = None,
 ) -> Generator[R, None, None]:
     """``read(source)`` for each source, in order, in ``num_workers`` worker processes where
     :func:`workers_can_share`, else in threads.
@@ -352,8 +357,12 @@ def read_in_order(
     pipes. They arrive as read-only views of that memory, which goes back to the system soon
     after the caller drops them (when a later result is asked for): a caller that uses each
     result and lets go of its arrays holds only the files in flight, whatever their number.
-    An array that does not fit in shared memory travels pickled, and ``warn`` says so once."""
+    An array that does not fit in shared memory travels pickled, and ``warn`` says so once.
+
+    ``read_together``, where given, reads an item of ``FILES_PER_ITEM`` files at once (work
+    shared across files, such as Stage I's kinematics), in threads as in worker processes."""
+    together = read_together or (lambda item: [read(source) for source in item])
     if not workers_can_share(num_workers):
-        yield from _in_threads(read, sources, num_workers)
+        yield from _in_threads(together, sources, num_workers)
         return
-    yield from _in_workers(read, sources, num_workers, shared, warn)
+    yield from _in_workers(together, sources, num_workers, shared, warn)

@@ -7,20 +7,33 @@ frames ``[start, stop)``, with its source poses, ``trans``, every beta and its m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import numpy as np
 
 from vposer_data.amass import AmassSequence
 from vposer_data.body_model import BodyModel, rest_joints
-from vposer_data.chain_kinematics import contact_joint_positions
+from vposer_data.chain_kinematics import LegMotion, contact_joint_positions_of_motions
 from vposer_data.contacts import feet_contacts
 from vposer_data.errors import PrepareError
 from vposer_data.fields import CONTACTS, FLOOR_Z
 from vposer_data.sampling import trim_bounds
 
-__all__ = ["LABEL_FIELDS", "source_labels"]
+__all__ = ["LABEL_FIELDS", "LabelInput", "source_labels", "source_labels_of_motions"]
 
 #: The fields made here, per sample: ``contacts`` (k, 4) or (k, T, 4) uint8, ``floor_z`` (k,).
 LABEL_FIELDS = (CONTACTS, FLOOR_Z)
+
+
+class LabelInput(NamedTuple):
+    """One motion to label: the motion, the trim, its kept ``frames`` (indices into the file,
+    ``(k,)`` or ``(k, T)``) and its model."""
+
+    sequence: AmassSequence
+    trim: float
+    frames: np.ndarray
+    model: BodyModel
 
 
 def source_labels(
@@ -28,21 +41,39 @@ def source_labels(
 ) -> dict[str, np.ndarray]:
     """``contacts`` and ``floor_z`` of the kept ``frames`` (indices into the file, ``(k,)``
     or ``(k, T)``), from the whole trimmed motion."""
-    start, stop = trim_bounds(sequence.num_frames, trim)
-    try:
-        rest = rest_joints(model, sequence.betas)
-    except ValueError as exc:  # more betas than the model has shape directions
-        raise PrepareError(f"{sequence.path}: {exc}") from None
+    return source_labels_of_motions([LabelInput(sequence, trim, frames, model)])[0]
+
+
+def source_labels_of_motions(motions: Sequence[LabelInput]) -> list[dict[str, np.ndarray]]:
+    """:func:`source_labels` of each motion, their feet posed together (a Stage I item's
+    motions: :func:`contact_joint_positions_of_motions`)."""
+    legs, bounds = [], []
+    for sequence, trim, _, model in motions:
+        start, stop = trim_bounds(sequence.num_frames, trim)
+        try:
+            rest = rest_joints(model, sequence.betas)
+        except ValueError as exc:  # more betas than the model has shape directions
+            raise PrepareError(f"{sequence.path}: {exc}") from None
+        legs.append(
+            LegMotion(
+                rest,
+                model.parents,
+                sequence.root_orient[start:stop],
+                sequence.pose_body[start:stop],
+                sequence.trans[start:stop],
+            )
+        )
+        bounds.append(start)
+    labels = []
     # the feet along the legs only (rotations of 7 joints, none composed)
-    feet = contact_joint_positions(
-        rest,
-        model.parents,
-        sequence.root_orient[start:stop],
-        sequence.pose_body[start:stop],
-        sequence.trans[start:stop],
-    )
-    floor_z, contacts = feet_contacts(feet, sequence.fps)
-    return {
-        CONTACTS: np.ascontiguousarray(contacts[frames - start]),
-        FLOOR_Z: np.full(frames.shape[0], floor_z, dtype=np.float32),
-    }
+    for (sequence, _, frames, _), start, feet in zip(
+        motions, bounds, contact_joint_positions_of_motions(legs), strict=True
+    ):
+        floor_z, contacts = feet_contacts(feet, sequence.fps)
+        labels.append(
+            {
+                CONTACTS: np.ascontiguousarray(contacts[frames - start]),
+                FLOOR_Z: np.full(frames.shape[0], floor_z, dtype=np.float32),
+            }
+        )
+    return labels

@@ -40,7 +40,7 @@ from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim
 from vposer_data.splits import SourceFile
 from vposer_data.stages.file_readers import read_in_order
 from vposer_data.stages.job import SplitJob
-from vposer_data.stages.source_labels import LABEL_FIELDS, source_labels
+from vposer_data.stages.source_labels import LABEL_FIELDS, LabelInput, source_labels_of_motions
 from vposer_data.stages.split_writer import SplitWriter
 
 __all__ = ["GENDER_CODES", "run_stage1"]
@@ -129,24 +129,48 @@ def _rate_override(source: SourceFile, config: PrepareConfig) -> tuple[str, floa
     return find_fps_override(source.path, config.fps_overrides)
 
 
-def _read_one(
+def _read_files(
     amass_dir: Path,
-    source: SourceFile,
+    sources: Sequence[SourceFile],
     *,
     config: PrepareConfig,
     body: BodyModels | None = None,
-) -> _Motion | _Unusable:
+) -> list[_Motion | _Unusable]:
+    """The kept samples of each file (a Stage I item's files); with ``body``, the contacts and
+    floor of its motions, computed together (:func:`source_labels_of_motions`)."""
+    read = [_read_one(amass_dir, source, config=config) for source in sources]
+    if body is not None:  # the contacts augmentation: labels of the source motions
+        motions = [
+            (result, sequence)
+            for result, sequence in read
+            if isinstance(result, _Motion) and sequence is not None
+        ]
+        inputs = [
+            LabelInput(
+                sequence, config.trim, result.frames, body.load(result.family, sequence.gender)
+            )
+            for result, sequence in motions
+        ]
+        for (result, _), arrays in zip(motions, source_labels_of_motions(inputs), strict=True):
+            result.arrays.update(arrays)
+    return [result for result, _ in read]
+
+
+def _read_one(
+    amass_dir: Path, source: SourceFile, *, config: PrepareConfig
+) -> tuple[_Motion | _Unusable, AmassSequence | None]:
+    """One file's kept samples, and the motion read (for its labels)."""
     path = amass_dir / source.path
     found = _rate_override(source, config)
     try:
         # a file without a rate that an override covers takes the override's
         sequence = load_sequence(path, default_fps=found[1] if found else config.default_fps)
     except NotAMotionError as exc:
-        return _Unusable(source, exc.problem, not_a_motion=True)
+        return _Unusable(source, exc.problem, not_a_motion=True), None
     except AmassFormatError as exc:
-        return _Unusable(source, exc.problem, not_a_motion=False)
+        return _Unusable(source, exc.problem, not_a_motion=False), None
     except OSError as exc:  # permissions, vanished files, I/O errors
-        return _Unusable(source, f"unreadable ({exc})", not_a_motion=False)
+        return _Unusable(source, f"unreadable ({exc})", not_a_motion=False), None
     override = None
     if found is not None and override_applies(sequence.fps, found[1]):
         override = RateOverride(source.path, found[0], sequence.fps, found[1])
@@ -160,7 +184,7 @@ def _read_one(
             not_a_motion=False,
             too_short=True,
             num_frames=sequence.num_frames,
-        )
+        ), None
     frames = _select(sequence, source, config)
     if frames.size == 0 and config.sampling == "clips":
         ticks = tick_count(sequence.num_frames, config.trim, sequence.fps, config.target_fps or 1)
@@ -172,7 +196,7 @@ def _read_one(
             not_a_motion=False,
             too_short=True,
             num_frames=sequence.num_frames,
-        )
+        ), None
     if frames.size == 0:
         return _Unusable(
             source,
@@ -181,17 +205,14 @@ def _read_one(
             not_a_motion=False,
             too_short=True,
             num_frames=sequence.num_frames,
-        )
+        ), None
     arrays = {
         name: np.ascontiguousarray(value[frames], dtype=np.float32)
         for name in FRAME_FIELDS
         if (value := getattr(sequence, name)) is not None
     }
-    if body is not None:  # the contacts augmentation: labels of the source motion
-        model = body.load(sequence.family, sequence.gender)
-        arrays.update(source_labels(sequence, config.trim, frames, model))
     canonical = config.sampling == "clips" and config.canonicalize
-    return _Motion(
+    motion = _Motion(
         source=source,
         family=sequence.family,
         fps=sequence.fps,
@@ -204,6 +225,7 @@ def _read_one(
         source_root=np.asarray(sequence.root_orient[frames], np.float64) if canonical else None,
         source_trans=np.asarray(sequence.trans[frames], np.float64) if canonical else None,
     )
+    return motion, sequence
 
 
 def _check_consistency(split: str, motions: Sequence[_Kept]) -> None:
@@ -341,12 +363,14 @@ def run_stage1(job: SplitJob) -> Stage1Record:
     body = job.body_models if contacts else None
     if contacts and body is None:
         raise PrepareError(f"split {split!r}: contacts need the body models; pass body_model_dir")
+    read_together = functools.partial(_read_files, amass_dir, config=config, body=body)
     results = read_in_order(
-        functools.partial(_read_one, amass_dir, config=config, body=body),
+        lambda source: read_together([source])[0],
         to_read,
         config.num_workers,
         shared=SHARED_ARRAYS,
         warn=job.log.warning,
+        read_together=read_together,
     )
     # each motion's samples are written as it arrives, and its arrays let go
     writer = SplitWriter(job.out, job.final)
