@@ -163,12 +163,13 @@ def read_body_model(path: str | Path, family: str, gender: str) -> BodyModel:
     J_regressor = numeric("J_regressor", (num_joints, num_vertices))
     kintree = numeric("kintree_table", (2, num_joints))
     parents = _parents(path, kintree)
-    joint_template = J_regressor @ v_template
-    # the regressor weighs a few vertices per joint: the others add exact zeros
+    # the regressor weighs a few vertices per joint: the others add exact zeros. Summed by
+    # einsum, not BLAS: a BLAS product here wakes its threads, which then spin for a while
+    # on the core the stages need (about 0.1 s of CPU after each model read)
     support = np.flatnonzero(np.any(J_regressor != 0, axis=0))
-    joint_shapedirs = np.einsum(
-        "jv,vcs->jcs", J_regressor[:, support], shapedirs[support], optimize=True
-    )
+    regressor = J_regressor[:, support]
+    joint_template = np.einsum("jv,vc->jc", regressor, v_template[support])
+    joint_shapedirs = np.einsum("jv,vcs->jcs", regressor, shapedirs[support])
     for array in (v_template, shapedirs, J_regressor, parents, joint_template, joint_shapedirs):
         array.flags.writeable = False
     return BodyModel(
