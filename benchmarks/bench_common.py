@@ -220,7 +220,12 @@ def run_child(
 ) -> ChildRun:
     """Run ``python benchmarks/<script> args`` in a fresh interpreter (``pythonpath`` first on
     its ``PYTHONPATH`` if given); measure wall time, CPU and memory; return them with the
-    child's result line. Its output goes to ``log_path``; a failure raises with its tail."""
+    child's result line. Its output goes to ``log_path``; a failure raises with its tail.
+
+    The disk is settled first (``sync``): the deletion of an earlier run's output (its journal
+    commit and, on a filesystem mounted with ``discard``, the freed blocks' discards) and any
+    write-back still pending are finished before the clock starts, not charged to this run."""
+    os.sync()
     if wait_idle > 0:
         wait_until_idle(wait_idle)
     env: Mapping[str, str] | None = None
