@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from helpers import file_hashes, load_split, prepare, read_manifest
 from test_body_fields import body_config, write_family_tree
 
+from vposer_data import interrupts
 from vposer_data.cli import build_parser
 from vposer_data.config import PrepareConfig
 from vposer_data.datamodule import VPoserDataModule
@@ -82,6 +84,20 @@ def test_the_labels_do_not_depend_on_the_number_of_readers(models: Path, tmp_pat
         outputs.append(file_hashes(out))
     assert outputs[0] == outputs[1] == outputs[2]
     assert any("contacts" in name for name in outputs[0])
+
+
+def test_ctrl_c_while_models_are_read_leaves_no_reader_behind(
+    tree: Path, models: Path, tmp_path: Path
+) -> None:
+    """The models are read on a helper thread while the motions are scanned: a Ctrl-C at the
+    scan's second motion (the first model's read begun) stops the run there, nothing made,
+    and the helper thread is gone when the stop arrives."""
+    before = threading.active_count()
+    out = tmp_path / "out"
+    with interrupts.ctrl_c_at("inputs", 2), pytest.raises(interrupts.Interrupted):
+        prepare(tree, out, SPLITS, **body_config(models))
+    assert threading.active_count() == before
+    assert not out.exists()
 
 
 def test_a_missing_gender_stops_before_anything_is_made(
