@@ -73,7 +73,10 @@ class ArchiveGlance:
             head = tail[:4] if base == 0 else os.pread(descriptor, 4, 0)
             if len(tail) != size - base or head != b"PK\x03\x04":
                 raise Fallback("not a zip archive starting with a member, or changing")
-            members = stored_members(tail, base)
+            try:
+                members = stored_members(tail, base)
+            except struct.error as exc:  # a damaged record pointing outside the bytes read
+                raise Fallback(f"a damaged zip directory ({exc})") from None
         except BaseException:
             os.close(descriptor)
             raise

@@ -137,6 +137,12 @@ def numpy_archive(path: Path) -> Iterator[KeyReader]:
         raise NpzFormatError(path, f"not a readable .npz archive ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise NpzFormatError(path, _unreadable_reason(path, exc)) from None
+    except NotImplementedError as exc:  # zipfile: an entry asks for a newer zip version
+        raise NpzFormatError(
+            path,
+            f"not a readable .npz archive ({exc}): numpy never writes such entries; the "
+            "file is damaged, or was rewritten by another zip tool",
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise NpzFormatError(path, "holds a single array, expected an .npz archive of keys")
     with archive:
@@ -334,7 +340,7 @@ class KeyReader(Keys):
 def _member_bounds(mapping: mmap.mmap, name: str, member: Stored) -> tuple[int, int]:
     """Where a stored member's bytes start and stop in the archive (after its local header)."""
     at = member.header_offset
-    if at + LOCAL_HEADER.size > len(mapping):
+    if at < 0 or at + LOCAL_HEADER.size > len(mapping):  # negative: a damaged zip64 directory
         raise OSError(f"no zip entry header at offset {at}")
     signature, name_length, extra_length = LOCAL_HEADER.unpack_from(mapping, at)
     if signature != b"PK\x03\x04":
