@@ -100,8 +100,10 @@ def contact_joint_positions_of_motions(
     """:func:`contact_joint_positions` of each motion, their frames posed together in blocks
     of ``block_frames``: a usual motion (about a thousand frames) posed alone would pay each
     vectorised operation's fixed cost for few frames, about a third of its time. Each frame's
-    arithmetic is the same, whatever shares its block: the same bits as one motion at a
-    time. Memory: the outputs and one block's work buffers."""
+    formula is the same whatever shares its block, but not always its last bit (a value's
+    place in a block decides whether a vector loop or its scalar tail computes it): callers
+    that must give the same result whatever the number of workers pose the same groups
+    (Stage I: an item of files). Memory: the outputs and one block's work buffers."""
     checked = [_checked(motion) for motion in motions]
     outputs = [np.empty((motion.root_orient.shape[0], 4, 3)) for motion in checked]
     standard = []
