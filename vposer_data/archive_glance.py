@@ -13,7 +13,6 @@ headers, bounds, the CRC-32 of a member read whole); anything else raises
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 import struct
@@ -22,8 +21,7 @@ from types import TracebackType
 
 import numpy as np
 
-from vposer_data.checksums import crc32
-from vposer_data.npz_reader import array_header, remember_checksums
+from vposer_data.npz_reader import array_header, remember_checksums, stored_array
 from vposer_data.zip_directory import LOCAL_HEADER, Fallback, Stored, stored_members
 
 __all__ = ["ArchiveGlance", "NotARegularFile"]
@@ -100,30 +98,25 @@ class ArchiveGlance:
 
     def shape(self, key: str) -> tuple[int, ...]:
         """The shape of a key's array, from its ``.npy`` header alone."""
-        data, member = self._read(key, _HEAD)
-        if len(data) < member.size and len(data) < _header_end(data):
-            raise Fallback(f"key '{key}' has a longer .npy header than a glance reads")
+        data, _ = self._read(key, _HEAD)
         try:
             return array_header(data, 0)[0]
         except ValueError as exc:  # cut short by the read, or not a header numpy reads
             raise Fallback(f"key '{key}': {exc}") from None
 
     def get(self, key: str) -> np.ndarray:
-        """A small key's array, its member read whole and checked against its CRC-32."""
+        """A small key's array, its member read whole and checked as the mapped reader checks
+        it (:func:`~vposer_data.npz_reader.stored_array`)."""
         data, member = self._read(key, _SMALL)
         if len(data) != member.size:
             raise Fallback(f"key '{key}' is larger than a glance reads")
-        if crc32(data) != member.crc:
-            raise Fallback(f"key '{key}': CRC-32 mismatch")
         try:
-            shape, fortran, dtype, offset = array_header(data, 0)
-        except ValueError as exc:
-            raise Fallback(f"key '{key}': {exc}") from None
-        if dtype.hasobject or offset + math.prod(shape) * dtype.itemsize > len(data):
-            raise Fallback(f"key '{key}': an object array, or data past its member")
-        return np.ndarray(
-            shape, dtype=dtype, buffer=data, offset=offset, order="F" if fortran else "C"
-        )
+            array = stored_array(data, 0, len(data), member)
+        except Exception as exc:  # the mapped reader, or the reference path, says what
+            raise Fallback(f"key '{key}': {exc!r}") from None
+        if array is None:
+            raise Fallback(f"key '{key}' holds no data")
+        return array
 
     def _read(self, key: str, limit: int) -> tuple[bytes, Stored]:
         """The first ``limit`` bytes of a key's member (fewer when it is smaller), and the
@@ -147,13 +140,3 @@ class ArchiveGlance:
             raw = os.pread(self._fd, want, at + start)
             start = 0
         return raw[start : start + want], member
-
-
-def _header_end(data: bytes) -> int:
-    """Where the ``.npy`` header starting ``data`` ends (as its magic string and length field
-    say; 0 when they are not there, for :func:`array_header` to refuse)."""
-    if len(data) < 12 or data[6] not in (1, 2, 3):
-        return 0
-    if data[6] == 1:
-        return 10 + int.from_bytes(data[8:10], "little")
-    return 12 + int.from_bytes(data[8:12], "little")

@@ -126,19 +126,15 @@ def motion_model(path: Path) -> tuple[str, str] | None:
     if is_non_motion_name(path):
         return None
     try:
-        glanced = _glance(path)
-        if glanced is not None:
-            keys, width, gender = glanced
-        elif (mapped := MappedArchive.open(path)) is not None:
-            mapped.keep_checksums()  # Stage I's input fingerprint reads them next
-            keys = mapped.keys
-            width = mapped.shape("poses")[1:] if "poses" in keys else None
-            gender = mapped.get("gender") if "gender" in keys else None
-        else:  # as Stage I reads what the mapped reader does not: the same keys and values
+        found = _glance(path)
+        if found is None and (mapped := MappedArchive.open(path)) is not None:
+            found = _model_keys(mapped)
+        if found is None:  # as Stage I reads what the mapped reader does not: the same values
             with numpy_archive(path) as archive:
                 keys = set(archive.keys)
                 width = archive.get("poses").shape[1:] if "poses" in keys else None
-                gender = archive.get("gender") if "gender" in keys else None
+                found = keys, width, archive.get("gender") if "gender" in keys else None
+        keys, width, gender = found
     except (Fallback, OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
         return None  # NpzFormatError among them: Stage I reports the file
     if width is not None:
@@ -151,20 +147,28 @@ def motion_model(path: Path) -> tuple[str, str] | None:
     return None if family is None or name is None else (family, name)
 
 
-def _glance(path: Path) -> tuple[set[str], tuple[int, ...] | None, np.ndarray | None] | None:
-    """A plain archive's keys, the width of ``poses`` and the ``gender`` array, through a few
-    small reads (:class:`ArchiveGlance`); None when the file needs another reader."""
+_ModelKeys = tuple[set[str], tuple[int, ...] | None, np.ndarray | None]
+
+
+def _glance(path: Path) -> _ModelKeys | None:
+    """:func:`_model_keys` through a few small reads (:class:`ArchiveGlance`); None when the
+    file needs another reader."""
     try:
         with ArchiveGlance.open(path) as glance:
-            glance.keep_checksums()  # Stage I's input fingerprint reads them next
-            keys = glance.keys
-            width = glance.shape("poses")[1:] if "poses" in keys else None
-            gender = glance.get("gender") if "gender" in keys else None
+            return _model_keys(glance)
     except NotARegularFile:
         raise  # no reader opens it
     except (Fallback, OSError):
-        return None  # the mapped reader, or zipfile, reads it and says what is wrong
-    return keys, width, gender
+        return None  # the mapped reader, or Stage I's, reads it and says what is wrong
+
+
+def _model_keys(archive: ArchiveGlance | MappedArchive) -> _ModelKeys:
+    """A plain archive's keys, the width of ``poses`` (from its header) and the ``gender``
+    array; its members' checksums are kept (Stage I's input fingerprint reads them next)."""
+    archive.keep_checksums()
+    keys = archive.keys
+    width = archive.shape("poses")[1:] if "poses" in keys else None
+    return keys, width, archive.get("gender") if "gender" in keys else None
 
 
 def resolve_body_models(

@@ -52,6 +52,7 @@ __all__ = [
     "numpy_archive",
     "remember_checksums",
     "require_real",
+    "stored_array",
     "stored_members",
 ]
 
@@ -360,18 +361,28 @@ def map_member(mapping: mmap.mmap, name: str, member: Stored) -> np.ndarray | No
 
     ``np.load`` copies a member through Python-level reads; a caller that uses part of an
     array then copies only that part. The member's bounds are checked, so a truncated file is
-    still an error, and so is its CRC-32, computed over the mapped bytes before its header is
-    parsed, so damage anywhere in the member reads as damage.
+    still an error, and so are its bytes (:func:`stored_array`).
     """
     start, stop = _member_bounds(mapping, name, member)
-    with memoryview(mapping) as view, view[start:stop] as stored:
+    # the array keeps the mapping alive; it is unmapped when the last view is freed
+    return stored_array(mapping, start, stop, member)
+
+
+def stored_array(
+    buffer: mmap.mmap | bytes, start: int, stop: int, member: Stored
+) -> np.ndarray | None:
+    """The array a stored member's bytes ``buffer[start:stop]`` hold (a view of ``buffer``), or
+    None when it holds no data. Its CRC-32 is computed over those bytes before its header is
+    parsed, so damage anywhere in the member reads as damage; an object array, or data past
+    the member, is refused."""
+    with memoryview(buffer) as view, view[start:stop] as stored:
         crc = crc32(stored)
     if crc != member.crc:
         raise _DamagedMember(
             f"CRC-32 mismatch (the zip directory records {member.crc:08x}, "
             f"its {member.size} bytes give {crc:08x})"
         )
-    shape, fortran, dtype, offset = array_header(mapping, start)
+    shape, fortran, dtype, offset = array_header(buffer, start)
     if dtype.hasobject:
         raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
     end = offset + math.prod(shape) * dtype.itemsize
@@ -380,8 +391,7 @@ def map_member(mapping: mmap.mmap, name: str, member: Stored) -> np.ndarray | No
     if end == offset:
         return None
     order: Literal["C", "F"] = "F" if fortran else "C"
-    # the array keeps the mapping alive; it is unmapped when the last view is freed
-    return np.ndarray(shape, dtype=dtype, buffer=mapping, offset=offset, order=order)
+    return np.ndarray(shape, dtype=dtype, buffer=buffer, offset=offset, order=order)
 
 
 class MappedArchive(Keys):
