@@ -122,6 +122,32 @@ def with_zip64_directory(source: Path, target: Path, sentinels: bool) -> Path:
     return target
 
 
+def damaged_copy(
+    source: Path,
+    path: Path,
+    zip64: bool | None = None,
+    fraction: float = 0.0,
+    tail: bool = False,
+    mask: int | None = None,
+) -> Path:
+    """``source`` (given a zip64 directory first, with or without sentinels, unless ``zip64``
+    is None) with the byte at ``fraction`` of the file, or (``tail``) of its zip directory and
+    end records, flipped by ``mask``, or (no ``mask``) the file cut there; written to
+    ``path``."""
+    if zip64 is not None:
+        source = with_zip64_directory(source, path.with_name(f"zip64_{path.name}"), zip64)
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        start = archive.start_dir if tail else 0
+    at = start + int(fraction * (len(data) - start))
+    if mask is None:
+        data = data[:at]
+    else:
+        data[at] ^= mask
+    path.write_bytes(bytes(data))
+    return path
+
+
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("zip_originals")
@@ -364,15 +390,7 @@ def test_any_flipped_byte_gives_the_reference_outcome(
 ) -> None:
     """A byte flipped anywhere, or (``tail``) in the zip directory and end records, where
     the fast reader's own parsing is."""
-    source = originals[family]
-    if zip64 is not None:
-        source = with_zip64_directory(source, scratch / f"zip64_{NAMES[family]}", zip64)
-    data = bytearray(source.read_bytes())
-    with zipfile.ZipFile(source) as archive:
-        start = archive.start_dir if tail else 0
-    data[start + int(fraction * (len(data) - start))] ^= mask
-    path = scratch / NAMES[family]
-    path.write_bytes(bytes(data))
+    path = damaged_copy(originals[family], scratch / NAMES[family], zip64, fraction, tail, mask)
     assert_same_as_reference(path)
 
 
@@ -381,9 +399,7 @@ def test_any_flipped_byte_gives_the_reference_outcome(
 def test_any_truncation_gives_the_reference_outcome(
     originals: dict[str, Path], scratch: Path, family: str, fraction: float
 ) -> None:
-    data = originals[family].read_bytes()
-    path = scratch / f"cut_{NAMES[family]}"
-    path.write_bytes(data[: int(fraction * len(data))])
+    path = damaged_copy(originals[family], scratch / f"cut_{NAMES[family]}", fraction=fraction)
     assert assert_same_as_reference(path)[0] == "error"
 
 

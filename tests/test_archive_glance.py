@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from test_amass_zip import (
     FAMILIES,
     NAMES,
+    damaged_copy,
     np_savez_copy,
     originals,
+    scratch,
     with_zip64_directory,
     write_motion,
 )
@@ -31,7 +33,7 @@ from vposer_data.npz_reader import member_checksums
 from vposer_data.synthetic import write_npz
 from vposer_data.zip_directory import Fallback
 
-__all__ = ["originals"]  # the fixture, shared with test_amass_zip
+__all__ = ["originals", "scratch"]  # the fixtures, shared with test_amass_zip
 
 
 def numpy_view(path: Path) -> dict[str, Any]:
@@ -157,11 +159,6 @@ def test_what_a_glance_does_not_read_is_handed_on(tmp_path: Path) -> None:
     assert motion_model(fifo) is None
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("glance_scratch")
-
-
 @given(
     family=st.sampled_from(FAMILIES),
     zip64=st.sampled_from([None, True, False]),
@@ -184,19 +181,9 @@ def test_the_scan_agrees_with_stage_one_on_any_damaged_file(
     """A byte flipped anywhere (``tail``: in the directory and end records, where the glance
     parses), or the file cut short: whenever Stage I's reader reads the motion, the scan
     found the same family and gender, so its model was looked for before the stages."""
-    source = originals[family]
-    if zip64 is not None:
-        source = with_zip64_directory(source, scratch / f"zip64_{NAMES[family]}", zip64)
-    data = bytearray(source.read_bytes())
-    with zipfile.ZipFile(source) as archive:
-        start = archive.start_dir if tail else 0
-    at = start + int(fraction * (len(data) - start))
-    if cut:
-        data = data[:at]
-    else:
-        data[at] ^= mask
-    path = scratch / NAMES[family]
-    path.write_bytes(bytes(data))
+    path = damaged_copy(
+        originals[family], scratch / NAMES[family], zip64, fraction, tail, None if cut else mask
+    )
     try:
         sequence = load_sequence(path)
     except (AmassFormatError, OSError):
