@@ -1,4 +1,4 @@
-"""Floor height and foot contacts of one source motion, for Stage I.
+"""Floor height and foot contacts of source motions (a Stage I item's), for Stage I.
 
 Computed on the motion at its own rate (an override's, where one applies) over its trimmed
 frames ``[start, stop)``, with its source poses, ``trans``, every beta and its model (see
@@ -20,7 +20,7 @@ from vposer_data.errors import PrepareError
 from vposer_data.fields import CONTACTS, FLOOR_Z
 from vposer_data.sampling import trim_bounds
 
-__all__ = ["LABEL_FIELDS", "LabelInput", "source_labels", "source_labels_of_motions"]
+__all__ = ["LABEL_FIELDS", "LabelInput", "source_labels_of_motions"]
 
 #: The fields made here, per sample: ``contacts`` (k, 4) or (k, T, 4) uint8, ``floor_z`` (k,).
 LABEL_FIELDS = (CONTACTS, FLOOR_Z)
@@ -36,17 +36,10 @@ class LabelInput(NamedTuple):
     model: BodyModel
 
 
-def source_labels(
-    sequence: AmassSequence, trim: float, frames: np.ndarray, model: BodyModel
-) -> dict[str, np.ndarray]:
-    """``contacts`` and ``floor_z`` of the kept ``frames`` (indices into the file, ``(k,)``
-    or ``(k, T)``), from the whole trimmed motion."""
-    return source_labels_of_motions([LabelInput(sequence, trim, frames, model)])[0]
-
-
 def source_labels_of_motions(motions: Sequence[LabelInput]) -> list[dict[str, np.ndarray]]:
-    """:func:`source_labels` of each motion, their feet posed together (a Stage I item's
-    motions: :func:`contact_joint_positions_of_motions`)."""
+    """``contacts`` and ``floor_z`` of each motion's kept frames, from its whole trimmed
+    motion, the motions' feet posed together (a Stage I item's motions:
+    :func:`contact_joint_positions_of_motions`)."""
     legs, bounds = [], []
     for sequence, trim, _, model in motions:
         start, stop = trim_bounds(sequence.num_frames, trim)
