@@ -224,8 +224,10 @@ def assemble_pose(
     pose_jaw: np.ndarray | None = None,
     pose_eye: np.ndarray | None = None,
     num_joints: int | None = None,
+    dtype: type[np.floating] = np.float64,
 ) -> np.ndarray:
-    """A family's full axis-angle pose ``(N, K, 3)`` float64 from the AMASS fields.
+    """A family's full axis-angle pose ``(N, K, 3)`` in ``dtype`` (float64 by default; the
+    served float32 fields convert exactly to either) from the AMASS fields.
 
     Joint order as the model's: SMPL root, body 21, hands 2 (``pose_hand`` of width 6); SMPL+H
     root, body, hands 30 (width 90); SMPL-X root, body, jaw, eyes 2, hands 30. Rotations are
@@ -247,7 +249,7 @@ def assemble_pose(
         "pose_eye": pose_eye,
     }
     frames = np.asarray(root_orient).shape[0]
-    pose = np.zeros((frames, keep, 3))
+    pose = np.zeros((frames, keep, 3), dtype=dtype)
     first = 0
     for name, count in POSE_PARTS[family]:
         if first >= keep:
@@ -456,9 +458,13 @@ def posed_joints(
     for start in range(0, frames, block_frames):
         stop = min(start + block_frames, frames)
         n = stop - start
-        # (R, 3, n) in one strided copy of the rotated joints' rows
-        aa = buffer("aa", (len(rotated), 3, n))
-        np.copyto(aa, np.take(pose[start:stop].transpose(1, 2, 0), rotated, axis=0))
+        # (R, 3, n): the block's joints component-major in one blocked transpose, then the
+        # rotated joints' rows (numpy gathers a transpose element by element, slower)
+        columns = buffer("columns", (count, 3, n))
+        transpose_into(columns.reshape(count * 3, n), _rows(pose[start:stop], float_type))
+        aa = columns
+        if len(rotated) < count:
+            aa = np.take(columns, rotated, axis=0, out=buffer("aa", (len(rotated), 3, n)))
         local = rodrigues_components(aa, out=buffer("local", (len(rotated), 3, 3, n)))
         local_of = {joint: local[k] for k, joint in enumerate(rotated)}
         if rest_index is not None:
@@ -494,6 +500,12 @@ def posed_joints(
                 free = own  # this joint's local rotation is not read again
         transpose_into(out[start:stop].reshape(n, count * 3), positions.reshape(count * 3, n))
     return out
+
+
+def _rows(pose: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``pose`` ``(n, K, 3)`` as C-contiguous rows ``(n, 3 K)`` of ``dtype`` (a view where it
+    already is one)."""
+    return np.ascontiguousarray(pose, dtype=dtype).reshape(pose.shape[0], -1)
 
 
 def transpose_into(out: np.ndarray, source: np.ndarray) -> None:
