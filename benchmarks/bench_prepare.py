@@ -29,7 +29,7 @@ frames and samples per second, peak memory, output bytes, and the targets of iss
     python benchmarks/bench_prepare.py --frames 2000000 --keep-rate 1.0 --baseline-ref main
     python benchmarks/bench_prepare.py --frames 2000000 --compare-set sampling=clips \
         --compare-set target_fps=30 --compare-set clip_frames=16
-    python benchmarks/bench_prepare.py --frames 2000000 --body-fields --repeat 3
+    python benchmarks/bench_prepare.py --frames 2000000 --body-fields --repeat 4
 
 ``--body-fields`` compares the same run with the body-model fields added (``joints`` with set
 body, and ``contacts``; made-up models of the tree's family written once under --work-dir),

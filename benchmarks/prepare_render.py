@@ -178,6 +178,14 @@ def render(f: Figures, tree_path: Path, reused: bool, interval: float) -> str:
             f"  compare / pipeline within each repeat       "
             f"{_paired(k.get('paired_compare_over_pipeline', []))}",
         ]
+        order = k.get("by_order")
+        if order is not None:
+            (first, n_first), (second, n_second) = order["pipeline_first"], order["compare_first"]
+            lines += [
+                f"  compare / pipeline by run order             pipeline first {first:.2f}x "
+                f"({n_first}), compare first {second:.2f}x ({n_second}); balanced "
+                f"{order['balanced']:.2f}x  (median of each order, their geometric mean)",
+            ]
     if b is not None:
         lines += [
             f"  ratio baseline / floor, all; final bytes    {b['ratio_to_floor_all_bytes']:.2f}x; "

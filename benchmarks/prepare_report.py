@@ -4,6 +4,8 @@ by ``prepare_render.render``)."""
 from __future__ import annotations
 
 import itertools
+import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,6 +275,9 @@ def summarize(
         figures.compare["paired_compare_over_pipeline"] = [
             r.compare.wall / r.pipeline.wall for r in repeats if r.compare
         ]
+        figures.compare["by_order"] = ratios_by_order(
+            [r.compare.wall / r.pipeline.wall if r.compare else None for r in repeats]
+        )
     figures.targets = {
         "within_1.5x_floor_all_bytes": figures.ratio_floor_all_bytes <= TARGET_FLOOR_ALL_RATIO,
         "within_3x_floor_final_bytes": figures.ratio_floor_final_bytes <= TARGET_FLOOR_RATIO,
@@ -287,6 +292,23 @@ def summarize(
             "compare_over_pipeline"
         ] <= compare_target(figures)
     return figures
+
+
+def ratios_by_order(ratios: list[float | None]) -> dict[str, Any] | None:
+    """Paired ratios (compared / pipeline, repeat by repeat; None where a repeat has no pair)
+    split by which run went first (the pipeline in even repeats, see ``run_repeat``): the
+    median of each order and their geometric mean, which a slowdown that always hits the
+    first (or the second) run of a pair leaves as it is. None unless both orders ran."""
+    first = [r for i, r in enumerate(ratios) if r is not None and i % 2 == 0]
+    second = [r for i, r in enumerate(ratios) if r is not None and i % 2 == 1]
+    if not first or not second:
+        return None
+    pipeline_first, compare_first = statistics.median(first), statistics.median(second)
+    return {
+        "pipeline_first": (pipeline_first, len(first)),
+        "compare_first": (compare_first, len(second)),
+        "balanced": math.sqrt(pipeline_first * compare_first),
+    }
 
 
 def compare_target(figures: Figures) -> float:
