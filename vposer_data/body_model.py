@@ -330,23 +330,17 @@ def rodrigues_components(axis_angle: np.ndarray, out: np.ndarray | None = None) 
     def buffer(name: str) -> np.ndarray:
         return work_buffer(f"rodrigues.{name}", shape, dtype)
 
-    half, term = buffer("half"), buffer("term")
-    np.multiply(x, x, out=half)
-    half += np.multiply(y, y, out=term)
-    half += np.multiply(z, z, out=term)
+    # |r|^2 summed x, y, z in that order (as three products and two sums would), in one pass
+    half = np.einsum("...jn,...jn->...n", axis_angle, axis_angle, out=buffer("half"))
     np.sqrt(half, out=half)
     half *= 0.5
+    # a zero angle becomes the smallest normal number: q stays finite (sin t / t, 1 there) and
+    # every term it enters is multiplied by r = 0, so R = I exactly; no mask, no 0 / 0
+    np.maximum(half, np.finfo(dtype).tiny, out=half)
     sin_half, cos_half = _sin_cos(half, out=(buffer("sin"), buffer("cos")))
-    # q = sin(t/2) / (t/2), 1 at t = 0; a = sin t / t = q cos(t/2); b = (1 - cos t) / t**2
-    # = q**2 / 2; cos t = 1 - 2 sin(t/2)**2: no cancellation for small angles
-    q = buffer("q")
-    q.fill(1.0)
-    np.divide(
-        sin_half,
-        half,
-        out=q,
-        where=np.greater(half, 0, out=work_buffer("rodrigues.positive", shape, np.bool_)),
-    )
+    # q = sin(t/2) / (t/2); a = sin t / t = q cos(t/2); b = (1 - cos t) / t**2 = q**2 / 2;
+    # cos t = 1 - 2 sin(t/2)**2: no cancellation for small angles
+    q = np.divide(sin_half, half, out=half)
     a = np.multiply(q, cos_half, out=cos_half)
     b = np.multiply(q, q, out=q)
     b *= 0.5
@@ -355,14 +349,14 @@ def rodrigues_components(axis_angle: np.ndarray, out: np.ndarray | None = None) 
     c += 1.0
     if out is None:
         out = np.empty((*axis_angle.shape[:-2], 3, 3, axis_angle.shape[-1]), dtype=dtype)
-    scratch = half  # no longer needed
-    # diagonal: c + b r_i r_i; off the diagonal: b r_i r_j -+ a r_k
-    for i, r in enumerate((x, y, z)):
-        np.multiply(b, r, out=scratch)  # b r_i
-        np.multiply(scratch, r, out=out[..., i, i, :])
-        out[..., i, i, :] += c
-    bx = np.multiply(b, x, out=term)
+    bx = np.multiply(b, x, out=buffer("bx"))
     by = np.multiply(b, y, out=buffer("by"))
+    bz = np.multiply(b, z, out=b)
+    # diagonal: c + b r_i r_i; off the diagonal: b r_i r_j -+ a r_k
+    for i, (br, r) in enumerate(((bx, x), (by, y), (bz, z))):
+        np.multiply(br, r, out=out[..., i, i, :])
+        out[..., i, i, :] += c
+    scratch = c  # no longer needed
     ax = np.multiply(a, x, out=scratch)
     np.multiply(by, z, out=out[..., 1, 2, :])
     np.add(out[..., 1, 2, :], ax, out=out[..., 2, 1, :])
