@@ -11,7 +11,9 @@ from hypothesis.extra import numpy as hnp
 
 from vposer_data.contacts import (
     CONTACT_COLUMNS,
+    CONTACT_JOINTS,
     dbscan_1d,
+    feet_contacts_of_motions,
     foot_contacts,
     joint_speeds,
     mirror_contacts,
@@ -158,6 +160,48 @@ def test_floor_and_contacts_match_the_reference(motion) -> None:
     assert floor == expected_floor
     assert contacts.dtype == np.uint8 and contacts.shape == (joints.shape[0], 4)
     np.testing.assert_array_equal(contacts, expected)
+
+
+def assert_each_motion_as_alone(motions: list[tuple[np.ndarray, float]]) -> None:
+    """Motions ``(joints, fps)`` given one after another, as Stage I gives an item's: each gets
+    the reference's floor and contacts."""
+    feet = [joints[:, list(CONTACT_JOINTS)] for joints, _ in motions]
+    columns = np.ascontiguousarray(np.concatenate(feet).transpose(1, 2, 0))
+    starts = np.cumsum([0, *(f.shape[0] for f in feet)])
+    together = feet_contacts_of_motions(columns, starts, [fps for _, fps in motions])
+    for (joints, fps), (floor, contacts) in zip(motions, together, strict=True):
+        expected_floor, expected = reference_floor_and_contacts(joints, fps)
+        assert floor == expected_floor
+        assert contacts.dtype == np.uint8 and contacts.shape == (4, joints.shape[0])
+        np.testing.assert_array_equal(contacts.T, expected)
+
+
+@settings(deadline=None, max_examples=60)
+@given(motions=st.lists(grid_motions(), min_size=1, max_size=5))
+def test_motions_together_are_each_motion_alone(motions) -> None:
+    """Motions of other rates and lengths: the step across two motions and each motion's
+    rate do not leak into its neighbours."""
+    assert_each_motion_as_alone(motions)
+
+
+def test_motions_of_one_and_two_frames_between_others() -> None:
+    """A one-frame motion is at rest, whatever lies after it; a two-frame motion's last speed
+    is its first; both placed between motions far away (10 m steps across the seams)."""
+    rng = np.random.default_rng(5)
+    motions = []
+    for frames, fps, x in ((6, 120.0, 0.0), (1, 30.0, 10.0), (2, 60.0, -10.0), (1, 59.94, 20.0)):
+        joints = np.zeros((frames, 12, 3))
+        joints[:, :, 0] = x
+        joints[:, [7, 8, 10, 11], 2] = rng.integers(0, 64, (frames, 4)) * GRID
+        motions.append((joints, fps))
+    assert_each_motion_as_alone(motions)
+
+
+def test_motions_together_refuse_what_does_not_cut_the_frames() -> None:
+    columns = np.zeros((4, 3, 5))
+    for starts, fps in (([0, 4], [30.0]), ([0, 2, 2, 5], [30.0] * 3), ([0, 5], [0.0])):
+        with pytest.raises(ValueError):
+            feet_contacts_of_motions(columns, starts, fps)
 
 
 def test_rule_edge_cases() -> None:

@@ -12,7 +12,9 @@ foot (10, under the ankle 7, knee 4, hip 1 and pelvis 0) sits at
 is applied to the vectors that pass through it and none is composed with another. Both legs
 are one chain of arrays (left and right stacked), level by level: a block of frames costs a
 few dozen vectorised operations, whatever motions its frames come from. The same positions
-as ``posed_joints``, in other rounding (about 1e-16 m apart).
+as ``posed_joints``, in other rounding (about 1e-16 m apart). Stage I takes them
+component-major (:func:`contact_joint_columns_of_motions`), as its speeds and contacts are
+computed (:func:`vposer_data.contacts.feet_contacts_of_motions`): no transpose back to rows.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from vposer_data.work_buffers import work_buffer
 __all__ = [
     "LEG_CHAINS",
     "LegMotion",
+    "contact_joint_columns_of_motions",
     "contact_joint_positions",
     "contact_joint_positions_of_motions",
 ]
@@ -98,14 +101,32 @@ def contact_joint_positions_of_motions(
     motions: Sequence[LegMotion], *, block_frames: int = _BLOCK
 ) -> list[np.ndarray]:
     """:func:`contact_joint_positions` of each motion, their frames posed together in blocks
-    of ``block_frames``: a usual motion (about a thousand frames) posed alone would pay each
+    of ``block_frames`` (see :func:`contact_joint_columns_of_motions`)."""
+    columns, starts = contact_joint_columns_of_motions(motions, block_frames=block_frames)
+    outputs = []
+    for first, last in itertools.pairwise(starts.tolist()):
+        rows = np.empty((last - first, 12))
+        transpose_into(rows, np.ascontiguousarray(columns.reshape(12, -1)[:, first:last]))
+        outputs.append(rows.reshape(-1, 4, 3))
+    return outputs
+
+
+def contact_joint_columns_of_motions(
+    motions: Sequence[LegMotion], *, block_frames: int = _BLOCK
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of :data:`CONTACT_JOINTS` of every motion, component-major: ``(4, 3,
+    F)`` float64, the motions' frames one after another (motion ``i``'s are ``starts[i] :
+    starts[i + 1]``), and ``starts`` ``(M + 1,)``. Their frames are posed together in blocks of
+    ``block_frames``: a usual motion (about a thousand frames) posed alone would pay each
     vectorised operation's fixed cost for few frames, about a third of its time. Each frame's
     formula is the same whatever shares its block, but not always its last bit (a value's
     place in a block decides whether a vector loop or its scalar tail computes it): callers
     that must give the same result whatever the number of workers pose the same groups
-    (Stage I: an item of files). Memory: the outputs and one block's work buffers."""
+    (Stage I: an item of files). Memory: the output and one block's work buffers."""
     checked = [_checked(motion) for motion in motions]
-    outputs = [np.empty((motion.root_orient.shape[0], 4, 3)) for motion in checked]
+    lengths = [motion.root_orient.shape[0] for motion in checked]
+    starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    columns = np.empty((4, 3, int(starts[-1])))
     standard = []
     for index, motion in enumerate(checked):
         tree = tuple(np.asarray(motion.parents)[:12].tolist())
@@ -116,12 +137,13 @@ def contact_joint_positions_of_motions(
                 "smpl", root_orient=motion.root_orient, pose_body=motion.pose_body, num_joints=12
             )
             posed = posed_joints(motion.rest, tree, pose, motion.trans, joints=CONTACT_JOINTS)
-            outputs[index] = posed[:, CONTACT_JOINTS]
+            here = slice(starts[index], starts[index + 1])
+            columns[..., here] = posed[:, CONTACT_JOINTS].transpose(1, 2, 0)
     # the bones (rest joint - parent's) of each level (hips, knees, ankles, feet) of both legs
     bones = {i: checked[i].rest[_LEVELS] - checked[i].rest[_LEVEL_PARENTS] for i in standard}
-    for block in _blocks([(i, outputs[i].shape[0]) for i in standard], block_frames):
-        _pose_block(block, checked, bones, outputs)
-    return outputs
+    for block in _blocks([(i, lengths[i]) for i in standard], block_frames):
+        _pose_block(block, checked, bones, columns, starts)
+    return columns, starts
 
 
 def _checked(motion: LegMotion) -> LegMotion:
@@ -165,9 +187,10 @@ def _pose_block(
     block: _Pieces,
     motions: Sequence[LegMotion],
     bones: dict[int, np.ndarray],
-    outputs: list[np.ndarray],
+    columns: np.ndarray,
+    starts: np.ndarray,
 ) -> None:
-    """The feet of one block's frames, into each motion's output."""
+    """The feet of one block's frames, into their motions' places in ``columns``."""
     count = sum(taken for _, _, taken in block)
 
     def buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -207,11 +230,10 @@ def _pose_block(
     )[0]
     feet += root
     feet += trans
-    rows_out = buffer("rows", (count, 12))
-    transpose_into(rows_out, feet.reshape(12, count))
     at = 0
     for index, first, taken in block:
-        outputs[index][first : first + taken] = rows_out[at : at + taken].reshape(taken, 4, 3)
+        into = int(starts[index]) + first
+        columns[..., into : into + taken] = feet[..., at : at + taken]
         at += taken
 
 

@@ -23,6 +23,9 @@ every label.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import numpy as np
 
 from vposer_data.skeleton import CONTACT_COLUMNS, CONTACT_JOINTS
@@ -39,6 +42,7 @@ __all__ = [
     "TOE_OFFSET",
     "dbscan_1d",
     "feet_contacts",
+    "feet_contacts_of_motions",
     "floor_height",
     "foot_contacts",
     "joint_speeds",
@@ -53,6 +57,7 @@ TOE_OFFSET = 0.01  # m: floor_z = m - TOE_OFFSET
 DBSCAN_EPS = 0.005  # m
 DBSCAN_MIN_SAMPLES = 3
 _HEIGHT_BY_COLUMN = (ANKLE_HEIGHT, TOE_HEIGHT, ANKLE_HEIGHT, TOE_HEIGHT)
+_HEIGHTS = np.array(_HEIGHT_BY_COLUMN)[:, None]
 #: Column order after mirroring: left and right swap.
 _MIRRORED_COLUMNS = (2, 3, 0, 1)
 
@@ -260,11 +265,61 @@ def feet_contacts(feet: np.ndarray, fps: float) -> tuple[float, np.ndarray]:
     feet = np.asarray(feet, dtype=np.float64)
     if feet.ndim != 3 or feet.shape[1:] != (4, 3) or feet.shape[0] < 1:
         raise ValueError(f"feet must have shape (T >= 1, 4, 3), got {feet.shape}")
-    speed = joint_speeds(feet, fps)
-    m = floor_height(feet[:, [1, 3], 2], speed[:, [1, 3]])
-    above = feet[:, :, 2] - m
-    contacts = (speed < SPEED_THRESHOLD) & (above < np.array(_HEIGHT_BY_COLUMN))
-    return m - TOE_OFFSET, contacts.astype(np.uint8)
+    columns = np.ascontiguousarray(feet.transpose(1, 2, 0))
+    [(floor_z, contacts)] = feet_contacts_of_motions(columns, [0, feet.shape[0]], [fps])
+    return floor_z, np.ascontiguousarray(contacts.T)
+
+
+def feet_contacts_of_motions(
+    columns: np.ndarray, starts: Sequence[int] | np.ndarray, fps: Sequence[float]
+) -> list[tuple[float, np.ndarray]]:
+    """``(floor_z, contacts)`` of several motions' contact joints given component-major and
+    one after another: ``columns`` ``(4, 3, F)`` float64 (as
+    :func:`vposer_data.chain_kinematics.contact_joint_columns_of_motions` gives them), motion
+    ``i`` at frames ``starts[i] : starts[i + 1]`` and rate ``fps[i]``. Its contacts come
+    back component-major, ``(4, T)`` uint8. Speeds and contacts are computed for all the
+    frames at once (the fixed cost of each operation paid once, not per motion), the floor
+    motion by motion: the same values as one motion at a time."""
+    bounds = np.asarray(starts, dtype=np.int64)
+    rates = np.asarray(fps, dtype=np.float64)
+    if columns.ndim != 3 or columns.shape[:2] != (4, 3):
+        raise ValueError(f"columns must have shape (4, 3, F), got {columns.shape}")
+    lengths = np.diff(bounds)
+    if bounds[0] != 0 or bounds[-1] != columns.shape[2] or (lengths < 1).any():
+        raise ValueError(f"starts must cut {columns.shape[2]} frames into motions, got {bounds}")
+    if rates.shape != lengths.shape or not (rates > 0).all():
+        raise ValueError(f"one positive fps per motion expected, got {rates}")
+    frames = columns.shape[2]
+    speeds = np.zeros((4, frames))
+    if frames >= 2:
+        # |p_{t+1} - p_t| summed x, y, z in that order, times the motion's rate (a step
+        # across two motions is replaced below)
+        steps = columns[..., 1:] - columns[..., :-1]
+        np.multiply(steps, steps, out=steps)
+        squared = steps[:, 0] + steps[:, 1]
+        squared += steps[:, 2]
+        np.sqrt(squared, out=squared)
+        np.multiply(squared, np.repeat(rates, lengths)[:-1], out=speeds[:, :-1])
+    last = bounds[1:] - 1
+    longer = lengths >= 2
+    speeds[:, last[longer]] = speeds[:, last[longer] - 1]  # the last frame repeats the one before
+    speeds[:, last[~longer]] = 0.0  # a single frame has speed 0
+    floors = np.array(
+        [
+            floor_height(columns[1::2, 2, first:end].T, speeds[1::2, first:end].T)
+            for first, end in itertools.pairwise(bounds.tolist())
+        ]
+    )
+    above = columns[:, 2, :] - np.repeat(floors, lengths)
+    contacts = speeds < SPEED_THRESHOLD
+    contacts &= above < _HEIGHTS
+    labels = contacts.view(np.uint8)
+    return [
+        (float(floor - TOE_OFFSET), labels[:, first:end])
+        for floor, (first, end) in zip(
+            floors.tolist(), itertools.pairwise(bounds.tolist()), strict=True
+        )
+    ]
 
 
 def mirror_contacts(contacts: np.ndarray) -> np.ndarray:

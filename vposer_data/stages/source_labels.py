@@ -14,8 +14,8 @@ import numpy as np
 
 from vposer_data.amass import AmassSequence
 from vposer_data.body_model import BodyModel, rest_joints
-from vposer_data.chain_kinematics import LegMotion, contact_joint_positions_of_motions
-from vposer_data.contacts import feet_contacts
+from vposer_data.chain_kinematics import LegMotion, contact_joint_columns_of_motions
+from vposer_data.contacts import feet_contacts_of_motions
 from vposer_data.errors import PrepareError
 from vposer_data.fields import CONTACTS, FLOOR_Z
 from vposer_data.sampling import trim_bounds
@@ -39,7 +39,7 @@ class LabelInput(NamedTuple):
 def source_labels_of_motions(motions: Sequence[LabelInput]) -> list[dict[str, np.ndarray]]:
     """``contacts`` and ``floor_z`` of each motion's kept frames, from its whole trimmed
     motion, the motions' feet posed together (a Stage I item's motions:
-    :func:`contact_joint_positions_of_motions`)."""
+    :func:`contact_joint_columns_of_motions`), their speeds and contacts computed together."""
     legs, bounds = [], []
     for sequence, trim, _, model in motions:
         start, stop = trim_bounds(sequence.num_frames, trim)
@@ -57,15 +57,16 @@ def source_labels_of_motions(motions: Sequence[LabelInput]) -> list[dict[str, np
             )
         )
         bounds.append(start)
+    # the feet along the legs only (rotations of 7 joints, none composed), component-major
+    columns, starts = contact_joint_columns_of_motions(legs)
+    floors = feet_contacts_of_motions(columns, starts, [m.sequence.fps for m in motions])
     labels = []
-    # the feet along the legs only (rotations of 7 joints, none composed)
-    for (sequence, _, frames, _), start, feet in zip(
-        motions, bounds, contact_joint_positions_of_motions(legs), strict=True
-    ):
-        floor_z, contacts = feet_contacts(feet, sequence.fps)
+    for (_, _, frames, _), start, (floor_z, contacts) in zip(motions, bounds, floors, strict=True):
+        # (4, T) -> each kept frame's (or clip frame's) four labels, last
+        kept = np.moveaxis(contacts[:, frames - start], 0, -1)
         labels.append(
             {
-                CONTACTS: np.ascontiguousarray(contacts[frames - start]),
+                CONTACTS: np.ascontiguousarray(kept),
                 FLOOR_Z: np.full(frames.shape[0], floor_z, dtype=np.float32),
             }
         )
