@@ -1,14 +1,18 @@
-"""Shared fixtures: small synthetic AMASS trees written once per session, and prepared
-folders the tests only read. The plain functions they use are in ``tests/helpers.py``."""
+"""Shared fixtures: small synthetic AMASS trees written once per session, made-up body models
+written once per run, and prepared folders the tests only read. The plain functions they use
+are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 import pytest
-from helpers import TRAINING_FRAMES, TRAINING_SPLITS, TreeCache, prepare
+from helpers import BODY_MODEL_SEED, TRAINING_FRAMES, TRAINING_SPLITS, TreeCache, prepare
 
 from vposer_data.synthetic import RELEASES, SyntheticSummary
+from vposer_data.synthetic_models import write_body_models
 
 #: Frames and seed of the per-release trees of the split and synthetic-tree tests: small
 #: enough to be fast, large enough that every dataset gets at least one motion and BML gets
@@ -85,3 +89,22 @@ def release_tree(
     release = request.param
     root, summary = synthetic_trees[release]
     return release, root, summary
+
+
+@pytest.fixture(scope="session")
+def body_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made-up models of every family and gender in the AMASS layout, and the female ones in
+    the smplx package's layout too (seed ``BODY_MODEL_SEED``). Read-only. A full set takes
+    several seconds to write, so the xdist workers of one run share it: the first to get the
+    lock writes it, the others find it complete."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / f"body_models_seed{BODY_MODEL_SEED}"
+    done = shared / f"body_models_seed{BODY_MODEL_SEED}.done"
+    with open(shared / f"body_models_seed{BODY_MODEL_SEED}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            write_body_models(root, seed=BODY_MODEL_SEED)
+            write_body_models(root, genders=("female",), layouts=("smplx",), seed=BODY_MODEL_SEED)
+            done.touch()
+    return root

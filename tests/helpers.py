@@ -57,6 +57,10 @@ def write_tree(
     return root
 
 
+#: The seed of the made-up body models the ``body_models_dir`` fixture writes.
+BODY_MODEL_SEED = 3
+
+
 class TreeCache:
     """Synthetic AMASS trees written once per session, one per (frames, release, seed): the
     ``amass_tree`` fixture. Read-only: a test that changes a tree copies it first."""

@@ -10,19 +10,19 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import load_split, prepare, read_manifest
+from helpers import BODY_MODEL_SEED, load_split, prepare, read_manifest
 
 from vposer_data.contacts import foot_contacts, mirror_contacts
 from vposer_data.sampling import trim_bounds
 from vposer_data.skeleton import NUM_JOINTS
 from vposer_data.synthetic import write_motion_npz
-from vposer_data.synthetic_models import model_arrays, write_body_models
+from vposer_data.synthetic_models import model_arrays
 
 smplx_lbs = pytest.importorskip("smplx.lbs")
 
 #: The issue's bound on the distance to smplx.lbs.lbs, metres.
 TOLERANCE = 2e-5
-MODEL_SEED = 5
+MODEL_SEED = BODY_MODEL_SEED
 SPLITS = {"train": ["CMU"], "vald": ["HumanEva"], "test": ["SFU"]}
 GENDER_NAMES = {-1: "male", 0: "neutral", 1: "female"}
 FAMILY_KEYS = {
@@ -61,11 +61,9 @@ def write_family_tree(
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every family and gender, AMASS layout. Read-only."""
-    root = tmp_path_factory.mktemp("models")
-    write_body_models(root, seed=MODEL_SEED)
-    return root
+def models(body_models_dir: Path) -> Path:
+    """Every family and gender, AMASS layout (seed ``MODEL_SEED``). Read-only."""
+    return body_models_dir
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import BODY_MODEL_SEED
 
 from vposer_data.body_model import (
     BODY_JOINT_COUNT,
@@ -39,18 +40,15 @@ smplx_lbs = pytest.importorskip("smplx.lbs")
 
 #: The issue's bound on the distance to smplx.lbs.lbs, metres.
 TOLERANCE = 2e-5
-SEED = 3
+SEED = BODY_MODEL_SEED
 AMASS_BETAS = 16
 
 
 @pytest.fixture(scope="module")
-def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_root(body_models_dir: Path) -> Path:
     """Every family and gender in the AMASS layout, and the female models in the smplx
-    package's layout too. Read-only."""
-    root = tmp_path_factory.mktemp("body_models")
-    write_body_models(root, seed=SEED)
-    write_body_models(root, genders=("female",), layouts=("smplx",), seed=SEED)
-    return root
+    package's layout too (seed ``SEED``). Read-only."""
+    return body_models_dir
 
 
 def lbs_joints(raw: dict, betas: np.ndarray, pose: np.ndarray, trans: np.ndarray, dtype):

@@ -24,14 +24,11 @@ from vposer_data.chain_kinematics import (
     contact_joint_positions_of_motions,
 )
 from vposer_data.skeleton import CONTACT_JOINTS
-from vposer_data.synthetic_models import write_body_models
 
 
 @pytest.fixture(scope="module")
-def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("body_models")
-    write_body_models(root, genders=("female", "male"), seed=7)
-    return root
+def model_root(body_models_dir: Path) -> Path:
+    return body_models_dir
 
 
 def motion(frames: int, seed: int) -> dict[str, np.ndarray]:
