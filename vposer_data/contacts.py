@@ -70,18 +70,30 @@ def joint_speeds(positions: np.ndarray, fps: float) -> np.ndarray:
         raise ValueError(f"positions must have shape (T, K, 3), got {positions.shape}")
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    frames = positions.shape[0]
-    speeds = np.zeros(positions.shape[:2])
-    if frames >= 2:
-        # the norm summed x, y, z in that order, as np.linalg.norm sums them (the same bits),
-        # without a reduction over an axis of 3, which is slow
-        steps = positions[1:] - positions[:-1]
+    columns = np.ascontiguousarray(positions.transpose(1, 2, 0))
+    frames = np.array([0, positions.shape[0]])
+    return np.ascontiguousarray(_speeds(columns, frames, np.array([float(fps)])).T)
+
+
+def _speeds(columns: np.ndarray, bounds: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Speeds ``(K, F)`` of positions given component-major, ``(K, 3, F)``, of motions one
+    after another (motion ``i`` at frames ``bounds[i] : bounds[i + 1]``, at ``rates[i]``):
+    ``|p_{t+1} - p_t|`` (summed x, y, z in that order, as ``np.linalg.norm`` sums them)
+    times the rate, each motion's last frame repeating the one before, a single frame 0."""
+    lengths = np.diff(bounds)
+    frames = columns.shape[2]
+    speeds = np.zeros((columns.shape[0], frames))
+    if frames >= 2:  # a step across two motions is replaced below
+        steps = columns[..., 1:] - columns[..., :-1]
         np.multiply(steps, steps, out=steps)
-        squared = steps[..., 0] + steps[..., 1]
-        squared += steps[..., 2]
+        squared = steps[:, 0] + steps[:, 1]
+        squared += steps[:, 2]
         np.sqrt(squared, out=squared)
-        np.multiply(squared, fps, out=speeds[:-1])
-        speeds[-1] = speeds[-2]
+        np.multiply(squared, np.repeat(rates, lengths)[:-1], out=speeds[:, :-1])
+    last = bounds[1:] - 1
+    longer = lengths >= 2
+    speeds[:, last[longer]] = speeds[:, last[longer] - 1]
+    speeds[:, last[~longer]] = 0.0
     return speeds
 
 
@@ -289,21 +301,7 @@ def feet_contacts_of_motions(
         raise ValueError(f"starts must cut {columns.shape[2]} frames into motions, got {bounds}")
     if rates.shape != lengths.shape or not (rates > 0).all():
         raise ValueError(f"one positive fps per motion expected, got {rates}")
-    frames = columns.shape[2]
-    speeds = np.zeros((4, frames))
-    if frames >= 2:
-        # |p_{t+1} - p_t| summed x, y, z in that order, times the motion's rate (a step
-        # across two motions is replaced below)
-        steps = columns[..., 1:] - columns[..., :-1]
-        np.multiply(steps, steps, out=steps)
-        squared = steps[:, 0] + steps[:, 1]
-        squared += steps[:, 2]
-        np.sqrt(squared, out=squared)
-        np.multiply(squared, np.repeat(rates, lengths)[:-1], out=speeds[:, :-1])
-    last = bounds[1:] - 1
-    longer = lengths >= 2
-    speeds[:, last[longer]] = speeds[:, last[longer] - 1]  # the last frame repeats the one before
-    speeds[:, last[~longer]] = 0.0  # a single frame has speed 0
+    speeds = _speeds(columns, bounds, rates)
     floors = np.array(
         [
             floor_height(columns[1::2, 2, first:end].T, speeds[1::2, first:end].T)
