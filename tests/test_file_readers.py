@@ -26,6 +26,7 @@ from vposer_data.stages.file_readers import (
     _AHEAD_PER_THREAD,
     FILES_PER_ITEM,
     read_in_order,
+    read_items_in_order,
     workers_can_share,
 )
 
@@ -145,15 +146,15 @@ def _items_read(item: Sequence[int]) -> list[tuple[int, ...]]:
 
 @pytest.mark.parametrize("count", [1, FILES_PER_ITEM + 3, 3 * FILES_PER_ITEM])
 def test_files_are_read_together_in_the_same_items_in_threads_and_workers(count: int) -> None:
-    """``read_together`` gets the same items of FILES_PER_ITEM files in threads and in any
-    number of worker processes: work shared within an item (Stage I's kinematics) gives the
-    same results whatever the number of workers."""
+    """``read_items_in_order`` reads the same items of FILES_PER_ITEM files in threads and in
+    any number of worker processes: work shared within an item (Stage I's kinematics) gives
+    the same results whatever the number of workers."""
     expected = [
         tuple(range(i - i % FILES_PER_ITEM, min(count, i - i % FILES_PER_ITEM + FILES_PER_ITEM)))
         for i in range(count)
     ]
     for workers in (0, 1, 2):
-        got = read_in_order(lambda i: (i,), range(count), workers, (), read_together=_items_read)
+        got = read_items_in_order(_items_read, range(count), workers, ())
         assert list(got) == expected, workers
 
 

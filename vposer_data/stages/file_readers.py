@@ -38,7 +38,7 @@ from vposer_data.interrupts import check, start_workers
 from vposer_data.memory import free_file_range
 from vposer_data.stages.worker_start import worker_context
 
-__all__ = ["read_in_order", "workers_can_share"]
+__all__ = ["read_in_order", "read_items_in_order", "workers_can_share"]
 
 _log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -347,22 +347,34 @@ def read_in_order(
     num_workers: int,
     shared: Sequence[str],
     warn: Callable[[str], None] = _log.warning,
-    read_together: Callable[[Sequence[S]], list[R]] | None = None,
 ) -> Generator[R, None, None]:
     """``read(source)`` for each source, in order, in ``num_workers`` worker processes where
-    :func:`workers_can_share`, else in threads.
+    :func:`workers_can_share`, else in threads (:func:`read_items_in_order`, one file at a
+    time)."""
+    yield from read_items_in_order(
+        lambda item: [read(source) for source in item], sources, num_workers, shared, warn
+    )
 
-    ``read`` returns a dataclass; the arrays it names in ``shared`` (fields ``x``, or entries
+
+def read_items_in_order(
+    read_item: Callable[[Sequence[S]], list[R]],
+    sources: Sequence[S],
+    num_workers: int,
+    shared: Sequence[str],
+    warn: Callable[[str], None] = _log.warning,
+) -> Generator[R, None, None]:
+    """The result of each source, in order: ``read_item`` reads an item of ``FILES_PER_ITEM``
+    sources at once (work shared across files, such as Stage I's kinematics) and returns one
+    result per source, in ``num_workers`` worker processes where :func:`workers_can_share`,
+    else in threads; the items are the same either way.
+
+    A result is a dataclass; the arrays it names in ``shared`` (fields ``x``, or entries
     ``x.key`` of dict fields) come back through shared memory, the rest through the workers'
     pipes. They arrive as read-only views of that memory, which goes back to the system soon
     after the caller drops them (when a later result is asked for): a caller that uses each
     result and lets go of its arrays holds only the files in flight, whatever their number.
-    An array that does not fit in shared memory travels pickled, and ``warn`` says so once.
-
-    ``read_together``, where given, reads an item of ``FILES_PER_ITEM`` files at once (work
-    shared across files, such as Stage I's kinematics), in threads as in worker processes."""
-    together = read_together or (lambda item: [read(source) for source in item])
+    An array that does not fit in shared memory travels pickled, and ``warn`` says so once."""
     if not workers_can_share(num_workers):
-        yield from _in_threads(together, sources, num_workers)
+        yield from _in_threads(read_item, sources, num_workers)
         return
-    yield from _in_workers(together, sources, num_workers, shared, warn)
+    yield from _in_workers(read_item, sources, num_workers, shared, warn)

@@ -38,7 +38,7 @@ from vposer_data.records import (
 )
 from vposer_data.sampling import clock_frames, random_frames, sequence_rng, trim_bounds
 from vposer_data.splits import SourceFile
-from vposer_data.stages.file_readers import read_in_order
+from vposer_data.stages.file_readers import read_items_in_order
 from vposer_data.stages.job import SplitJob
 from vposer_data.stages.source_labels import LABEL_FIELDS, LabelInput, source_labels_of_motions
 from vposer_data.stages.split_writer import SplitWriter
@@ -363,14 +363,12 @@ def run_stage1(job: SplitJob) -> Stage1Record:
     body = job.body_models if contacts else None
     if contacts and body is None:
         raise PrepareError(f"split {split!r}: contacts need the body models; pass body_model_dir")
-    read_together = functools.partial(_read_files, amass_dir, config=config, body=body)
-    results = read_in_order(
-        lambda source: read_together([source])[0],
+    results = read_items_in_order(
+        functools.partial(_read_files, amass_dir, config=config, body=body),
         to_read,
         config.num_workers,
         shared=SHARED_ARRAYS,
         warn=job.log.warning,
-        read_together=read_together,
     )
     # each motion's samples are written as it arrives, and its arrays let go
     writer = SplitWriter(job.out, job.final)
